@@ -1,0 +1,326 @@
+"""Baton's Chalice app: routes and event handlers only. Each parses, calls chalicelib, returns.
+
+Errors: views raise ``chalicelib.errors.BatonError``; ``_api`` maps them to ``{"error": {...}}``
+with their status, and the middleware gives Chalice's own errors (405, 415...) the same shape.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Chalice, Rate, Response
+
+from chalicelib.bootstrap import container
+from chalicelib.errors import BatonError, PayloadTooLarge
+
+app = Chalice(app_name="baton")
+
+JSON = ["application/json"]
+FORM_TYPES = ["application/json", "application/x-www-form-urlencoded"]
+WEBHOOK_TYPES = ["application/json", "application/x-www-form-urlencoded", "text/plain"]
+MAX_JSON_BODY = 1024 * 1024
+
+
+def _error(exc: BatonError, headers: dict[str, str] | None = None) -> Response:
+    out = {"Content-Type": "application/json", **(headers or {})}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        out["Retry-After"] = str(retry_after)
+    return Response(body=exc.to_dict(), status_code=exc.status, headers=out)
+
+
+def _headers() -> dict[str, str]:
+    return {k.lower(): v for k, v in (app.current_request.headers or {}).items()}
+
+
+def _body(limit: int = MAX_JSON_BODY) -> bytes:
+    raw: bytes = app.current_request.raw_body or b""
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes", details={"field": "body"})
+    return raw
+
+
+def _json_body() -> Any:
+    from chalicelib.schemas import parse_json
+
+    return parse_json(_body())
+
+
+def _api(path: str, methods: list[str], *, auth: tuple[str, ...] = (), content_types: list[str] | None = None,
+         ) -> Callable[[Callable[..., Any]], Any]:
+    """``app.route`` plus bearer-token auth (enforced by chalice local too) and error mapping."""
+
+    def register(view: Callable[..., Any]) -> Any:
+        @functools.wraps(view)
+        def handler(**params: Any) -> Any:
+            try:
+                if auth:
+                    from chalicelib.auth import require_token
+
+                    require_token(_headers(), container().secrets, *auth)
+                return view(**params)
+            except BatonError as exc:
+                return _error(exc, _cors_headers())
+
+        return app.route(path, methods=methods, content_types=content_types or JSON)(handler)
+
+    return register
+
+
+ADMIN = ("admin-token",)
+INGEST = ("ingest-token", "admin-token")
+
+
+@app.middleware("http")
+def _uniform_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    response = get_response(event)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and "Code" in body:  # Chalice's own errors
+        code = str(body.get("Code"))
+        status = response.status_code
+        message = str(body.get("Message")) if status < 500 else "internal error"
+        response.body = {"error": {"code": code, "message": message, "details": {}}}
+    return response
+
+
+def _cors_headers() -> dict[str, str]:
+    origin = _headers().get("origin", "")
+    if origin and origin.rstrip("/") in container().cors_origins():
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        }
+    return {}
+
+
+# -- health ------------------------------------------------------------------------------------
+
+@app.route("/health", methods=["GET"])
+def health() -> Response:
+    from chalicelib.health import health as check
+
+    report = check(container().settings)
+    return Response(body=report, status_code=200 if report["status"] == "ok" else 503)
+
+
+# -- ingestion ---------------------------------------------------------------------------------
+
+@_api("/v1/forms/{form_id}", ["POST"], content_types=FORM_TYPES)
+def submit_form(form_id: str) -> Response:
+    from chalicelib.forms import form_answer, parse_submission
+
+    c = container()
+    rs = c.rulesets.active()
+    submission = parse_submission(
+        form_id, _headers().get("content-type", ""), app.current_request.raw_body or b"", rs.source, c.clock(),
+        c.redirect_allowlist(),
+    )
+    answer: dict[str, Any] = {"ok": True}
+    if submission.event is not None:
+        result = c.leads.ingest([submission.event])
+        answer = {"ok": True, **form_answer(result["leads"][0])}
+    if submission.redirect and submission.is_browser_post:
+        return Response(body="", status_code=303, headers={"Location": submission.redirect, **_cors_headers()})
+    return Response(body=answer, status_code=200, headers=_cors_headers())
+
+
+@app.route("/v1/forms/{form_id}", methods=["OPTIONS"])
+def form_preflight(form_id: str) -> Response:
+    headers = _cors_headers()
+    return Response(body="", status_code=204 if headers else 403, headers=headers)
+
+
+@_api("/v1/events", ["POST"], auth=INGEST)
+def post_events() -> Response:
+    from chalicelib.schemas import parse_events
+
+    c = container()
+    events = parse_events(_json_body(), c.clock())
+    return Response(body=c.leads.ingest(events), status_code=202)
+
+
+@_api("/v1/identify", ["POST"], auth=INGEST)
+def identify() -> Response:
+    from chalicelib.schemas import parse_identify
+
+    c = container()
+    result = c.leads.identify(parse_identify(_json_body(), c.clock()))
+    return Response(body=result.summary(), status_code=200)
+
+
+# -- leads (admin) -----------------------------------------------------------------------------
+
+@_api("/v1/leads", ["GET"], auth=ADMIN)
+def find_lead() -> Any:
+    from chalicelib.schemas import normalize_email
+    from chalicelib.state import lead_id_for
+
+    params = app.current_request.query_params or {}
+    email = normalize_email(params.get("email"), "email")
+    return _lead(lead_id_for(email), params)
+
+
+@_api("/v1/leads/{lead_id}", ["GET"], auth=ADMIN)
+def get_lead(lead_id: str) -> Any:
+    return _lead(lead_id, app.current_request.query_params or {})
+
+
+def _lead(lead_id: str, params: dict[str, str]) -> Any:
+    from chalicelib.paging import page_params
+
+    limit, cursor = page_params(params)
+    return container().leads.get(lead_id, limit=limit, cursor=cursor)
+
+
+@_api("/v1/leads/{lead_id}/outcome", ["POST"], auth=ADMIN)
+def record_outcome(lead_id: str) -> Any:
+    from chalicelib.schemas import OutcomeIn, validate
+
+    body: OutcomeIn = validate(OutcomeIn, _json_body())
+    return container().leads.record_outcome(
+        lead_id, body.outcome, reason=body.reason, answers=body.answers(), actor=body.actor
+    )
+
+
+# -- rule sets (admin) -------------------------------------------------------------------------
+
+@_api("/v1/rulesets", ["GET"], auth=ADMIN)
+def list_rulesets() -> Any:
+    return {"rulesets": container().rulesets.list()}
+
+
+@_api("/v1/rulesets", ["POST"], auth=ADMIN, content_types=["application/json", "application/yaml", "text/yaml"])
+def create_ruleset() -> Response:
+    from chalicelib.rules.loader import parse_ruleset_text
+
+    raw = _body()
+    media = _headers().get("content-type", "application/json").split(";")[0].strip()
+    if media == "application/json":
+        created = container().rulesets.create(_json_body())
+    else:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            from chalicelib.errors import BadRequest
+
+            raise BadRequest("the rule set is not UTF-8 text", details={"field": "body"}) from None
+        created = container().rulesets.create(parse_ruleset_text(text).model_dump(mode="json", by_alias=True))
+    return Response(body=created, status_code=201)
+
+
+@_api("/v1/rulesets/active", ["GET"], auth=ADMIN)
+def active_ruleset() -> Any:
+    return container().rulesets.active_info()
+
+
+@_api("/v1/rulesets/{version}", ["GET"], auth=ADMIN)
+def get_ruleset(version: str) -> Any:
+    from chalicelib.rulesets import parse_version
+
+    return container().rulesets.get(parse_version(version))
+
+
+@_api("/v1/rulesets/{version}/publish", ["POST"], auth=ADMIN)
+def publish_ruleset(version: str) -> Any:
+    from chalicelib.rulesets import parse_version
+
+    return container().rulesets.publish(parse_version(version))
+
+
+@_api("/v1/rulesets/rollback", ["POST"], auth=ADMIN)
+def rollback_ruleset() -> Any:
+    return container().rulesets.rollback()
+
+
+
+
+# -- Slack -------------------------------------------------------------------------------------
+
+@_api("/v1/slack/interactions", ["POST"], content_types=["application/x-www-form-urlencoded"])
+def slack_interactions() -> Response:
+    from chalicelib.errors import Unauthorized
+    from chalicelib.notify import handle_interaction
+    from chalicelib.slack.signature import verify_slack_request
+
+    c = container()
+    raw = _body(256 * 1024)
+    secret = c.secrets.get("slack/signing-secret")
+    if not secret:
+        raise Unauthorized("Slack signing secret is not configured", details={"field": "X-Slack-Signature"})
+    verify_slack_request(secret, _headers(), raw, c.clock())
+    return Response(body=handle_interaction(raw, c.leads, c.notifier(), c.clock), status_code=200)
+
+
+# -- event handlers (not HTTP: SNS, schedules, streams) ----------------------------------------
+
+HANDOFF_TOPIC = os.environ.get("BATON_HANDOFF_TOPIC", f"baton-{os.environ.get('BATON_STAGE', 'local')}-handoff")
+
+
+@app.on_sns_message(topic=HANDOFF_TOPIC, name="slack_notifier")
+def slack_notifier(event: Any) -> None:
+    from chalicelib.notify import deliver
+
+    c = container()
+    attributes = {k: v.get("Value", "") for k, v in (event.to_dict()["Records"][0]["Sns"].get("MessageAttributes")
+                                                     or {}).items()}
+    deliver(event.message, attributes, c.outbox, c.notifier())
+
+
+def _relay() -> dict[str, int]:
+    from chalicelib.publisher import relay
+
+    c = container()
+    return relay(c.outbox, c.publisher())
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="outbox_sweeper")
+def outbox_sweeper(event: Any) -> dict[str, int]:
+    return _relay()
+
+
+@app.schedule(Rate(15, unit=Rate.MINUTES), name="sla_checker")
+def sla_checker(event: Any) -> dict[str, Any]:
+    from chalicelib.sla import check_sla
+
+    c = container()
+    return check_sla(c.leads_repo, c.rulesets, c.clock())
+
+
+if os.environ.get("BATON_OUTBOX_STREAM_ARN"):
+    # In AWS the outbox table's stream relays at once; the sweeper only catches what it missed.
+    @app.on_dynamodb_record(stream_arn=os.environ["BATON_OUTBOX_STREAM_ARN"], name="outbox_relay",
+                            batch_size=10)
+    def outbox_relay(event: Any) -> dict[str, int]:
+        return _relay()
+
+
+# -- vendor webhooks ---------------------------------------------------------------------------
+
+@_api("/v1/webhooks/{source}", ["POST", "GET"], content_types=WEBHOOK_TYPES)
+def vendor_webhook(source: str) -> Response:
+    from urllib.parse import urlencode
+
+    from chalicelib.sources import WebhookRequest
+    from chalicelib.webhooks import receive
+
+    c = container()
+    request = app.current_request
+    headers = _headers()
+    query = dict(request.query_params or {})
+    # HubSpot signs the URL it called: rebuild it as the sender saw it (behind API Gateway the path
+    # carries the stage prefix). BATON_PUBLIC_URL overrides when a proxy rewrites the host.
+    base = os.environ.get("BATON_PUBLIC_URL") or (
+        f"{headers.get('x-forwarded-proto', 'https')}://{headers.get('host', 'localhost')}"
+    )
+    path = (request.context or {}).get("path") or f"/v1/webhooks/{source}"
+    url = base.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
+    hook = WebhookRequest(request.method, url, headers, query, _body(5 * 1024 * 1024) if request.method == "POST"
+                          else b"")
+    result = receive(source, hook, c.secrets, c.leads, c.clock())
+    return Response(body=result.body if result.body is not None else {"ok": True}, status_code=result.status)

@@ -1,0 +1,355 @@
+"""History files: events, leads and outcomes as CSV or Parquet (layouts in docs/backtest-data.md).
+
+The format follows the file name: ``.csv`` (or ``.csv.gz``) or ``.parquet`` (``.pq``). CSV needs
+only the standard library; Parquet imports pyarrow inside the functions that use it, so importing
+this module never loads pyarrow or pandas.
+
+Times (``occurred_at``) are read from epoch seconds (a number), an ISO 8601 text (``Z`` or an
+offset; a naive time is UTC) or a Parquet timestamp; they are written as ISO 8601 UTC text with
+microseconds in CSV and as ``timestamp[us, UTC]`` in Parquet, so any time with at most microsecond
+precision survives a round trip exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from chalicelib.backtest.replay import Outcome
+from chalicelib.engine import OUTCOMES
+from chalicelib.events import Event, content_event_id
+from chalicelib.state import lead_id_for
+
+EVENT_COLUMNS = ("event_id", "type", "occurred_at", "email", "anonymous_id", "properties", "traits", "source")
+OUTCOME_COLUMNS = ("lead_id", "email", "outcome", "occurred_at", "reason")
+TIME_COLUMNS = ("occurred_at", "ts", "timestamp", "created_at")
+_NOT_TRAITS = frozenset({"email", "lead_id", *TIME_COLUMNS})
+
+
+def _kind(path: str | Path) -> str:
+    name = str(path).lower()
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    raise ValueError(f"{path}: unknown file type; use .csv, .csv.gz or .parquet")
+
+
+# -- times -------------------------------------------------------------------------------------------
+
+
+def parse_time(value: Any) -> float:
+    """Epoch seconds from a number, a numeric text, an ISO 8601 text or a datetime."""
+    if isinstance(value, bool) or value is None or value == "":
+        raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    if hasattr(value, "timestamp") and callable(value.timestamp):  # pandas.Timestamp and friends
+        return float(value.timestamp())
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a time: {value!r} (use epoch seconds or ISO 8601)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def format_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _micros(ts: float) -> int:
+    return round(ts * 1_000_000)
+
+
+# -- JSON columns ------------------------------------------------------------------------------------
+
+
+def _json_reader() -> Callable[[Any], dict[str, Any]]:
+    """Decode JSON object cells, once per distinct text (many events share the same properties)."""
+    cache: dict[str, dict[str, Any]] = {}
+
+    def read(cell: Any) -> dict[str, Any]:
+        if cell is None or cell == "":
+            return {}
+        if isinstance(cell, dict):
+            return cell
+        found = cache.get(cell)
+        if found is None:
+            found = json.loads(cell)
+            if not isinstance(found, dict):
+                raise ValueError(f"expected a JSON object, got {cell[:80]!r}")
+            cache[cell] = found
+        return found
+
+    return read
+
+
+def _json_writer() -> Callable[[Any], str]:
+    """Encode mappings, once per object (generated histories share property dicts between events)."""
+    cache: dict[int, str] = {}
+
+    def write(value: Any) -> str:
+        if not value:
+            return ""
+        key = id(value)
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = json.dumps(dict(value), separators=(",", ":"), default=str)
+        return found
+
+    return write
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return text if text != "" else None
+
+
+# -- CSV helpers ---------------------------------------------------------------------------------------
+
+
+def _open_text(path: str | Path, mode: str) -> io.TextIOBase:
+    if str(path).lower().endswith(".gz"):
+        return gzip.open(path, mode + "t", encoding="utf-8", newline="")  # type: ignore[return-value]
+    return open(path, mode, encoding="utf-8", newline="")  # noqa: SIM115 - the caller closes it
+
+
+def _csv_rows(path: str | Path) -> Iterator[dict[str, str]]:
+    with _open_text(path, "r") as handle:
+        yield from csv.DictReader(handle)  # type: ignore[arg-type]
+
+
+def _write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    count = 0
+    with _open_text(path, "w") as handle:
+        writer = csv.writer(handle)  # type: ignore[arg-type]
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in row])
+            count += 1
+    return count
+
+
+def _parquet_columns(path: str | Path) -> dict[str, Any]:
+    """Column name -> pyarrow ChunkedArray."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    return {name: table.column(name) for name in table.column_names}
+
+
+def _time_values(column: Any) -> list[float | None]:
+    """Epoch seconds from a Parquet column of timestamps, numbers or ISO texts, without per-row pandas."""
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        divisor = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[kind.unit]
+        return [None if v is None else v / divisor for v in column.cast(pa.int64()).to_pylist()]
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return [None if v is None else float(v) for v in column.to_pylist()]
+    return [None if v is None or v == "" else parse_time(v) for v in column.to_pylist()]
+
+
+def _first_time_column(names: Iterable[str]) -> str | None:
+    present = set(names)
+    return next((c for c in TIME_COLUMNS if c in present), None)
+
+
+# -- events ------------------------------------------------------------------------------------------
+
+
+def _event(row_no: int, event_id: Any, type_: Any, ts: float | None, email: Any, anonymous: Any, props: dict[str, Any],
+           traits: dict[str, Any], source: Any) -> Event:
+    if not type_:
+        raise ValueError(f"row {row_no}: 'type' is empty")
+    if ts is None:
+        raise ValueError(f"row {row_no}: 'occurred_at' is empty")
+    email = _text(email)
+    anonymous = _text(anonymous)
+    source = _text(source) or "import"
+    if not event_id:
+        event_id = content_event_id(source, str(type_), ts, email or anonymous or "", props)
+    return Event(str(event_id), str(type_), ts, email, anonymous, props, traits, source)
+
+
+def read_events(path: str | Path) -> list[Event]:
+    """Events in file order (``backtest`` sorts by time itself)."""
+    decode_props, decode_traits = _json_reader(), _json_reader()
+    if _kind(path) == "csv":
+        out = []
+        time_column: str | None = None
+        for n, row in enumerate(_csv_rows(path), start=2):
+            if time_column is None:
+                time_column = _first_time_column(row)
+                if time_column is None:
+                    raise ValueError(f"{path}: no time column; expected one of {', '.join(TIME_COLUMNS)}")
+            cell = row.get(time_column)
+            try:
+                ts = parse_time(cell) if cell else None
+                out.append(_event(n, row.get("event_id"), row.get("type"), ts, row.get("email"),
+                                  row.get("anonymous_id"), decode_props(row.get("properties")),
+                                  decode_traits(row.get("traits")), row.get("source")))
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}" if str(exc).startswith("row") else f"{path}: row {n}: {exc}") from None
+        return out
+    columns = _parquet_columns(path)
+    time_column = _first_time_column(columns)
+    if time_column is None or "type" not in columns:
+        raise ValueError(f"{path}: needs 'type' and a time column ({', '.join(TIME_COLUMNS)})")
+    n_rows = len(columns["type"])
+
+    def values(name: str) -> list[Any]:
+        return columns[name].to_pylist() if name in columns else [None] * n_rows
+
+    times = _time_values(columns[time_column])
+    ids, types, emails, anonymous = values("event_id"), values("type"), values("email"), values("anonymous_id")
+    props, traits, sources = values("properties"), values("traits"), values("source")
+    out = []
+    make = Event
+    for i in range(n_rows):
+        event_id, ts, source = ids[i], times[i], sources[i]
+        if event_id and ts is not None and types[i] and source:  # the common, well-formed row
+            out.append(make(event_id, types[i], ts, emails[i] or None, anonymous[i] or None,
+                            decode_props(props[i]), decode_traits(traits[i]), source))
+        else:
+            out.append(_event(i + 1, event_id, types[i], ts, emails[i], anonymous[i], decode_props(props[i]),
+                              decode_traits(traits[i]), source))
+    return out
+
+
+def write_events(path: str | Path, events: Iterable[Event]) -> int:
+    """Write events in the documented layout; returns the number written."""
+    encode = _json_writer()
+    if _kind(path) == "csv":
+        return _write_csv(path, EVENT_COLUMNS, (
+            (e.event_id, e.type, format_time(e.ts), e.email, e.anonymous_id, encode(e.properties), encode(e.traits),
+             e.source)
+            for e in events
+        ))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    listed = events if isinstance(events, list) else list(events)
+    table = pa.table({
+        "event_id": pa.array([e.event_id for e in listed], pa.string()),
+        "type": pa.array([e.type for e in listed], pa.string()),
+        "occurred_at": pa.array([_micros(e.ts) for e in listed], pa.timestamp("us", tz="UTC")),
+        "email": pa.array([e.email for e in listed], pa.string()),
+        "anonymous_id": pa.array([e.anonymous_id for e in listed], pa.string()),
+        "properties": pa.array([encode(e.properties) for e in listed], pa.string()),
+        "traits": pa.array([encode(e.traits) for e in listed], pa.string()),
+        "source": pa.array([e.source for e in listed], pa.string()),
+    })
+    pq.write_table(table, path, compression="zstd")
+    return len(listed)
+
+
+# -- outcomes ------------------------------------------------------------------------------------------
+
+
+def _outcome(row_no: int, row: dict[str, Any], time_column: str | None) -> Outcome:
+    outcome = _text(row.get("outcome"))
+    if outcome not in OUTCOMES:
+        raise ValueError(f"row {row_no}: outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    lead_id, email = _text(row.get("lead_id")), _text(row.get("email"))
+    if not lead_id and not email:
+        raise ValueError(f"row {row_no}: needs 'lead_id' or 'email'")
+    cell = row.get(time_column) if time_column else None
+    if cell is None or cell == "":
+        raise ValueError(f"row {row_no}: 'occurred_at' is empty")
+    return Outcome(outcome, parse_time(cell), lead_id=lead_id, email=email, reason=_text(row.get("reason")))
+
+
+def _records(path: str | Path) -> Iterator[dict[str, Any]]:
+    if _kind(path) == "csv":
+        yield from _csv_rows(path)
+        return
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    names = table.column_names
+    time_column = _first_time_column(names)
+    columns = {name: table.column(name).to_pylist() for name in names}
+    if time_column is not None:
+        columns[time_column] = _time_values(table.column(time_column))
+    for i in range(table.num_rows):
+        yield {name: values[i] for name, values in columns.items()}
+
+
+def read_outcomes(path: str | Path) -> list[Outcome]:
+    out = []
+    time_column: str | None = None
+    for n, row in enumerate(_records(path), start=2 if _kind(path) == "csv" else 1):
+        if time_column is None:
+            time_column = _first_time_column(row)
+        try:
+            out.append(_outcome(n, row, time_column))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    return out
+
+
+def write_outcomes(path: str | Path, outcomes: Iterable[Outcome]) -> int:
+    if _kind(path) == "csv":
+        return _write_csv(path, OUTCOME_COLUMNS, (
+            (o.lead_key, o.email, o.outcome, format_time(o.ts), o.reason) for o in outcomes
+        ))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    listed = list(outcomes)
+    table = pa.table({
+        "lead_id": pa.array([o.lead_key for o in listed], pa.string()),
+        "email": pa.array([o.email for o in listed], pa.string()),
+        "outcome": pa.array([o.outcome for o in listed], pa.string()),
+        "occurred_at": pa.array([_micros(o.ts) for o in listed], pa.timestamp("us", tz="UTC")),
+        "reason": pa.array([o.reason for o in listed], pa.string()),
+    })
+    pq.write_table(table, path, compression="zstd")
+    return len(listed)
+
+
+# -- leads ---------------------------------------------------------------------------------------------
+
+
+def read_leads(path: str | Path, at: float | str | datetime | None = None) -> list[Event]:
+    """Each row (an email and attribute columns) as an ``identify`` event carrying the attributes as traits.
+
+    The event's time is the row's ``occurred_at`` / ``created_at`` column, else ``at``; blank cells
+    are not traits (blank never erases an attribute). Replaying these before the other events gives
+    every lead its known attributes from the start.
+    """
+    default_ts = parse_time(at) if at is not None else None
+    out = []
+    for n, row in enumerate(_records(path), start=2 if _kind(path) == "csv" else 1):
+        email = _text(row.get("email"))
+        if not email:
+            raise ValueError(f"{path}: row {n}: 'email' is empty")
+        email = email.strip().lower()
+        time_column = _first_time_column(row)
+        cell = row.get(time_column) if time_column else None
+        ts = parse_time(cell) if cell not in (None, "") else default_ts
+        if ts is None:
+            raise ValueError(f"{path}: row {n}: no occurred_at/created_at value; pass read_leads(path, at=...)")
+        traits = {k: v for k, v in row.items() if k not in _NOT_TRAITS and v not in (None, "")}
+        event_id = content_event_id("import", "identify", ts, lead_id_for(email), traits)
+        out.append(Event(event_id, "identify", ts, email, None, {}, traits, "import"))
+    return out

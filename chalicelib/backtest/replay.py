@@ -1,0 +1,522 @@
+"""Replay history through the production engine, lead by lead.
+
+``backtest(events, ruleset, outcomes)`` gives each lead exactly the sequence of ``apply_event`` /
+``apply_outcome`` calls the online service (``LeadService``) would have made had the same events
+arrived one by one in time order, so a backtest and production agree lead for lead:
+
+- events are taken in time order (a stable sort: events at the same instant keep their order);
+- a lead is keyed by ``lead_id_for(email)``; an event with neither email nor anonymous id is dropped;
+- an anonymous event waits (deduplicated by event id) until an identify event (email + anonymous
+  id) links its visitor to a lead; the identify then applies the waiting events, oldest first (ties
+  by event id, as the store returns them), and itself last. Once linked, the visitor's events go
+  straight to the lead. A visitor already linked to another lead keeps that link (a shared
+  computer): the identify counts for its own email only. Visitors never identified count nowhere;
+- an event id a lead has already counted is a redelivery and changes nothing (the online store
+  remembers every id, not only the state's recent ones);
+- ``now`` for each event is the event's own time (the online clock, when events are not from the
+  future); for an outcome it is the outcome's time;
+- outcomes (sales feedback) are interleaved by time; at the same instant events come first. An
+  outcome for a lead that does not exist yet is skipped, as the API would refuse it (counted in
+  ``unmatched_outcomes``).
+
+Per-lead work is independent, so it is grouped up front and, with ``workers > 1``, split across
+forked processes; results do not depend on ``workers``.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.engine import apply_event, apply_outcome, engagement_at, new_lead
+from chalicelib.events import Event
+from chalicelib.rules.compile import CompiledRuleset, compile_ruleset
+from chalicelib.rules.model import FORM_EVENT_TYPES, RuleSet
+from chalicelib.state import STAGE_ORDER, LeadState, Transition, lead_id_for
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+WEEK = 7 * 86400.0
+PARALLEL_MIN_LEADS = 2000  # below this, forking costs more than it saves
+# Events that carry an offer (a form id, an asset): what the per-offer metrics count.
+OFFER_TYPES = frozenset({*FORM_EVENT_TYPES, "webinar_attended"})
+NO_CHANNEL = ("(direct)", "(none)")
+BURST_GAP = 1800.0  # seconds: events closer than this are one burst of activity for the peak score
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Sales feedback at a point in time, for a lead named by id or by email."""
+
+    outcome: str  # one of chalicelib.engine.OUTCOMES
+    ts: float
+    lead_id: str | None = None
+    email: str | None = None
+    reason: str | None = None
+
+    @property
+    def lead_key(self) -> str:
+        if self.lead_id:
+            return self.lead_id
+        if self.email:
+            return lead_id_for(self.email)
+        raise ValueError("an outcome needs a lead_id or an email")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lead_id": self.lead_key, "email": self.email, "outcome": self.outcome, "ts": self.ts,
+                "reason": self.reason}
+
+
+@dataclass(slots=True)
+class LeadReport:
+    """One lead after the replay.
+
+    ``mql_at`` / ``sql_at`` are the first times the *rules* moved the lead there (sales feedback such
+    as "accepted" does not count: it reflects the old rules' history, not the rule set under test).
+    ``max_score`` is the highest ``fit + engagement`` the lead had, evaluated where scores peak: at the
+    end of each burst of activity (events under ``BURST_GAP`` apart) and before each sales outcome;
+    ``max_engagement`` likewise for engagement alone.
+    """
+
+    lead_id: str
+    email: str | None
+    stage: str
+    max_stage: str
+    fit: float
+    grade: str
+    engagement: float
+    max_engagement: float
+    max_score: float
+    first_seen: float | None
+    last_seen: float
+    mql_at: float | None
+    sql_at: float | None
+    fast_track: bool
+    disqualified_reason: str | None  # set when a disqualifier rule fired
+    channel_source: str
+    channel_medium: str
+    offers: tuple[str, ...]
+    outcome: str | None  # the last sales outcome applied
+    outcome_at: float | None
+    won: bool
+    events: int  # events counted (redeliveries excluded)
+    transitions: list[Transition] = field(default_factory=list)
+    state: LeadState | None = None
+
+    @property
+    def channel(self) -> str:
+        return f"{self.channel_source}/{self.channel_medium}"
+
+    @property
+    def reached_mql(self) -> bool:
+        return self.mql_at is not None or self.sql_at is not None
+
+    @property
+    def reached_sql(self) -> bool:
+        return self.sql_at is not None
+
+    @property
+    def reached_opportunity(self) -> bool:
+        return STAGE_ORDER[self.max_stage] >= STAGE_ORDER["opportunity"]
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "lead_id": self.lead_id, "email": self.email, "stage": self.stage, "max_stage": self.max_stage,
+            "fit": self.fit, "grade": self.grade, "engagement": self.engagement,
+            "max_engagement": self.max_engagement, "max_score": self.max_score, "first_seen": self.first_seen,
+            "last_seen": self.last_seen, "mql_at": self.mql_at, "sql_at": self.sql_at,
+            "fast_track": self.fast_track, "disqualified_reason": self.disqualified_reason,
+            "channel": self.channel, "channel_source": self.channel_source,
+            "channel_medium": self.channel_medium, "offers": list(self.offers), "outcome": self.outcome,
+            "outcome_at": self.outcome_at, "won": self.won, "events": self.events,
+            "transitions": len(self.transitions),
+        }
+
+
+@dataclass
+class BacktestResult:
+    leads: list[LeadReport]
+    ruleset: CompiledRuleset
+    events: int  # events read
+    scored: int  # events counted for some lead
+    duplicates: int
+    pending_anonymous: int  # events of visitors never identified
+    dropped: int  # events with neither email nor anonymous id
+    outcomes_applied: int
+    unmatched_outcomes: int
+    start: float  # first event time (0 without events)
+    end: float  # last event or outcome time
+    seconds: float
+    workers: int
+    _index: dict[str, LeadReport] | None = field(default=None, repr=False)
+    _lanes: dict[str, _Lane] | None = field(default=None, repr=False)
+
+    def state(self, lead_id: str) -> LeadState | None:
+        """A lead's final state: kept (``keep_states=True``) or replayed again, for that lead alone."""
+        report = self.get(lead_id)
+        if report is None:
+            return None
+        if report.state is None:
+            if self._lanes is None or lead_id not in self._lanes:
+                return None
+            report.state = _replay_lead(lead_id, self._lanes[lead_id], self.ruleset, True).state
+        return report.state
+
+    @property
+    def weeks(self) -> float:
+        """The history's length in weeks (at least one day's worth, so rates stay finite)."""
+        return max(self.end - self.start, 86400.0) / WEEK
+
+    def get(self, lead_id: str) -> LeadReport | None:
+        if self._index is None:
+            self._index = {r.lead_id: r for r in self.leads}
+        return self._index.get(lead_id)
+
+    def __len__(self) -> int:
+        return len(self.leads)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "ruleset": self.ruleset.source.name, "ruleset_version": self.ruleset.version, "leads": len(self.leads),
+            "events": self.events, "scored": self.scored, "duplicates": self.duplicates,
+            "pending_anonymous": self.pending_anonymous, "dropped": self.dropped,
+            "outcomes_applied": self.outcomes_applied, "unmatched_outcomes": self.unmatched_outcomes,
+            "start": self.start, "end": self.end, "weeks": round(self.weeks, 3),
+            "seconds": round(self.seconds, 3), "workers": self.workers,
+        }
+
+    def to_frame(self) -> "pd.DataFrame":
+        """One row per lead (pandas is imported here, never at module import)."""
+        import pandas as pd
+
+        return pd.DataFrame([r.to_row() for r in self.leads])
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Collection off while millions of acyclic objects are built: each pass would only cost time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# -- grouping ----------------------------------------------------------------------------------------
+
+
+class _Lane:
+    """One lead's timeline: events and outcomes in the order the online service would apply them."""
+
+    __slots__ = ("email", "items", "seen")
+
+    def __init__(self, email: str) -> None:
+        self.email = email
+        self.items: list[Event | Outcome] = []
+        self.seen: set[str] = set()
+
+
+@dataclass
+class _Grouped:
+    order: list[str]  # lead ids, in order of first appearance
+    lanes: dict[str, _Lane]
+    events: int = 0
+    duplicates: int = 0
+    pending_anonymous: int = 0
+    dropped: int = 0
+    outcomes_applied: int = 0
+    unmatched_outcomes: int = 0
+    start: float = 0.0
+    end: float = 0.0
+
+
+class _Unsorted(Exception):
+    pass
+
+
+def _group(events: Sequence[Event], outcomes: Sequence[Outcome], *, check_order: bool) -> _Grouped:
+    lanes: dict[str, _Lane] = {}
+    order: list[str] = []
+    ids: dict[str, str] = {}  # email -> lead id (hashing once per address)
+    links: dict[str, str] = {}  # anonymous id -> lead id
+    waiting: dict[str, dict[str, Event]] = {}  # anonymous id -> events by id, first delivery kept
+    duplicates = dropped = 0
+    pending = list(outcomes)
+    n_out = len(pending)
+    oi = 0
+    next_out = pending[0].ts if n_out else float("inf")
+    grouped = _Grouped(order, lanes)
+    previous = float("-inf")
+
+    def lane_for(lead_id: str, email: str) -> _Lane:
+        lane = lanes.get(lead_id)
+        if lane is None:
+            lane = lanes[lead_id] = _Lane(email)
+            order.append(lead_id)
+        return lane
+
+    def take_outcome(outcome: Outcome) -> None:
+        lane = lanes.get(outcome.lead_key)
+        if lane is None:
+            grouped.unmatched_outcomes += 1
+        else:
+            lane.items.append(outcome)
+            grouped.outcomes_applied += 1
+
+    for event in events:
+        ts = event.ts
+        if ts < previous and check_order:
+            raise _Unsorted
+        previous = ts
+        while next_out < ts:  # outcomes strictly earlier than this event; ties go after events
+            take_outcome(pending[oi])
+            oi += 1
+            next_out = pending[oi].ts if oi < n_out else float("inf")
+        email = event.email
+        anonymous = event.anonymous_id
+        if email:
+            lead_id = ids.get(email)
+            if lead_id is None:
+                lead_id = ids[email] = lead_id_for(email)
+            lane = lanes.get(lead_id)
+            if lane is None:
+                lane = lane_for(lead_id, email)
+            if anonymous and anonymous not in links:
+                # An identify: the visitor's earlier events count now, before the identify itself.
+                links[anonymous] = lead_id
+                earlier = waiting.pop(anonymous, None)
+                if earlier:
+                    seen = lane.seen
+                    for adopted in sorted(earlier.values(), key=_store_order):
+                        if adopted.event_id in seen:
+                            duplicates += 1
+                        else:
+                            seen.add(adopted.event_id)
+                            lane.items.append(adopted)
+        elif anonymous:
+            linked = links.get(anonymous)
+            if linked is None:
+                bucket = waiting.get(anonymous)
+                if bucket is None:
+                    waiting[anonymous] = {event.event_id: event}
+                elif event.event_id in bucket:
+                    duplicates += 1
+                else:
+                    bucket[event.event_id] = event
+                continue
+            lane = lanes[linked]
+        else:
+            dropped += 1
+            continue
+        event_id = event.event_id
+        if event_id in lane.seen:
+            duplicates += 1
+        else:
+            lane.seen.add(event_id)
+            lane.items.append(event)
+    while oi < n_out:
+        take_outcome(pending[oi])
+        oi += 1
+    grouped.events = len(events)
+    grouped.duplicates = duplicates
+    grouped.dropped = dropped
+    grouped.pending_anonymous = sum(len(b) for b in waiting.values())
+    if events:
+        grouped.start = events[0].ts
+        grouped.end = max(events[-1].ts, pending[-1].ts if pending else events[-1].ts)
+    return grouped
+
+
+def _store_order(event: Event) -> tuple[float, str]:
+    return (event.ts, event.event_id)
+
+
+# -- per-lead replay ---------------------------------------------------------------------------------
+
+
+def _replay_lead(lead_id: str, lane: _Lane, rs: CompiledRuleset, keep_state: bool) -> LeadReport:
+    state = new_lead(lead_id, lane.email)
+    transitions: list[Transition] = []
+    scoring_types = rs.engagement_by_type
+    offer_types = OFFER_TYPES
+    offers: list[str] = []
+    channel: tuple[str, str] | None = None
+    channel_ts = float("inf")
+    max_engagement = max_score = float("-inf")
+    outcome: str | None = None
+    outcome_at: float | None = None
+    won = False
+    count = 0
+    pending = False  # the score may have risen since it was last evaluated
+    last = float("-inf")
+    for item in lane.items:
+        if pending and (item.ts - last > BURST_GAP or type(item) is not Event):
+            # The end of a burst of activity: the score peaks here, before decay or sales feedback.
+            engagement = engagement_at(state, rs, state.clock)
+            if engagement > max_engagement:
+                max_engagement = engagement
+            if engagement + state.fit > max_score:
+                max_score = engagement + state.fit
+            pending = False
+        if type(item) is Event:
+            ts = last = item.ts
+            found = apply_event(state, item, rs, ts)
+            if found:
+                transitions += found
+            count += 1
+            props = item.properties
+            traits = item.traits
+            if ts < channel_ts:
+                source = props.get("utm_source") or (traits.get("utm_source") if traits else None)
+                if source:
+                    channel_ts = ts
+                    medium = props.get("utm_medium") or (traits.get("utm_medium") if traits else None)
+                    channel = (str(source), str(medium or "(none)"))
+            typ = item.type
+            if typ in offer_types:
+                offer = props.get("offer") or props.get("form_id") or props.get("asset")
+                if offer and offer not in offers:
+                    offers.append(str(offer))
+            if typ in scoring_types or traits:
+                pending = True
+        else:
+            assert isinstance(item, Outcome)
+            found = apply_outcome(state, item.outcome, rs, item.ts, item.reason)
+            if found:
+                transitions += found
+            outcome, outcome_at = item.outcome, item.ts
+            won = won or item.outcome == "won"
+    if pending:
+        engagement = engagement_at(state, rs, state.clock)
+        max_engagement = max(max_engagement, engagement)
+        max_score = max(max_score, engagement + state.fit)
+    return _report(state, rs, transitions, lane.email, channel, offers, outcome, outcome_at, won, count,
+                   max_engagement, max_score, keep_state)
+
+
+def _report(
+    state: LeadState, rs: CompiledRuleset, transitions: list[Transition], email: str, channel: tuple[str, str] | None,
+    offers: list[str], outcome: str | None, outcome_at: float | None, won: bool, count: int,
+    max_engagement: float, max_score: float, keep_state: bool,
+) -> LeadReport:
+    mql_at = sql_at = None
+    disqualified: str | None = None
+    top = 0
+    for t in transitions:
+        rank = STAGE_ORDER[t.to_stage]
+        if rank > top:
+            top = rank
+        if t.manual:
+            continue
+        if t.to_stage == "mql" and mql_at is None:
+            mql_at = t.at
+        elif t.to_stage == "sql" and sql_at is None:
+            sql_at = t.at
+        elif t.to_stage == "disqualified" and disqualified is None:
+            disqualified = t.reason.removeprefix("disqualified: ")
+    if channel is None:
+        source = state.attributes.get("utm_source")
+        channel = (str(source), str(state.attributes.get("utm_medium") or "(none)")) if source else NO_CHANNEL
+    engagement = engagement_at(state, rs, state.clock)
+    fit = state.fit
+    if max_engagement == float("-inf"):
+        max_engagement, max_score = engagement, engagement + fit
+    return LeadReport(
+        lead_id=state.lead_id, email=email, stage=state.stage, max_stage=_STAGE_AT[top], fit=fit,
+        grade=rs.grade_for(fit), engagement=engagement, max_engagement=max_engagement, max_score=max_score,
+        first_seen=state.first_seen, last_seen=state.clock, mql_at=mql_at, sql_at=sql_at,
+        fast_track=any(t.fast_track for t in transitions), disqualified_reason=disqualified,
+        channel_source=channel[0], channel_medium=channel[1], offers=tuple(offers), outcome=outcome,
+        outcome_at=outcome_at, won=won, events=count, transitions=transitions,
+        state=state if keep_state else None,
+    )
+
+
+_STAGE_AT = {0: "lead", 1: "mql", 2: "sql", 3: "opportunity", 4: "customer"}
+
+# Set in the parent just before forking: children inherit it instead of receiving it pickled.
+_JOB: tuple[_Grouped, CompiledRuleset, int, bool] | None = None
+
+
+def _run_share(share: int) -> list[LeadReport]:
+    assert _JOB is not None
+    grouped, rs, workers, keep_state = _JOB
+    lanes = grouped.lanes
+    return [_replay_lead(lead_id, lanes[lead_id], rs, keep_state) for lead_id in grouped.order[share::workers]]
+
+
+def _replay_all(grouped: _Grouped, rs: CompiledRuleset, workers: int, keep_state: bool) -> list[LeadReport]:
+    global _JOB
+    n = len(grouped.order)
+    if workers <= 1 or n < PARALLEL_MIN_LEADS or "fork" not in multiprocessing.get_all_start_methods():
+        _JOB = (grouped, rs, 1, keep_state)
+        try:
+            return _run_share(0)
+        finally:
+            _JOB = None
+    _JOB = (grouped, rs, workers, keep_state)
+    try:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(workers - 1) as pool:
+            others = pool.map_async(_run_share, range(1, workers), chunksize=1)
+            mine = _run_share(0)
+            parts = [mine, *others.get()]
+    finally:
+        _JOB = None
+    reports: list[Any] = [None] * n
+    for share, part in enumerate(parts):
+        reports[share::workers] = part
+    return reports
+
+
+# -- entry point -------------------------------------------------------------------------------------
+
+
+def _compiled(ruleset: RuleSet | CompiledRuleset, version: int | None) -> CompiledRuleset:
+    if isinstance(ruleset, CompiledRuleset):
+        return ruleset
+    return compile_ruleset(ruleset, version)
+
+
+def backtest(
+    events: Iterable[Event],
+    ruleset: RuleSet | CompiledRuleset,
+    outcomes: Iterable[Outcome] | None = None,
+    *,
+    workers: int = 1,
+    keep_states: bool = False,
+    version: int | None = None,
+) -> BacktestResult:
+    """Replay ``events`` (and sales ``outcomes``) through the engine under ``ruleset``.
+
+    ``ruleset`` may be compiled already (e.g. ``RulesetService.active()``); a plain ``RuleSet`` is
+    compiled as ``version``. Final ``LeadState``s are not kept unless ``keep_states`` (with workers
+    they would travel between processes); ``result.state(lead_id)`` rebuilds one on demand.
+    ``workers=2`` replays leads in two processes (fork); the result is the same as with one.
+    """
+    started = time.perf_counter()
+    rs = _compiled(ruleset, version)
+    listed = events if isinstance(events, list) else list(events)
+    ordered_outcomes = sorted(outcomes or (), key=attrgetter("ts"))
+    with paused_gc():
+        try:
+            grouped = _group(listed, ordered_outcomes, check_order=True)
+        except _Unsorted:
+            grouped = _group(sorted(listed, key=attrgetter("ts")), ordered_outcomes, check_order=False)
+        reports = _replay_all(grouped, rs, max(1, workers), keep_states)
+    return BacktestResult(
+        leads=reports, ruleset=rs, events=grouped.events, scored=sum(r.events for r in reports),
+        duplicates=grouped.duplicates, pending_anonymous=grouped.pending_anonymous, dropped=grouped.dropped,
+        outcomes_applied=grouped.outcomes_applied, unmatched_outcomes=grouped.unmatched_outcomes,
+        start=grouped.start, end=grouped.end, seconds=time.perf_counter() - started, workers=max(1, workers),
+        _lanes=grouped.lanes,
+    )

@@ -1,0 +1,115 @@
+"""The composition root: builds repositories and services once per process, lazily."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.config import Settings, settings
+from chalicelib.leads import LeadService
+from chalicelib.rulesets import RulesetService
+from chalicelib.secrets import Secrets, StaticSecrets
+from chalicelib.store.base import LeadRepository, OutboxRepository, RulesetRepository
+
+
+@dataclass
+class Container:
+    settings: Settings
+    secrets: Secrets | StaticSecrets
+    leads_repo: LeadRepository
+    outbox: OutboxRepository
+    rulesets_repo: RulesetRepository
+    clock: Callable[[], float] = time.time
+    extras: dict[str, Any] = field(default_factory=dict)  # adapters built on first use (SNS, Slack)
+    _rulesets: RulesetService | None = None
+    _leads: LeadService | None = None
+
+    @property
+    def rulesets(self) -> RulesetService:
+        if self._rulesets is None:
+            self._rulesets = RulesetService(self.rulesets_repo, self.clock, self.settings.ruleset_cache_seconds)
+        return self._rulesets
+
+    @property
+    def leads(self) -> LeadService:
+        if self._leads is None:
+            self._leads = LeadService(self.leads_repo, self.rulesets, self.clock)
+        return self._leads
+
+    def publisher(self) -> Any:
+        if "publisher" not in self.extras:
+            from chalicelib.publisher import SnsPublisher
+
+            self.extras["publisher"] = SnsPublisher(self.settings.handoff_topic_arn)
+        return self.extras["publisher"]
+
+    def notifier(self) -> Any:
+        """Slack: a bot token, else incoming webhooks, else the local outbox file (local stack)."""
+        if "notifier" not in self.extras:
+            import json
+
+            from chalicelib.slack.delivery import notifier_from_settings
+
+            urls = self.secrets.get("slack/webhook-urls")
+            self.extras["notifier"] = notifier_from_settings(
+                webhook_url=self.secrets.get("slack/webhook-url"),
+                webhook_urls=json.loads(urls) if urls else None,
+                bot_token=self.secrets.get("slack/bot-token"),
+                outbox_file=self.settings.slack_outbox_file,
+            )
+        return self.extras["notifier"]
+
+    def redirect_allowlist(self) -> tuple[str, ...]:
+        raw = os.environ.get("BATON_REDIRECT_ALLOWLIST", "")
+        return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+    def cors_origins(self) -> tuple[str, ...]:
+        raw = os.environ.get("BATON_CORS_ORIGINS", "")
+        return tuple(p.strip().rstrip("/") for p in raw.split(",") if p.strip())
+
+
+def dynamodb_container(config: Settings) -> Container:
+    from chalicelib.store.dynamodb import DynamoDBLeads, DynamoDBOutbox, DynamoDBRulesets
+
+    return Container(
+        settings=config,
+        secrets=Secrets(config.ssm_prefix),
+        leads_repo=DynamoDBLeads(config.leads_table, config.outbox_table),
+        outbox=DynamoDBOutbox(config.outbox_table),
+        rulesets_repo=DynamoDBRulesets(config.rulesets_table),
+    )
+
+
+def memory_container(
+    secrets: dict[str, str] | None = None, clock: Callable[[], float] = time.time, config: Settings | None = None
+) -> Container:
+    from chalicelib.store.memory import InMemoryLeads, InMemoryRulesets
+
+    leads = InMemoryLeads()
+    return Container(
+        settings=config or Settings.from_env({}),
+        secrets=StaticSecrets(secrets or {}),
+        leads_repo=leads,
+        outbox=leads.outbox,
+        rulesets_repo=InMemoryRulesets(),
+        clock=clock,
+    )
+
+
+_current: Container | None = None
+
+
+def container() -> Container:
+    global _current
+    if _current is None:
+        _current = dynamodb_container(settings())
+    return _current
+
+
+def use(replacement: Container | None) -> None:
+    """Swap the process-wide container (tests); None rebuilds from the environment on next use."""
+    global _current
+    _current = replacement

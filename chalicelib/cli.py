@@ -1,0 +1,191 @@
+"""The ``baton`` command line: rule-set tooling for sales ops and analysts.
+
+Each subcommand is one function taking the parsed arguments and returning an exit code, registered
+with its arguments in ``COMMANDS``. To add one (``baton rules publish FILE``, ``baton export``),
+write the function and its ``configure`` helper and append a ``Command`` to the table; the parser
+is built from the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from chalicelib.errors import ValidationFailed
+from chalicelib.rules.model import RuleSet
+
+Handler = Callable[[argparse.Namespace], int]
+Configure = Callable[[argparse.ArgumentParser], None]
+
+EXIT_OK = 0
+EXIT_INVALID = 1  # the input was read but is wrong (validation errors, unreadable file)
+EXIT_USAGE = 2  # argparse's own code for bad arguments
+
+SCHEMA_PATH = Path("docs") / "ruleset.schema.json"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: ``path`` is the words typed after ``baton`` (e.g. ``("rules", "validate")``)."""
+
+    path: tuple[str, ...]
+    help: str
+    run: Handler
+    configure: Configure | None = None
+
+
+# --- shared helpers -------------------------------------------------------------------------------
+
+
+def _out(text: str, target: str | None, stdout: TextIO) -> None:
+    """Write to ``target`` (a file path, '-' or None for stdout)."""
+    if target in (None, "-"):
+        stdout.write(text)
+        return
+    path = Path(target)
+    if path.parent != Path():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _load(file: str) -> RuleSet:
+    """Read and validate a rule set; raises ValidationFailed (or OSError for unreadable files)."""
+    from chalicelib.rules.loader import parse_ruleset_text
+
+    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    return parse_ruleset_text(text)
+
+
+def _report_invalid(file: str, exc: ValidationFailed) -> None:
+    errors = exc.details.get("errors")
+    if not errors:  # a document-level problem (not YAML, not a mapping): the message says it all
+        print(f"{file}: {exc.message}", file=sys.stderr)
+        return
+    print(f"{file}: {len(errors)} error{'s' if len(errors) != 1 else ''}", file=sys.stderr)
+    for error in errors:
+        where = f" (line {error['line']})" if "line" in error else ""
+        print(f"  {error['path']}{where}: {error['message']}", file=sys.stderr)
+
+
+def _load_or_report(file: str) -> RuleSet | None:
+    try:
+        return _load(file)
+    except ValidationFailed as exc:
+        _report_invalid(file, exc)
+    except OSError as exc:
+        print(f"{file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+    except UnicodeDecodeError:
+        print(f"{file}: cannot read: not UTF-8 text", file=sys.stderr)
+    return None
+
+
+def _file_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="rule set, YAML or JSON ('-' for stdin)")
+
+
+def _output_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+
+
+# --- baton rules validate FILE --------------------------------------------------------------------
+
+
+def rules_validate(args: argparse.Namespace) -> int:
+    from chalicelib.rules.compile import compile_ruleset
+
+    ruleset = _load_or_report(args.file)
+    if ruleset is None:
+        return EXIT_INVALID
+    compile_ruleset(ruleset)  # what publishing does next: regexes, lists, closures
+    print(f"ok: {ruleset.name}, {len(ruleset.fit)} fit, {len(ruleset.engagement)} engagement rules")
+    return EXIT_OK
+
+
+# --- baton rules doc FILE [-o OUT] ----------------------------------------------------------------
+
+
+def _configure_doc(parser: argparse.ArgumentParser) -> None:
+    _file_argument(parser)
+    _output_argument(parser)
+    parser.add_argument("--ruleset-version", type=int, metavar="N",
+                        help="rule-set version to show in the title")
+
+
+def rules_doc(args: argparse.Namespace) -> int:
+    from chalicelib.rules.sla_doc import render_sla
+
+    ruleset = _load_or_report(args.file)
+    if ruleset is None:
+        return EXIT_INVALID
+    _out(render_sla(ruleset, version=args.ruleset_version), args.output, sys.stdout)
+    if args.output not in (None, "-"):
+        print(f"wrote {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --- baton rules schema [-o OUT] ------------------------------------------------------------------
+
+
+def schema_text() -> str:
+    from chalicelib.rules.loader import json_schema
+
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def rules_schema(args: argparse.Namespace) -> int:
+    _out(schema_text(), args.output, sys.stdout)
+    if args.output not in (None, "-"):
+        print(f"wrote {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+COMMANDS: list[Command] = [
+    Command(("rules", "validate"), "check a rule set; print its errors with path and line", rules_validate,
+            _file_argument),
+    Command(("rules", "doc"), "render a rule set as the marketing/sales SLA (Markdown)", rules_doc, _configure_doc),
+    Command(("rules", "schema"), f"print the rule-set JSON Schema (the repo keeps it in {SCHEMA_PATH})",
+            rules_schema, _output_argument),
+]
+
+GROUP_HELP = {"rules": "author and check rule sets"}
+
+
+def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="baton", description="Baton: lead scoring and sales handoff.")
+    parser.set_defaults(handler=None, _parser=parser)
+    groups: dict[tuple[str, ...], argparse._SubParsersAction[argparse.ArgumentParser]] = {
+        (): parser.add_subparsers(title="commands", metavar="COMMAND")
+    }
+    for command in commands:
+        for depth in range(1, len(command.path)):
+            prefix = command.path[:depth]
+            if prefix not in groups:
+                group = groups[prefix[:-1]].add_parser(prefix[-1], help=GROUP_HELP.get(prefix[-1]))
+                group.set_defaults(handler=None, _parser=group)
+                groups[prefix] = group.add_subparsers(title="commands", metavar="COMMAND")
+        sub = groups[command.path[:-1]].add_parser(command.path[-1], help=command.help, description=command.help)
+        if command.configure is not None:
+            command.configure(sub)
+        sub.set_defaults(handler=command.run, _parser=sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.handler is None:  # a group without its subcommand: show what it offers
+        args._parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

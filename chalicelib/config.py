@@ -1,0 +1,41 @@
+"""Settings read from the environment once per process (what .chalice/config.json sets per stage)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    leads_table: str
+    rulesets_table: str
+    outbox_table: str
+    handoff_topic_arn: str
+    dead_letter_queue_url: str
+    ruleset_cache_seconds: float
+    ssm_prefix: str
+    slack_outbox_file: str
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        e = dict(os.environ if env is None else env)
+        stage = e.get("BATON_STAGE", "local")
+        return cls(
+            stage=stage,
+            leads_table=e.get("BATON_LEADS_TABLE", f"baton-{stage}-leads"),
+            rulesets_table=e.get("BATON_RULESETS_TABLE", f"baton-{stage}-rulesets"),
+            outbox_table=e.get("BATON_OUTBOX_TABLE", f"baton-{stage}-outbox"),
+            handoff_topic_arn=e.get("BATON_HANDOFF_TOPIC_ARN", ""),
+            dead_letter_queue_url=e.get("BATON_DLQ_URL", ""),
+            ruleset_cache_seconds=float(e.get("BATON_RULESET_CACHE_SECONDS", "30")),
+            ssm_prefix=e.get("BATON_SSM_PREFIX", f"/baton/{stage}/"),
+            slack_outbox_file=e.get("BATON_SLACK_OUTBOX_FILE", ""),
+        )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,107 @@
+"""The one error family. Adapters translate library errors into these; only app.py maps them to HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BatonError(Exception):
+    """Base of every error Baton raises on purpose.
+
+    ``code`` is a stable machine-readable name, ``status`` the HTTP status app.py answers with,
+    ``details`` extra structured context (for example the offending field).
+    """
+
+    code = "error"
+    status = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class BadRequest(BatonError):
+    code = "bad_request"
+    status = 400
+
+
+class ValidationFailed(BatonError):
+    """The request was well-formed but a field is wrong. ``details['field']`` names it."""
+
+    code = "validation_failed"
+    status = 422
+
+    def __init__(self, message: str, *, field: str | None = None, details: dict[str, Any] | None = None) -> None:
+        merged = dict(details or {})
+        if field is not None:
+            merged.setdefault("field", field)
+        super().__init__(message, details=merged)
+        self.field = field
+
+
+class Unauthorized(BatonError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(BatonError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(BatonError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(BatonError):
+    code = "conflict"
+    status = 409
+
+
+class PayloadTooLarge(BatonError):
+    code = "payload_too_large"
+    status = 413
+
+
+class UnsupportedMediaType(BatonError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class Unavailable(BatonError):
+    """A dependency is busy or down; the client may retry after ``retry_after`` seconds."""
+
+    code = "unavailable"
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: int = 1, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
+class DeliveryFailed(BatonError):
+    """A downstream delivery (SNS, Slack) failed after its retries; the caller must not drop it."""
+
+    code = "delivery_failed"
+    status = 502
+
+
+class ConcurrencyConflict(Conflict):
+    """Someone else wrote the same item first; the caller re-reads and retries."""
+
+    code = "concurrent_update"
+
+
+class DuplicateEvents(Conflict):
+    """Some events of a write were stored before (a redelivery); ``event_ids`` names them."""
+
+    code = "duplicate_events"
+
+    def __init__(self, event_ids: list[str]) -> None:
+        super().__init__(f"{len(event_ids)} event(s) already recorded", details={"event_ids": event_ids})
+        self.event_ids = event_ids

@@ -1,0 +1,101 @@
+"""The canonical event: what every source (forms, API, vendor webhooks) is turned into.
+
+A plain frozen dataclass rather than a pydantic model: the engine and the backtest handle millions
+of these, and validation belongs at the edges (``schemas.py`` and ``sources/``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+# Event types Baton understands. Sources map vendor events onto these; rules match on them.
+PAGE_VIEW = "page_view"
+EMAIL_OPEN = "email_open"
+EMAIL_CLICK = "email_click"
+FORM_SUBMITTED = "form_submitted"
+CONTENT_DOWNLOAD = "content_download"
+WEBINAR_REGISTERED = "webinar_registered"
+WEBINAR_ATTENDED = "webinar_attended"
+TRIAL_SIGNUP = "trial_signup"
+DEMO_REQUEST = "demo_request"
+CONTACT_SALES = "contact_sales"
+MEETING_BOOKED = "meeting_booked"
+MEETING_CANCELED = "meeting_canceled"
+UNSUBSCRIBE = "unsubscribe"
+SPAM_REPORT = "spam_report"
+EMAIL_BOUNCE = "email_bounce"
+IDENTIFY = "identify"
+
+KNOWN_TYPES = frozenset(
+    {
+        PAGE_VIEW, EMAIL_OPEN, EMAIL_CLICK, FORM_SUBMITTED, CONTENT_DOWNLOAD, WEBINAR_REGISTERED,
+        WEBINAR_ATTENDED, TRIAL_SIGNUP, DEMO_REQUEST, CONTACT_SALES, MEETING_BOOKED,
+        MEETING_CANCELED, UNSUBSCRIBE, SPAM_REPORT, EMAIL_BOUNCE, IDENTIFY,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing a lead did (or one update of who they are).
+
+    ``ts`` is seconds since the epoch (UTC): the engine does arithmetic on it millions of times.
+    ``traits`` are lead attribute updates carried by the event (a form's fields, an identify call);
+    ``properties`` describe the event itself (url, path, asset, campaign, utm_*...).
+    Exactly one of ``email`` / ``anonymous_id`` identifies the subject, or both for an identify.
+    """
+
+    event_id: str
+    type: str
+    ts: float
+    email: str | None = None
+    anonymous_id: str | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    traits: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "api"
+
+    @property
+    def occurred_at(self) -> datetime:
+        return datetime.fromtimestamp(self.ts, tz=timezone.utc)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "type": self.type,
+            "ts": self.ts,
+            "email": self.email,
+            "anonymous_id": self.anonymous_id,
+            "properties": dict(self.properties),
+            "traits": dict(self.traits),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Event":
+        return cls(
+            event_id=str(data["event_id"]),
+            type=str(data["type"]),
+            ts=float(data["ts"]),
+            email=data.get("email"),
+            anonymous_id=data.get("anonymous_id"),
+            properties=dict(data.get("properties") or {}),
+            traits=dict(data.get("traits") or {}),
+            source=str(data.get("source") or "api"),
+        )
+
+
+def content_event_id(source: str, type_: str, ts: float, subject: str, properties: Mapping[str, Any]) -> str:
+    """A stable id for senders that give none: the same delivery twice hashes the same."""
+    canonical = json.dumps([source, type_, round(ts, 3), subject, properties], sort_keys=True, default=str)
+    return "h_" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def to_epoch(value: datetime) -> float:
+    """Aware datetimes as they are; naive ones are taken as UTC (what every vendor here sends)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()

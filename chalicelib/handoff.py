@@ -1,0 +1,128 @@
+"""Turn committed transitions into handoff messages (pure: called inside the lead write)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from chalicelib.engine import explain
+from chalicelib.handoff_message import SCHEMA_V1
+from chalicelib.rules.compile import CompiledRoute, CompiledRuleset
+from chalicelib.state import LeadState, Transition
+from chalicelib.store.base import OutboxItem
+
+TOP_REASONS = 8
+_LEAD_FIELDS = ("first_name", "last_name", "job_title", "company", "country", "industry")
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _route(rs: CompiledRuleset, state: LeadState, stage: str) -> CompiledRoute:
+    if stage == "mql":
+        return rs.mql_route
+    for route in rs.routes:
+        if route.name == state.route:
+            return route
+    return rs.default_route
+
+
+def _size(value: Any) -> int | None:
+    try:
+        return max(0, int(float(value)))
+    except (TypeError, ValueError):
+        return None
+
+
+def handoff_body(state: LeadState, transition: Transition, rs: CompiledRuleset, source: str) -> dict[str, Any]:
+    """The ``baton.handoff.v1`` body (see docs/handoff-message.md)."""
+    attrs = state.attributes
+    explained = explain(state, rs, transition.at)
+    reasons = [{**r, "kind": "fit"} for r in explained["fit"]["rules"]]
+    reasons += [
+        {**r, "points": round(r["points"], 1),
+         "kind": "frequency" if rs.engagement_by_id[r["rule"]].freq_count else "engagement"}
+        for r in explained["engagement"]["rules"]
+    ]
+    reasons.sort(key=lambda r: -abs(r["points"]))
+    route = _route(rs, state, transition.to_stage)
+    deadline = transition.at + route.sla_hours * 3600 if transition.to_stage == "sql" else None
+    return {
+        "schema": SCHEMA_V1,
+        "transition_id": transition.id,
+        "lead_id": state.lead_id,
+        "stage": transition.to_stage,
+        "from_stage": transition.from_stage,
+        "fast_track": transition.fast_track,
+        "occurred_at": iso(transition.at),
+        "ruleset_version": rs.version or 0,
+        "route": {
+            "name": route.name, "channel": route.channel, "sla_hours": route.sla_hours,
+            "escalation_channel": route.escalation_channel,
+        },
+        "sla_deadline": iso(deadline),
+        "lead": {
+            "email": state.email,
+            **{k: (str(attrs[k])[:200] if attrs.get(k) is not None else None) for k in _LEAD_FIELDS},
+            "company_size": _size(attrs.get("company_size")),
+        },
+        "scores": {
+            "fit": explained["fit"]["score"], "grade": explained["fit"]["grade"],
+            "engagement": round(explained["engagement"]["score"], 1),
+        },
+        "reasons": reasons[:TOP_REASONS],
+        "key_events": [
+            {"type": k["type"], "at": iso(k["at"]), "label": k["label"] + (f": {k['detail']}" if k.get("detail") else "")}
+            for k in state.key_events[-5:]
+        ],
+        "source": source or "api",
+        "reason": transition.reason,
+    }
+
+
+def message_attributes(body: dict[str, Any]) -> dict[str, str]:
+    """SNS message attributes, so subscribers can filter (e.g. a CRM sync taking only SQLs)."""
+    return {
+        "stage": body["stage"], "grade": body["scores"]["grade"], "route": body["route"]["name"],
+        "source": body["source"], "schema": body["schema"], "kind": body.get("kind", "handoff"),
+    }
+
+
+def outbox_items(
+    state: LeadState, transitions: list[Transition], rs: CompiledRuleset, source: str, now: float
+) -> list[OutboxItem]:
+    """Messages for the transitions the rule set asks to announce (rule-driven ones only)."""
+    items = []
+    for transition in transitions:
+        if transition.manual or transition.to_stage not in rs.notify:
+            continue
+        body = handoff_body(state, transition, rs, source)
+        items.append(OutboxItem(transition.id, "handoff", body, message_attributes(body), now))
+    return items
+
+
+def sql_transition(state: LeadState) -> Transition | None:
+    """The transition that made the lead an SQL, rebuilt from its stage history."""
+    for entry in reversed(state.stage_history):
+        if entry["stage"] == "sql":
+            return Transition(
+                id=entry["transition_id"], lead_id=state.lead_id, from_stage="mql", to_stage="sql",
+                at=entry["at"], reason=entry["reason"], ruleset_version=entry.get("ruleset_version"),
+                fast_track=state.fast_track,
+            )
+    return None
+
+
+def reminder_item(state: LeadState, rs: CompiledRuleset, kind: str, now: float) -> OutboxItem | None:
+    """An SLA reminder or escalation for an SQL nobody has acted on (same body, plus ``kind``)."""
+    transition = sql_transition(state)
+    if transition is None:
+        return None
+    body = handoff_body(state, transition, rs, "sla")
+    body["kind"] = kind
+    body["overdue_hours"] = round(max(0.0, now - (transition.at + body["route"]["sla_hours"] * 3600)) / 3600, 1)
+    attributes = {**message_attributes(body), "kind": kind}
+    return OutboxItem(f"{transition.id}.{kind}", kind, body, attributes, now)

@@ -1,0 +1,138 @@
+"""Load rule sets from YAML or JSON with errors that name the path (and the YAML line)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from chalicelib.errors import ValidationFailed
+from chalicelib.rules.model import RuleSet
+
+DEFAULT_RULESET_PATH = Path(__file__).with_name("default.yaml")
+
+Lines = dict[tuple[str | int, ...], int]
+
+
+MAX_NODES = 100_000  # aliases can multiply a small text into a huge document ("billion laughs")
+
+
+def _to_python(node: yaml.Node, path: tuple[str | int, ...], lines: Lines, seen: list[int] | None = None) -> Any:
+    """Build plain data from a composed YAML node, remembering each path's 1-based line."""
+    budget = seen if seen is not None else [0]
+    budget[0] += 1
+    if budget[0] > MAX_NODES or len(path) > 100:
+        raise ValidationFailed(f"rule set too large or recursive (line {node.start_mark.line + 1})", field="$")
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            if isinstance(key, (list, dict, set)):
+                raise ValidationFailed(f"mapping keys must be text (line {key_node.start_mark.line + 1})", field="$")
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _to_python(value_node, (*path, key), lines, budget)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(child, (*path, i), lines, budget) for i, child in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    # Constructed directly: re-serialising a node and loading it again fails on empty values ("key:").
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+
+
+def _read_yaml(text: str) -> tuple[Any, Lines]:
+    lines: Lines = {}
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ValidationFailed(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", field="$") from None
+    if node is None:
+        return None, lines
+    return _to_python(node, (), lines), lines
+
+
+def format_path(loc: tuple[Any, ...]) -> str:
+    """``('engagement', 3, 'caps', 'window_days')`` -> ``engagement[3].caps.window_days``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and part.startswith("<"):
+            continue  # a union tag, not a key the author wrote
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "$"
+
+
+def _line_for(loc: tuple[Any, ...], lines: Lines) -> int | None:
+    clean = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("<")))
+    for end in range(len(clean), -1, -1):
+        if clean[:end] in lines:
+            return lines[clean[:end]]
+    return None
+
+
+def _errors(exc: ValidationError, lines: Lines) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        item: dict[str, Any] = {"path": format_path(loc), "message": msg}
+        line = _line_for(loc, lines)
+        if line is not None and lines:
+            item["line"] = line
+        out.append(item)
+    return out
+
+
+def parse_ruleset(data: Any, lines: Lines | None = None) -> RuleSet:
+    if not isinstance(data, dict):
+        raise ValidationFailed("a rule set must be a mapping (YAML/JSON object)", field="$")
+    try:
+        return RuleSet.model_validate(data)
+    except ValidationError as exc:
+        errors = _errors(exc, lines or {})
+        first = errors[0]
+        where = f" (line {first['line']})" if "line" in first else ""
+        more = f" and {len(errors) - 1} more" if len(errors) > 1 else ""
+        raise ValidationFailed(
+            f"{first['path']}: {first['message']}{where}{more}", field=first["path"], details={"errors": errors}
+        ) from None
+
+
+def parse_ruleset_text(text: str) -> RuleSet:
+    """YAML or JSON text (JSON is YAML, but JSON gets the faster parser and exact errors)."""
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            return parse_ruleset(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise ValidationFailed(f"not valid JSON (line {exc.lineno}): {exc.msg}", field="$") from None
+    data, lines = _read_yaml(text)
+    return parse_ruleset(data, lines)
+
+
+def load_ruleset(path: str | Path) -> RuleSet:
+    return parse_ruleset_text(Path(path).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def default_ruleset() -> RuleSet:
+    return load_ruleset(DEFAULT_RULESET_PATH)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema for editor completion (e.g. yaml-language-server's ``$schema`` comment)."""
+    schema = RuleSet.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Baton rule set"
+    return schema

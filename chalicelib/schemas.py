@@ -1,0 +1,211 @@
+"""Request bodies of the JSON API, validated at the edge and turned into canonical events."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from chalicelib.engine import OUTCOMES
+from chalicelib.errors import BadRequest, ValidationFailed
+from chalicelib.events import IDENTIFY, KNOWN_TYPES, Event, content_event_id, to_epoch
+from chalicelib.rules.loader import format_path
+
+MAX_BATCH = 500
+MAX_PROPERTIES_BYTES = 8192
+_Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+
+
+def normalize_email(raw: Any, field: str = "email") -> str:
+    """Syntax check and normalisation (no DNS: webhooks must answer fast, and offline tests must pass)."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationFailed(f"{field} is required", field=field)
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        checked = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationFailed(f"{field} is not a valid email address: {exc}", field=field) from None
+    return checked.normalized.lower()
+
+
+def _bounded(value: dict[str, Any], name: str) -> dict[str, Any]:
+    if len(json.dumps(value, default=str)) > MAX_PROPERTIES_BYTES:
+        raise ValueError(f"{name} is larger than {MAX_PROPERTIES_BYTES} bytes")
+    return value
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: _Id | None = None
+    type: str
+    email: str | None = None
+    anonymous_id: _Id | None = None
+    occurred_at: datetime | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        if v not in KNOWN_TYPES:
+            raise ValueError(f"unknown event type {v!r}; known: {', '.join(sorted(KNOWN_TYPES))}")
+        return v
+
+    @field_validator("properties")
+    @classmethod
+    def _properties_size(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _bounded(v, "properties")
+
+    @field_validator("traits")
+    @classmethod
+    def _traits_size(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _bounded(v, "traits")
+
+    @model_validator(mode="after")
+    def _has_subject(self) -> "EventIn":
+        if not self.email and not self.anonymous_id:
+            raise ValueError("an event needs an email or an anonymous_id")
+        return self
+
+
+class IdentifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    anonymous_id: _Id
+    email: str
+    traits: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime | None = None
+    event_id: _Id | None = None
+
+    @field_validator("traits")
+    @classmethod
+    def _traits_size(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _bounded(v, "traits")
+
+
+class Answers(BaseModel):
+    """BANT and GPCT qualification answers; free text or yes/no per item."""
+
+    model_config = ConfigDict(extra="forbid")
+    budget: str | bool | None = Field(default=None)
+    authority: str | bool | None = None
+    need: str | bool | None = None
+    timeline: str | bool | None = None
+    goals: str | bool | None = None
+    plans: str | bool | None = None
+    challenges: str | bool | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _short(cls, v: Any) -> Any:
+        if isinstance(v, str) and len(v) > 1000:
+            raise ValueError("at most 1000 characters")
+        return v
+
+
+class OutcomeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["accepted", "rejected", "recycled", "opportunity", "won", "lost", "disqualified"]
+    reason: str | None = Field(default=None, max_length=500, validate_default=True)
+    bant: Answers | None = None
+    gpct: Answers | None = None
+    actor: str | None = Field(default=None, max_length=120)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_needed(cls, v: str | None, info: ValidationInfo) -> str | None:
+        outcome = info.data.get("outcome")
+        if outcome in ("rejected", "disqualified") and not (v and v.strip()):
+            raise ValueError(f"outcome {outcome!r} needs a reason")
+        return v
+
+    def answers(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.bant:
+            out["bant"] = self.bant.model_dump(exclude_none=True)
+        if self.gpct:
+            out["gpct"] = self.gpct.model_dump(exclude_none=True)
+        return out
+
+
+assert set(OUTCOMES) == set(OutcomeIn.model_fields["outcome"].annotation.__args__)  # type: ignore[union-attr]
+
+
+def parse_json(raw_body: bytes) -> Any:
+    if not raw_body:
+        raise BadRequest("the request body is empty; send a JSON object", details={"field": "body"})
+    try:
+        return json.loads(raw_body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise BadRequest(f"the body is not valid JSON{where}", details={"field": "body"}) from None
+
+
+def validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
+    """Validate with pydantic; the first error becomes a 422 naming the field path."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {"field": (prefix + format_path(tuple(e["loc"]))).replace("$", "").rstrip(".") or "body",
+             "message": e["msg"].removeprefix("Value error, ")}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        first = errors[0]
+        raise ValidationFailed(f"{first['field']}: {first['message']}", field=first["field"],
+                               details={"errors": errors[:20]}) from None
+
+
+def to_event(item: EventIn, source: str = "api", now: float | None = None) -> Event:
+    ts = to_epoch(item.occurred_at) if item.occurred_at else (now if now is not None else time.time())
+    email = normalize_email(item.email) if item.email else None
+    subject = email or item.anonymous_id or ""
+    event_id = item.event_id or content_event_id(source, item.type, ts, subject, item.properties)
+    return Event(event_id, item.type, ts, email, item.anonymous_id, item.properties, item.traits, source)
+
+
+def parse_events(data: Any, now: float) -> list[Event]:
+    """One event object, ``{"events": [...]}``, or a bare list; at most 500."""
+    if isinstance(data, dict) and "events" in data:
+        items, prefix = data["events"], "events"
+    elif isinstance(data, list):
+        items, prefix = data, ""
+    else:
+        items, prefix = [data], None
+    if not isinstance(items, list):
+        raise ValidationFailed("events must be a list", field="events")
+    if not items:
+        raise ValidationFailed("no events given", field=prefix or "events")
+    if len(items) > MAX_BATCH:
+        raise ValidationFailed(f"at most {MAX_BATCH} events per request, got {len(items)}", field=prefix or "events")
+    events = []
+    for i, raw in enumerate(items):
+        where = "" if prefix is None else f"{prefix}[{i}]." if prefix else f"[{i}]."
+        item = validate(EventIn, raw, where)
+        try:
+            events.append(to_event(item, now=now))
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"{where}{exc.message}", field=f"{where}{exc.field}") from None
+    return events
+
+
+def parse_identify(data: Any, now: float) -> Event:
+    item = validate(IdentifyIn, data)
+    email = normalize_email(item.email)
+    ts = to_epoch(item.occurred_at) if item.occurred_at else now
+    event_id = item.event_id or content_event_id("api", IDENTIFY, ts, f"{item.anonymous_id}>{email}", item.traits)
+    return Event(event_id, IDENTIFY, ts, email, item.anonymous_id, {}, item.traits, "api")

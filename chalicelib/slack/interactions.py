@@ -1,0 +1,179 @@
+"""Parse Slack interaction requests (Accept / Recycle / Reject clicks). Pure: no I/O.
+
+Slack posts ``application/x-www-form-urlencoded`` with one field, ``payload``, holding JSON.
+Verify the signature on the raw body first (``signature.verify_slack_request``), then call
+:func:`parse_interaction` on the same bytes.
+
+Only ``block_actions`` carrying one of Baton's action ids is acted on; every other interaction
+(view submissions, shortcuts, foreign buttons, a reject menu cleared back to empty) gives an
+:class:`Ignored` result that the route simply acknowledges. A payload of the right type with
+a wrong shape raises :class:`BadRequest` whose ``details["field"]`` is the JSON path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+from chalicelib.errors import BadRequest
+from chalicelib.handoff_message import ID_MAX_LENGTH, ID_PATTERN
+from chalicelib.slack.blocks import ACTION_IDS, REJECT_REASONS
+
+MAX_BODY_BYTES = 256 * 1024
+_ID = re.compile(ID_PATTERN)
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """A sales rep's decision on one handoff, with what is needed to answer in Slack."""
+
+    action: Literal["accept", "recycle", "reject"]
+    reason: str | None  # a REJECT_REASONS code, only for "reject"
+    lead_id: str
+    transition_id: str
+    user_id: str
+    user_name: str | None
+    channel_id: str | None
+    message_ts: str | None
+    response_url: str | None
+    original_blocks: list[dict[str, Any]] = field(default_factory=list)
+    action_ts: str | None = None
+    team_id: str | None = None
+    ignored: Literal[False] = False
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A well-formed interaction Baton has nothing to do with (answer 200 and move on)."""
+
+    reason: str
+    payload_type: str | None = None
+    ignored: Literal[True] = True
+
+
+InteractionResult = Interaction | Ignored
+
+
+def _bad(path: str, problem: str) -> BadRequest:
+    return BadRequest(f"invalid Slack interaction: {path} {problem}", details={"field": path})
+
+
+def _obj(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(path, "must be an object")
+    return value
+
+
+def _opt_str(value: Any, path: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _bad(path, "must be a string")
+    return value
+
+
+def _req_str(value: Any, path: str) -> str:
+    text = _opt_str(value, path)
+    if not text:
+        raise _bad(path, "is required")
+    return text
+
+
+def _load_payload(raw_body: bytes) -> dict[str, Any]:
+    if len(raw_body) > MAX_BODY_BYTES:
+        raise _bad("payload", "is too large")
+    try:
+        form = parse_qs(raw_body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise _bad("payload", "is not a UTF-8 form body") from None
+    values = form.get("payload")
+    if not values or not values[0]:
+        raise _bad("payload", "form field is missing")
+    try:
+        payload = json.loads(values[0])
+    except json.JSONDecodeError:
+        raise _bad("payload", "is not valid JSON") from None
+    return _obj(payload, "payload")
+
+
+def _decode_value(raw: Any, path: str, with_reason: bool) -> tuple[str, str, str | None]:
+    text = _req_str(raw, path)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise _bad(path, "is not Baton's JSON value") from None
+    value = _obj(value, path)
+    ids = []
+    for key in ("l", "t"):
+        item = value.get(key)
+        if not isinstance(item, str) or len(item) > ID_MAX_LENGTH or not _ID.match(item):
+            raise _bad(f"{path}.{key}", "must be an id")
+        ids.append(item)
+    reason = None
+    if with_reason:
+        reason = value.get("r")
+        if reason not in REJECT_REASONS:
+            raise _bad(f"{path}.r", f"must be one of {', '.join(REJECT_REASONS)}")
+    return ids[0], ids[1], reason
+
+
+def parse_interaction(raw_body: bytes) -> InteractionResult:
+    """The decision in a ``block_actions`` request body, or :class:`Ignored`."""
+    payload = _load_payload(raw_body)
+    kind = payload.get("type")
+    if kind != "block_actions":
+        return Ignored(f"interaction type {kind!r} is not handled", payload_type=str(kind) if kind else None)
+
+    actions = payload.get("actions")
+    if not isinstance(actions, list) or not actions:
+        raise _bad("payload.actions", "must be a non-empty list")
+    # One click, one action: Slack sends a single element for buttons and selects.
+    act = _obj(actions[0], "payload.actions[0]")
+    action_id = act.get("action_id")
+    if action_id not in ACTION_IDS:
+        return Ignored(f"action {action_id!r} is not Baton's", payload_type=kind)
+    action = ACTION_IDS[action_id]
+
+    if action == "reject":
+        selected = act.get("selected_option")
+        if selected is None:
+            # Slack sends null when a rep clears the menu: no decision was made.
+            return Ignored("reject menu cleared without a reason", payload_type=kind)
+        selected = _obj(selected, "payload.actions[0].selected_option")
+        lead_id, transition_id, reason = _decode_value(
+            selected.get("value"), "payload.actions[0].selected_option.value", with_reason=True
+        )
+    else:
+        lead_id, transition_id, reason = _decode_value(act.get("value"), "payload.actions[0].value", False)
+
+    user = _obj(payload.get("user"), "payload.user")
+    container = payload.get("container")
+    container = _obj(container, "payload.container") if container is not None else {}
+    channel = payload.get("channel")
+    channel = _obj(channel, "payload.channel") if channel is not None else {}
+    message = payload.get("message")
+    message = _obj(message, "payload.message") if message is not None else {}
+    team = payload.get("team")
+    team = _obj(team, "payload.team") if team is not None else {}
+
+    blocks = message.get("blocks", [])
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        raise _bad("payload.message.blocks", "must be a list of objects")
+
+    return Interaction(
+        action=action,
+        reason=reason,
+        lead_id=lead_id,
+        transition_id=transition_id,
+        user_id=_req_str(user.get("id"), "payload.user.id"),
+        user_name=_opt_str(user.get("username") or user.get("name"), "payload.user.username"),
+        channel_id=_opt_str(channel.get("id") or container.get("channel_id"), "payload.channel.id"),
+        message_ts=_opt_str(container.get("message_ts") or message.get("ts"), "payload.container.message_ts"),
+        response_url=_opt_str(payload.get("response_url"), "payload.response_url"),
+        original_blocks=blocks,
+        action_ts=_opt_str(act.get("action_ts"), "payload.actions[0].action_ts"),
+        team_id=_opt_str(team.get("id"), "payload.team.id"),
+    )

@@ -1,0 +1,116 @@
+"""A lead's scoring state: compact, bounded, JSON-serialisable.
+
+Its size does not grow with the number of events: engagement is one decayed accumulator per rule,
+caps keep at most the timestamps they can still need, dedupe memory and histories are bounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+# Forward order of the funnel; "recycled" and "disqualified" are side states set by sales or
+# disqualifiers, from which only explicit feedback (or re-qualification after recycling) moves on.
+STAGE_ORDER = {"lead": 0, "recycled": 0, "mql": 1, "sql": 2, "opportunity": 3, "customer": 4, "disqualified": -1}
+
+RECENT_IDS = 256  # dedupe memory in the state; the store's conditional writes cover older ids
+HISTORY = 20
+KEY_EVENTS = 10
+
+
+def lead_id_for(email: str) -> str:
+    """Leads are keyed by normalised email; the id is a digest so keys and logs carry no address."""
+    return "L" + hashlib.sha256(email.encode()).hexdigest()[:24]
+
+
+@dataclass(slots=True)
+class Transition:
+    id: str
+    lead_id: str
+    from_stage: str
+    to_stage: str
+    at: float
+    reason: str
+    ruleset_version: int | None
+    event_id: str | None = None
+    fast_track: bool = False
+    manual: bool = False  # set by sales feedback, not by the rules
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "lead_id": self.lead_id, "from_stage": self.from_stage, "to_stage": self.to_stage,
+            "at": self.at, "reason": self.reason, "ruleset_version": self.ruleset_version,
+            "event_id": self.event_id, "fast_track": self.fast_track, "manual": self.manual,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Transition":
+        return cls(**d)
+
+
+@dataclass(slots=True)
+class LeadState:
+    lead_id: str
+    email: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    stage: str = "lead"
+    stage_history: list[dict[str, Any]] = field(default_factory=list)
+    clock: float = 0.0  # newest event time seen: engagement is evaluated here, never in the past
+    first_seen: float | None = None
+    # rule id -> [value at ref time, ref time]: decays lazily, so an event touches only its rules
+    eng: dict[str, list[float]] = field(default_factory=dict)
+    # rule id -> counted hit times still inside a window that may matter ([count] for lifetime caps)
+    caps: dict[str, list[float]] = field(default_factory=dict)
+    # rule id -> [last award time, match times since]
+    freq: dict[str, list[float]] = field(default_factory=dict)
+    recent_ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
+    key_events: list[dict[str, Any]] = field(default_factory=list)
+    fit: float = 0.0
+    fit_rules: list[str] = field(default_factory=list)
+    fit_version: int | None = -1  # rule-set version fit was computed with (-1: never)
+    disqualified_reason: str | None = None
+    recycled_at: float | None = None
+    fast_track: bool = False
+    handed_off_at: float | None = None
+    route: str | None = None  # the handoff route (Slack channel rule) chosen when it became an SQL
+    sla_deadline: float | None = None  # sales should act on the SQL before this time
+    sla_reminders: int = 0  # 1 after the reminder, 2 after the escalation
+    accepted_at: float | None = None
+    transitions_count: int = 0
+    event_count: int = 0
+    ruleset_version: int | None = None
+
+    def seen(self, event_id: str) -> bool:
+        return event_id in self.recent_ids
+
+    def remember(self, event_id: str) -> None:
+        ids = self.recent_ids
+        ids[event_id] = None
+        if len(ids) > RECENT_IDS:
+            del ids[next(iter(ids))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lead_id": self.lead_id, "email": self.email, "attributes": self.attributes, "stage": self.stage,
+            "stage_history": self.stage_history, "clock": self.clock, "first_seen": self.first_seen,
+            "eng": self.eng, "caps": self.caps, "freq": self.freq, "recent_ids": list(self.recent_ids),
+            "key_events": self.key_events, "fit": self.fit, "fit_rules": self.fit_rules,
+            "fit_version": self.fit_version, "disqualified_reason": self.disqualified_reason,
+            "recycled_at": self.recycled_at, "fast_track": self.fast_track, "handed_off_at": self.handed_off_at,
+            "route": self.route, "sla_deadline": self.sla_deadline, "sla_reminders": self.sla_reminders,
+            "accepted_at": self.accepted_at, "transitions_count": self.transitions_count,
+            "event_count": self.event_count, "ruleset_version": self.ruleset_version,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LeadState":
+        data = dict(d)
+        data["recent_ids"] = dict.fromkeys(data.get("recent_ids") or ())
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def copy(self) -> "LeadState":
+        import copy
+
+        return copy.deepcopy(self)

@@ -1,0 +1,1 @@
+"""Repositories: one interface (``base``), two implementations (``memory``, ``dynamodb``)."""

@@ -1,0 +1,123 @@
+"""Repository interfaces. Services depend on these, never on boto3."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from chalicelib.events import Event
+from chalicelib.state import LeadState
+
+# DynamoDB transactions take at most 100 items; keep room for the state, outbox and links.
+MAX_EVENTS_PER_COMMIT = 90
+
+
+@dataclass(frozen=True)
+class StoredLead:
+    state: LeadState
+    version: int  # optimistic-concurrency counter of the stored item
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A message that must reach the handoff topic: written with the state, delivered after."""
+
+    id: str  # the transition id: also the consumer's dedupe key
+    kind: str  # "handoff" | "digest" | ...
+    body: dict[str, Any]
+    attributes: dict[str, str]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Everything one conditional write stores for a lead, all or nothing."""
+
+    state: LeadState
+    expected_version: int  # 0: the lead must not exist yet
+    events: Sequence[Event] = ()
+    outbox: Sequence[OutboxItem] = ()
+    outcomes: Sequence[dict[str, Any]] = ()
+    link_anonymous: str | None = None  # anonymous id to link to this lead
+    consumed_anonymous: Sequence[tuple[str, str]] = field(default_factory=tuple)  # (anonymous id, event id)
+
+
+class LeadRepository(Protocol):
+    def get(self, lead_id: str) -> StoredLead | None: ...
+
+    def commit(self, commit: Commit) -> int:
+        """Store atomically; return the new version.
+
+        Raises ``ConcurrencyConflict`` when the stored version moved on, ``DuplicateEvents`` when
+        some events were already recorded (nothing is written then: the caller drops them, retries).
+        """
+        ...
+
+    def events(self, lead_id: str) -> list[Event]:
+        """All of a lead's events, oldest first."""
+        ...
+
+    def outcomes(self, lead_id: str) -> list[dict[str, Any]]: ...
+
+    def linked_lead(self, anonymous_id: str) -> str | None: ...
+
+    def save_anonymous(self, anonymous_id: str, events: Sequence[Event]) -> int:
+        """Keep events of a not-yet-known visitor; returns how many were new."""
+        ...
+
+    def anonymous_events(self, anonymous_id: str) -> list[Event]: ...
+
+    def sla_due(self, now: float, limit: int = 100) -> list[str]:
+        """Lead ids of SQLs past their SLA deadline that sales has not accepted."""
+        ...
+
+    def lead_ids(self, segment: int = 0, segments: int = 1) -> list[str]:
+        """Every lead id (optionally one segment of a parallel scan)."""
+        ...
+
+
+class OutboxRepository(Protocol):
+    def pending(self, limit: int = 50) -> list[OutboxItem]: ...
+
+    def delete(self, item_id: str) -> None: ...
+
+    def put(self, item: OutboxItem) -> None:
+        """For messages not tied to a lead write (reminders, digests)."""
+        ...
+
+    def claim(self, key: str, ttl_seconds: int) -> bool:
+        """Record ``key`` once; False when it was already claimed (a redelivery)."""
+        ...
+
+    def release(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RulesetVersion:
+    version: int
+    name: str
+    body: dict[str, Any]
+    created_at: float
+    checksum: str
+
+
+@dataclass(frozen=True)
+class ActivePointer:
+    version: int | None
+    history: tuple[int, ...]  # previously active versions, oldest first (rollback pops the last)
+    updated_at: float | None
+
+
+class RulesetRepository(Protocol):
+    def create(self, name: str, body: dict[str, Any], checksum: str, now: float) -> RulesetVersion: ...
+
+    def get(self, version: int) -> RulesetVersion | None: ...
+
+    def list(self) -> list[RulesetVersion]: ...
+
+    def active(self) -> ActivePointer: ...
+
+    def set_active(self, expected: ActivePointer, version: int, history: tuple[int, ...], now: float) -> None:
+        """Point ``active`` at ``version`` only if it still is ``expected``; else ``Conflict``."""
+        ...

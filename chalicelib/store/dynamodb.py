@@ -1,0 +1,380 @@
+"""DynamoDB repositories (low-level client: lighter than ``boto3.resource`` and explicit about types).
+
+Leads table layout (pk / sk):
+  LEAD#<id> / STATE             the scoring state (JSON), ``version`` for optimistic concurrency,
+                                ``gsi1pk=SLA`` + ``gsi1sk=<deadline>#<id>`` while an SQL awaits sales
+  LEAD#<id> / EVT#<event id>    one item per event: its existence is the exactly-once check
+  LEAD#<id> / OUTCOME#<t>#<n>   sales feedback
+  ANON#<id> / LINK              anonymous id -> lead id
+  ANON#<id> / EVT#<event id>    events of a visitor not yet identified (expire after 90 days)
+Outbox table: pk = message id (pending messages), CLAIM#<key> (consumer dedupe, with TTL).
+Rulesets table: RULESET / V#<n>, RULESET / COUNTER, RULESET / ACTIVE.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import client
+from chalicelib.errors import (
+    BatonError,
+    ConcurrencyConflict,
+    Conflict,
+    DuplicateEvents,
+    NotFound,
+    Unavailable,
+)
+from chalicelib.events import Event
+from chalicelib.state import LeadState
+from chalicelib.store.base import ActivePointer, Commit, OutboxItem, RulesetVersion, StoredLead
+
+ANONYMOUS_TTL = 90 * 86400
+_THROTTLED = {
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable",
+}
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": repr(value) if isinstance(value, float) else str(value)}
+
+
+def _translate(exc: ClientError) -> BatonError:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code in _THROTTLED:
+        return Unavailable("the lead store is busy; retry shortly", retry_after=1, details={"cause": code})
+    if code == "ConditionalCheckFailedException":
+        return ConcurrencyConflict("the item changed meanwhile")
+    return Unavailable("the lead store failed", retry_after=2, details={"cause": code})
+
+
+def _query(table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    ddb = client("dynamodb")
+    start: dict[str, Any] | None = None
+    while True:
+        page = ddb.query(TableName=table, **kwargs, **({"ExclusiveStartKey": start} if start else {}))
+        yield from page.get("Items", [])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return
+
+
+def _event_item(pk: str, event: Event) -> dict[str, Any]:
+    return {
+        "pk": _s(pk), "sk": _s(f"EVT#{event.event_id}"), "ts": _n(event.ts), "type": _s(event.type),
+        "data": _s(json.dumps(event.to_dict(), separators=(",", ":"), default=str)),
+    }
+
+
+def _outbox_item(item: OutboxItem) -> dict[str, Any]:
+    return {
+        "pk": _s(item.id), "kind": _s(item.kind), "created_at": _n(item.created_at),
+        "body": _s(json.dumps(item.body, separators=(",", ":"), default=str)),
+        "attributes": _s(json.dumps(item.attributes)),
+    }
+
+
+class DynamoDBLeads:
+    def __init__(self, table: str, outbox_table: str) -> None:
+        self.table = table
+        self.outbox_table = outbox_table
+
+    def get(self, lead_id: str) -> StoredLead | None:
+        try:
+            found = client("dynamodb").get_item(
+                TableName=self.table, Key={"pk": _s(f"LEAD#{lead_id}"), "sk": _s("STATE")}, ConsistentRead=True
+            )
+        except ClientError as exc:
+            raise _translate(exc) from None
+        item = found.get("Item")
+        if item is None:
+            return None
+        return StoredLead(LeadState.from_dict(json.loads(item["data"]["S"])), int(item["version"]["N"]))
+
+    def _state_item(self, commit: Commit) -> dict[str, Any]:
+        state = commit.state
+        item: dict[str, Any] = {
+            "pk": _s(f"LEAD#{state.lead_id}"), "sk": _s("STATE"),
+            "data": _s(json.dumps(state.to_dict(), separators=(",", ":"), default=str)),
+            "version": _n(commit.expected_version + 1), "stage": _s(state.stage),
+        }
+        if state.stage == "sql" and state.accepted_at is None and state.sla_deadline is not None:
+            item["gsi1pk"] = _s("SLA")
+            item["gsi1sk"] = _s(f"{state.sla_deadline:017.3f}#{state.lead_id}")
+        return item
+
+    def commit(self, commit: Commit) -> int:
+        pk = f"LEAD#{commit.state.lead_id}"
+        if commit.expected_version == 0:
+            state_put: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            state_put = {
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": {":v": _n(commit.expected_version)},
+            }
+        items: list[dict[str, Any]] = [{"Put": {"TableName": self.table, "Item": self._state_item(commit), **state_put}}]
+        first_event = len(items)
+        not_exists = {"ConditionExpression": "attribute_not_exists(pk)"}
+        items += [{"Put": {"TableName": self.table, "Item": _event_item(pk, e), **not_exists}} for e in commit.events]
+        items += [
+            {"Put": {"TableName": self.outbox_table, "Item": _outbox_item(o), **not_exists}} for o in commit.outbox
+        ]
+        for n, outcome in enumerate(commit.outcomes):
+            item = {
+                "pk": _s(pk), "sk": _s(f"OUTCOME#{outcome['at']:017.3f}#{n}"),
+                "data": _s(json.dumps(outcome, separators=(",", ":"), default=str)),
+            }
+            items.append({"Put": {"TableName": self.table, "Item": item}})
+        if commit.link_anonymous:
+            link = {"pk": _s(f"ANON#{commit.link_anonymous}"), "sk": _s("LINK"), "lead_id": _s(commit.state.lead_id)}
+            items.append({"Put": {"TableName": self.table, "Item": link}})
+        items += [
+            {"Delete": {"TableName": self.table, "Key": {"pk": _s(f"ANON#{a}"), "sk": _s(f"EVT#{e}")}}}
+            for a, e in commit.consumed_anonymous
+        ]
+        try:
+            client("dynamodb").transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            raise self._cancelled(exc, commit, first_event) from None
+        return commit.expected_version + 1
+
+    @staticmethod
+    def _cancelled(exc: ClientError, commit: Commit, first_event: int) -> BatonError:
+        if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            return _translate(exc)
+        reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+        if any(code in _THROTTLED or code == "ThrottlingError" for code in reasons):
+            return Unavailable("the lead store is busy; retry shortly", retry_after=1)
+        dupes = [
+            commit.events[i - first_event].event_id
+            for i, code in enumerate(reasons)
+            if code == "ConditionalCheckFailed" and first_event <= i < first_event + len(commit.events)
+        ]
+        if (reasons and reasons[0] == "ConditionalCheckFailed") or "TransactionConflict" in reasons:
+            return ConcurrencyConflict("the lead changed meanwhile")
+        if dupes:
+            return DuplicateEvents(dupes)
+        return ConcurrencyConflict(f"write cancelled: {reasons}")
+
+    def events(self, lead_id: str) -> list[Event]:
+        items = _query(
+            self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :evt)",
+            ExpressionAttributeValues={":pk": _s(f"LEAD#{lead_id}"), ":evt": _s("EVT#")},
+            ProjectionExpression="#d",
+            ExpressionAttributeNames={"#d": "data"},
+        )
+        events = [Event.from_dict(json.loads(i["data"]["S"])) for i in items]
+        return sorted(events, key=lambda e: (e.ts, e.event_id))
+
+    def outcomes(self, lead_id: str) -> list[dict[str, Any]]:
+        items = _query(
+            self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :o)",
+            ExpressionAttributeValues={":pk": _s(f"LEAD#{lead_id}"), ":o": _s("OUTCOME#")},
+        )
+        return [json.loads(i["data"]["S"]) for i in items]
+
+    def linked_lead(self, anonymous_id: str) -> str | None:
+        try:
+            found = client("dynamodb").get_item(
+                TableName=self.table, Key={"pk": _s(f"ANON#{anonymous_id}"), "sk": _s("LINK")}
+            )
+        except ClientError as exc:
+            raise _translate(exc) from None
+        item = found.get("Item")
+        return item["lead_id"]["S"] if item else None
+
+    def save_anonymous(self, anonymous_id: str, events: Sequence[Event]) -> int:
+        new = 0
+        ddb = client("dynamodb")
+        for event in events:
+            item = _event_item(f"ANON#{anonymous_id}", event)
+            item["expires_at"] = _n(int(event.ts) + ANONYMOUS_TTL)
+            try:
+                ddb.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+                new += 1
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise _translate(exc) from None
+        return new
+
+    def anonymous_events(self, anonymous_id: str) -> list[Event]:
+        items = _query(
+            self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :evt)",
+            ExpressionAttributeValues={":pk": _s(f"ANON#{anonymous_id}"), ":evt": _s("EVT#")},
+        )
+        return sorted((Event.from_dict(json.loads(i["data"]["S"])) for i in items), key=lambda e: (e.ts, e.event_id))
+
+    def sla_due(self, now: float, limit: int = 100) -> list[str]:
+        items = client("dynamodb").query(
+            TableName=self.table,
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :p AND gsi1sk <= :t",
+            ExpressionAttributeValues={":p": _s("SLA"), ":t": _s(f"{now:017.3f}~")},
+            Limit=limit,
+        ).get("Items", [])
+        return [i["pk"]["S"].removeprefix("LEAD#") for i in items]
+
+    def lead_ids(self, segment: int = 0, segments: int = 1) -> list[str]:
+        ddb = client("dynamodb")
+        ids: list[str] = []
+        start: dict[str, Any] | None = None
+        while True:
+            page = ddb.scan(
+                TableName=self.table, Segment=segment, TotalSegments=segments,
+                FilterExpression="sk = :s", ExpressionAttributeValues={":s": _s("STATE")},
+                ProjectionExpression="pk", **({"ExclusiveStartKey": start} if start else {}),
+            )
+            ids += [i["pk"]["S"].removeprefix("LEAD#") for i in page.get("Items", [])]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return sorted(ids)
+
+
+class DynamoDBOutbox:
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def pending(self, limit: int = 50) -> list[OutboxItem]:
+        items: list[OutboxItem] = []
+        start: dict[str, Any] | None = None
+        while len(items) < limit:
+            page = client("dynamodb").scan(
+                TableName=self.table, FilterExpression="attribute_exists(body)",
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            items += [
+                OutboxItem(
+                    id=i["pk"]["S"], kind=i["kind"]["S"], body=json.loads(i["body"]["S"]),
+                    attributes=json.loads(i["attributes"]["S"]), created_at=float(i["created_at"]["N"]),
+                )
+                for i in page.get("Items", [])
+            ]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return sorted(items, key=lambda i: i.created_at)[:limit]
+
+    def delete(self, item_id: str) -> None:
+        client("dynamodb").delete_item(TableName=self.table, Key={"pk": _s(item_id)})
+
+    def put(self, item: OutboxItem) -> None:
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table, Item=_outbox_item(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise _translate(exc) from None
+
+    def claim(self, key: str, ttl_seconds: int) -> bool:
+        import time
+
+        item = {"pk": _s(f"CLAIM#{key}"), "expires_at": _n(int(time.time()) + ttl_seconds)}
+        try:
+            client("dynamodb").put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _translate(exc) from None
+        return True
+
+    def release(self, key: str) -> None:
+        client("dynamodb").delete_item(TableName=self.table, Key={"pk": _s(f"CLAIM#{key}")})
+
+
+class DynamoDBRulesets:
+    PK = "RULESET"
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def _key(self, sk: str) -> dict[str, Any]:
+        return {"pk": _s(self.PK), "sk": _s(sk)}
+
+    @staticmethod
+    def _version(item: dict[str, Any]) -> RulesetVersion:
+        return RulesetVersion(
+            version=int(item["version"]["N"]), name=item["name"]["S"], body=json.loads(item["body"]["S"]),
+            created_at=float(item["created_at"]["N"]), checksum=item["checksum"]["S"],
+        )
+
+    def create(self, name: str, body: dict[str, Any], checksum: str, now: float) -> RulesetVersion:
+        ddb = client("dynamodb")
+        counter = ddb.update_item(
+            TableName=self.table, Key=self._key("COUNTER"), UpdateExpression="ADD #n :one",
+            ExpressionAttributeNames={"#n": "n"}, ExpressionAttributeValues={":one": _n(1)},
+            ReturnValues="UPDATED_NEW",
+        )
+        version = int(counter["Attributes"]["n"]["N"])
+        item = {
+            **self._key(f"V#{version:08d}"), "version": _n(version), "name": _s(name),
+            "body": _s(json.dumps(body, separators=(",", ":"))), "created_at": _n(now), "checksum": _s(checksum),
+        }
+        ddb.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        return self._version(item)
+
+    def get(self, version: int) -> RulesetVersion | None:
+        item = client("dynamodb").get_item(TableName=self.table, Key=self._key(f"V#{version:08d}")).get("Item")
+        return self._version(item) if item else None
+
+    def list(self) -> list[RulesetVersion]:
+        items = _query(
+            self.table, KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
+            ExpressionAttributeValues={":pk": _s(self.PK), ":v": _s("V#")},
+        )
+        return [self._version(i) for i in items]
+
+    def active(self) -> ActivePointer:
+        item = client("dynamodb").get_item(
+            TableName=self.table, Key=self._key("ACTIVE"), ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return ActivePointer(None, (), None)
+        return ActivePointer(
+            int(item["version"]["N"]),
+            tuple(int(v["N"]) for v in item.get("history", {}).get("L", [])),
+            float(item["updated_at"]["N"]),
+        )
+
+    def set_active(self, expected: ActivePointer, version: int, history: tuple[int, ...], now: float) -> None:
+        pointer = {
+            **self._key("ACTIVE"), "version": _n(version), "history": {"L": [_n(v) for v in history]},
+            "updated_at": _n(now),
+        }
+        if expected.version is None:
+            guard: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            guard = {
+                "ConditionExpression": "version = :v AND updated_at = :u",
+                "ExpressionAttributeValues": {":v": _n(expected.version), ":u": _n(expected.updated_at or 0.0)},
+            }
+        try:
+            client("dynamodb").transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table, "Key": self._key(f"V#{version:08d}"),
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    },
+                    {"Put": {"TableName": self.table, "Item": pointer, **guard}},
+                ]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise _translate(exc) from None
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise NotFound(f"rule set version {version} does not exist") from None
+            raise Conflict("the active rule set changed meanwhile; read it again and retry") from None

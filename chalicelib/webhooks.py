@@ -1,0 +1,43 @@
+"""Vendor webhooks: look up the source's secret and settings, verify, parse, score."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from chalicelib.errors import Unauthorized, ValidationFailed
+from chalicelib.leads import LeadService
+from chalicelib.sources import WebhookRequest, WebhookResult, get_source
+
+
+class SecretSource(Protocol):
+    def get(self, name: str) -> str | None: ...
+
+
+def source_settings(secrets: SecretSource, name: str) -> dict[str, Any]:
+    """Per-source settings (field maps, demo forms...): JSON in ``sources/<name>/settings``."""
+    raw = secrets.get(f"sources/{name}/settings")
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ValidationFailed(f"the settings of source {name} are not valid JSON", field="settings") from None
+    return value if isinstance(value, dict) else {}
+
+
+def receive(name: str, request: WebhookRequest, secrets: SecretSource, leads: LeadService, now: float
+            ) -> WebhookResult:
+    source = get_source(name)  # unknown source: 404 before anything else
+    secret = secrets.get(f"sources/{name}/secret")
+    if not secret:
+        # Refuse rather than accept unsigned data: a missing secret is a deployment mistake.
+        raise Unauthorized(f"webhook source {name} has no secret configured (sources/{name}/secret)")
+    source.verify(request, secret, now)
+    result = source.parse(request, source_settings(secrets, name))
+    if result.events:
+        summary = leads.ingest(result.events)
+        if isinstance(result.body, dict):
+            result = WebhookResult(result.events, result.status, {**result.body, "accepted": summary["accepted"],
+                                                                  "duplicates": summary["duplicates"]})
+    return result

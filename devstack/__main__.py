@@ -1,0 +1,71 @@
+"""``python -m devstack``: run the local stack until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from types import FrameType
+
+from devstack.stack import LocalStack
+
+log = logging.getLogger("devstack")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM shuts down the same clean way as Ctrl-C
+
+
+def banner(stack: LocalStack) -> str:
+    env, reg = os.environ, stack.registry
+    posts = env.get("SLACK_WEBHOOK_URL") or env.get("SLACK_BOT_TOKEN")
+    slack = "posting to Slack too" if posts else "no Slack token set"
+    token = "$BATON_ADMIN_TOKEN" if env.get("BATON_ADMIN_TOKEN") else "dev-admin-token"
+    return f"""
+Baton local stack is up
+  API           {stack.app_url}    try: curl {stack.app_url}/health
+  AWS (moto)    {stack.endpoint}    AWS_ENDPOINT_URL for boto3 and the aws cli
+  landing page  {stack.landing_url or "(no examples/landing/)"}
+  Slack outbox  {env["BATON_SLACK_OUTBOX_FILE"]}  ({slack})
+  admin token   {token}  (SSM {env["BATON_SSM_PREFIX"]}admin-token)
+  handlers      sns={len(reg.sns)} sqs={len(reg.sqs)} streams={len(reg.streams)} schedules={len(reg.schedules)}
+Ctrl-C stops everything.
+"""
+
+
+def main() -> int:
+    logging.basicConfig(level=os.environ.get("BATON_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname).1s %(name)s: %(message)s", datefmt="%H:%M:%S")  # fmt: skip
+    for noisy in ("werkzeug", "botocore"):  # moto logs every request, botocore every client
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _interrupt)
+    env = os.environ
+    stack = LocalStack(
+        moto_port=int(env.get("BATON_MOTO_PORT", "5000")), app_port=int(env.get("BATON_APP_PORT", "8000")),
+        landing_port=int(env.get("BATON_LANDING_PORT", "8080")),
+        schedule_seconds=float(env.get("BATON_SCHEDULE_SECONDS", "2")),
+        autoreload=env.get("BATON_AUTORELOAD") == "1",
+    )  # fmt: skip
+    rc = 0
+    try:
+        stack.start()
+        print(banner(stack), flush=True)
+        rc = stack.wait() or 1  # chalice local is not meant to exit by itself
+        log.error("chalice local exited")
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        rc = 1
+    finally:
+        # A second Ctrl-C must not cut the shutdown short and leave chalice local running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        log.info("stopped")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Deploy the data-plane template into moto and turn its outputs into the app's environment.
+
+One function shared by the local stack and the test fixtures, so both run the very template
+that production deploys instead of a hand-made copy of it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "infra" / "data-plane.yaml"
+
+# Stack output -> environment variable the app (chalicelib.config) reads.
+OUTPUT_ENV = {
+    "LeadsTableName": "BATON_LEADS_TABLE",
+    "RulesetsTableName": "BATON_RULESETS_TABLE",
+    "OutboxTableName": "BATON_OUTBOX_TABLE",
+    "HandoffTopicArn": "BATON_HANDOFF_TOPIC_ARN",
+    "DeadLetterQueueUrl": "BATON_DLQ_URL",
+    "RescoreQueueUrl": "BATON_RESCORE_QUEUE_URL",
+    "OutboxStreamArn": "BATON_OUTBOX_STREAM_ARN",
+}
+
+
+def deploy_data_plane(cfn: Any, stage: str = "local", timeout: float = 60.0) -> dict[str, str]:
+    """Create the stack with ``cfn`` (a CloudFormation client) and return its outputs by key."""
+    name = f"baton-{stage}-data-plane"
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=TEMPLATE.read_text(),
+        Parameters=[{"ParameterKey": "Stage", "ParameterValue": stage}],
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        status = stack["StackStatus"]
+        if status == "CREATE_COMPLETE":
+            return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        if not status.endswith("IN_PROGRESS") or time.monotonic() > deadline:
+            raise RuntimeError(f"stack {name} ended in {status}")
+        time.sleep(0.2)  # moto creates synchronously; this only guards a real endpoint
+
+
+def app_env(outputs: dict[str, str], stage: str = "local") -> dict[str, str]:
+    """The BATON_* variables the app needs to find the deployed data plane."""
+    env = {var: outputs[key] for key, var in OUTPUT_ENV.items()}
+    env["BATON_STAGE"] = stage
+    env["BATON_SSM_PREFIX"] = f"/baton/{stage}/"
+    return env

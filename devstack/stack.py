@@ -1,0 +1,282 @@
+"""The local stack: moto server + data plane + seeded secrets + chalice local + event workers.
+
+Used by ``python -m devstack`` (``make run``), and by tests and notebooks that want the same stack
+in-process: ``with LocalStack(moto_port=free_port(), run_app=False) as stack: ...``.
+Starting it sets ``os.environ`` (AWS endpoint, BATON_* names); stopping restores it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO, Any
+
+from devstack import workers
+from devstack.cfn import ROOT, app_env, deploy_data_plane
+
+log = logging.getLogger("devstack")
+STAGE = "local"
+SOURCES = ("typeform", "calendly", "sendgrid", "mailchimp", "hubspot", "segment")
+# DEV ONLY key pair, published in this repo so that tests can sign local SendGrid payloads.
+_PEM = (Path(__file__).parent / "dev-sendgrid-public.pem").read_text()
+DEV_SENDGRID_PUBLIC_KEY = _PEM[_PEM.index("-----BEGIN") :]
+
+# SSM parameter under /baton/local/, the env var that sets it, its development default.
+# No default: seeded only when the variable is set (Slack then posts for real).
+SECRETS: list[tuple[str, str, str | None]] = [
+    ("admin-token", "BATON_ADMIN_TOKEN", "dev-admin-token"),
+    ("ingest-token", "BATON_INGEST_TOKEN", "dev-ingest-token"),
+    ("slack/signing-secret", "BATON_SLACK_SIGNING_SECRET", "dev-slack-signing-secret"),
+    ("slack/bot-token", "SLACK_BOT_TOKEN", None),
+    ("slack/webhook-url", "SLACK_WEBHOOK_URL", None),
+    *[
+        (f"sources/{name}/secret", f"BATON_{name.upper()}_SECRET",
+         DEV_SENDGRID_PUBLIC_KEY if name == "sendgrid" else f"dev-{name}-secret")
+        for name in SOURCES
+    ],
+]  # fmt: skip
+
+
+def free_port() -> int:
+    """A TCP port free right now on 127.0.0.1 (tests run stacks side by side)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _require_free(port: int, env_var: str) -> None:
+    # moto's server thread dies silently on a taken port, and its start() then waits forever.
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            raise RuntimeError(f"port {port} is in use: set {env_var} to another port")
+
+
+def seed_secrets(ssm: Any, prefix: str, environ: dict[str, str]) -> list[str]:
+    seeded = []
+    for name, env_var, default in SECRETS:
+        if value := environ.get(env_var) or default:
+            ssm.put_parameter(Name=prefix + name, Value=value, Type="SecureString", Overwrite=True)
+            seeded.append(prefix + name)
+    return seeded
+
+
+def allow_landing_origin(environ: Any, landing_port: int) -> None:
+    """Let the example landing page post forms: its origin joins both allow-lists (kept, not replaced)."""
+    origins = [f"http://{host}:{landing_port}" for host in ("127.0.0.1", "localhost")]
+    for var, values in (
+        ("BATON_CORS_ORIGINS", origins),
+        ("BATON_REDIRECT_ALLOWLIST", [o + "/" for o in origins]),
+    ):
+        current = [v.strip() for v in environ.get(var, "").split(",") if v.strip()]
+        environ[var] = ",".join(current + [v for v in values if v not in current])
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("landing: " + format, *args)
+
+
+class LocalStack:
+    def __init__(self, moto_port: int = 5000, app_port: int = 8000, landing_port: int = 8080,
+                 schedule_seconds: float = 2.0, run_app: bool = True, autoreload: bool = False,
+                 app_output: IO[Any] | None = None) -> None:  # fmt: skip
+        self.moto_port, self.app_port, self.landing_port = moto_port, app_port, landing_port
+        self.schedule_seconds, self.run_app, self.autoreload = schedule_seconds, run_app, autoreload
+        self.app_output = app_output  # where chalice local's output goes; None: this process's
+        self.endpoint, self.app_url = f"http://127.0.0.1:{moto_port}", f"http://127.0.0.1:{app_port}"
+        self.landing_url: str | None = None
+        self.outputs: dict[str, str] = {}
+        self.secrets: list[str] = []
+        self.registry = workers.Registry()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._moto: Any = None
+        self._app: subprocess.Popen[bytes] | None = None
+        self._landing: ThreadingHTTPServer | None = None
+        self._saved_env: dict[str, str] | None = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:  # Ctrl-C while starting too: leave nothing running
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        _require_free(self.moto_port, "BATON_MOTO_PORT")
+        self._saved_env = dict(os.environ)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self._moto.start()
+        region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+        os.environ.update(AWS_ENDPOINT_URL=self.endpoint, AWS_ACCESS_KEY_ID="testing",
+                          AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=region,
+                          AWS_ACCOUNT_ID_ENDPOINT_MODE="disabled")  # fmt: skip  # streams via moto
+        for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):  # never mix real credentials in
+            os.environ.pop(var, None)
+        session = boto3.session.Session()
+        self.outputs = deploy_data_plane(session.client("cloudformation"), STAGE)
+        os.environ.update(app_env(self.outputs, STAGE))
+        default_outbox = str(ROOT / ".baton" / "slack-outbox.jsonl")
+        outbox = Path(os.environ.setdefault("BATON_SLACK_OUTBOX_FILE", default_outbox))
+        outbox.parent.mkdir(parents=True, exist_ok=True)
+        self.secrets = seed_secrets(session.client("ssm"), os.environ["BATON_SSM_PREFIX"], dict(os.environ))
+        allow_landing_origin(os.environ, self.landing_port)
+        _reset_app_caches()
+        self.ruleset_version = publish_default_ruleset()
+        self._start_workers(session)
+        self._start_landing()  # before the app: once /health answers, everything else is up
+        if self.run_app:
+            self._start_app()
+
+    def _start_workers(self, session: Any) -> None:
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        # Imported only now: app.py may read its configuration from the variables set above.
+        self.registry = reg = workers.discover(importlib.import_module("app"))
+        sqs = session.client("sqs")
+        queues = workers.Queues(sqs, self.outputs["DeadLetterQueueUrl"])
+
+        # moto skips CloudFormation subscriptions: the consumer queue is subscribed here.
+        consumer = sqs.create_queue(QueueName=f"baton-{STAGE}-handoff-consumer")["QueueUrl"]
+        sns, subscriptions = session.client("sns"), {}
+        for topic in {workers.short_name(self.outputs["HandoffTopicArn"]), *(h.source for h in reg.sns)}:
+            subscriptions[topic] = sns.subscribe(
+                TopicArn=sns.create_topic(Name=topic)["TopicArn"],  # idempotent: finds existing topics
+                Protocol="sqs", Endpoint=_queue_arn(sqs, consumer), ReturnSubscriptionArn=True,
+                Attributes={"RawMessageDelivery": "false"},  # keep the envelope and its attributes
+            )["SubscriptionArn"]  # fmt: skip
+
+        # With no handlers a worker is not started: messages wait in their queue.
+        if reg.sns:
+            self._spawn("sns", functools.partial(workers.sns_step, queues, consumer, reg.sns, subscriptions))
+        for target in reg.sqs:
+            url = sqs.create_queue(QueueName=target.source)["QueueUrl"]
+            arn = _queue_arn(sqs, url)
+            self._spawn(target.name, functools.partial(workers.sqs_step, queues, url, arn, target))
+        streams = session.client("dynamodbstreams")
+        for target in reg.streams:
+            try:
+                streams.describe_stream(StreamArn=target.source)
+            except Exception:  # e.g. a placeholder ARN: say so once rather than every second
+                hint = "BATON_OUTBOX_STREAM_ARN has the outbox's"
+                log.warning("%s: no stream %r (%s)", target.name, target.source, hint)
+                continue
+            self._spawn(target.name, functools.partial(workers.stream_step, streams, self._stop, target, {}))
+        if reg.schedules:
+            step = functools.partial(workers.schedule_step, self._stop, reg.schedules, self.schedule_seconds)
+            self._spawn("schedules", step)
+
+    def _spawn(self, name: str, step: Any) -> None:
+        self._threads.append(workers.Worker(name, self._stop, step))
+        self._threads[-1].start()
+
+    def _start_app(self) -> None:
+        _require_free(self.app_port, "BATON_APP_PORT")
+        chalice = Path(sys.executable).parent / "chalice"
+        cmd = [str(chalice), "local", "--host", "127.0.0.1", "--port", str(self.app_port), "--stage", STAGE]
+        # The reloader stats the whole tree (.venv too) every second and restarts on any write,
+        # the Slack outbox file included: opt in with BATON_AUTORELOAD=1.
+        cmd.append("--autoreload" if self.autoreload else "--no-autoreload")
+        # Own process group: Ctrl-C reaches only us, and stop() also ends the reloader's child.
+        self._app = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ), stdout=self.app_output,
+                                     stderr=self.app_output, start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.app_url + "/health", timeout=2).close()
+                return
+            except urllib.error.HTTPError:
+                return  # it answers: a 503 only says that a check fails, which /health shows
+            except OSError:
+                try:
+                    code = self._app.wait(timeout=0.25)
+                except subprocess.TimeoutExpired:
+                    continue
+                raise RuntimeError(f"chalice local exited with {code} before serving /health") from None
+        raise RuntimeError(f"chalice local did not answer {self.app_url}/health within 60 s")
+
+    def _start_landing(self) -> None:
+        landing = ROOT / "examples" / "landing"
+        if not landing.is_dir():
+            return
+        handler = functools.partial(_QuietFiles, directory=str(landing))
+        try:
+            self._landing = ThreadingHTTPServer(("127.0.0.1", self.landing_port), handler)
+        except OSError as exc:  # optional: the API is what matters
+            log.warning("landing page not served on port %d: %s", self.landing_port, exc)
+            return
+        threading.Thread(target=self._landing.serve_forever, name="landing", daemon=True).start()
+        self.landing_url = f"http://127.0.0.1:{self.landing_port}/"
+
+    def wait(self) -> int:
+        """Block until chalice local exits on its own (stop() is the way it is meant to end)."""
+        return self._app.wait() if self._app else 0
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._app and self._app.poll() is None:
+            os.killpg(self._app.pid, signal.SIGTERM)
+            try:
+                self._app.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._app.pid, signal.SIGKILL)
+                self._app.wait()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self._landing:
+            self._landing.shutdown()
+            self._landing.server_close()
+        if self._moto:
+            self._moto.stop()
+        self._app, self._landing, self._moto, self._threads = None, None, None, []
+        if self._saved_env is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_env)
+            self._saved_env = None
+            _reset_app_caches()
+
+
+def publish_default_ruleset() -> int:
+    """Create and publish the shipped rule set, through the same service the API uses."""
+    from chalicelib.bootstrap import container
+    from chalicelib.rules.loader import default_ruleset
+
+    rulesets = container().rulesets
+    created = rulesets.create(default_ruleset().model_dump(mode="json", by_alias=True))
+    rulesets.publish(created["version"])
+    return int(created["version"])
+
+
+def _queue_arn(sqs: Any, url: str) -> str:
+    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+
+
+def _reset_app_caches() -> None:
+    # Clients and settings cached before the endpoint was set would talk to the wrong place.
+    from chalicelib import aws, bootstrap, config
+
+    aws.reset_clients()
+    config.settings.cache_clear()
+    bootstrap.use(None)

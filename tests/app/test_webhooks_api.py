@@ -1,0 +1,68 @@
+"""Vendor webhooks through the real route: secrets from SSM (moto), signatures on the raw body."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.app.conftest import ADMIN, Api, table_items
+
+PAYLOADS = Path(__file__).resolve().parent.parent / "payloads"
+
+
+@pytest.fixture
+def secrets(api: Api) -> None:
+    import boto3
+
+    ssm = boto3.client("ssm")
+    for name, value in {"segment": "seg-secret", "mailchimp": "mc-key"}.items():
+        ssm.put_parameter(Name=f"/baton/local/sources/{name}/secret", Value=value, Type="SecureString")
+
+
+def _segment(api: Api, body: bytes, signature: str | None) -> object:
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["X-Signature"] = signature
+    return api.client.http.post("/v1/webhooks/segment", headers=headers, body=body)
+
+
+def test_signed_segment_track_scores_the_lead(api: Api, secrets: None) -> None:
+    body = (PAYLOADS / "segment" / "track_demo_requested.json").read_bytes()
+    good = hmac.new(b"seg-secret", body, hashlib.sha1).hexdigest()
+    r = _segment(api, body, good)
+    assert r.status_code == 200, r.json_body
+    assert r.json_body["accepted"] == 1
+    lead = api.get("/v1/leads?email=margaret.hamilton@apollo.example", headers=ADMIN).json_body
+    assert lead["events"]["items"][0]["type"] == "demo_request"
+    again = _segment(api, body, good)  # Segment retries: counted once
+    assert again.json_body["duplicates"] == 1
+
+
+@pytest.mark.parametrize("signature", [None, "0" * 40, "not-hex"])
+def test_bad_or_missing_signature_is_401_and_stores_nothing(api: Api, secrets: None, signature: str | None) -> None:
+    body = (PAYLOADS / "segment" / "track_demo_requested.json").read_bytes()
+    r = _segment(api, body, signature)
+    assert r.status_code == 401
+    assert table_items(os.environ["BATON_LEADS_TABLE"]) == []
+
+
+def test_mailchimp_validation_get_and_keyed_post(api: Api, secrets: None) -> None:
+    assert api.client.http.get("/v1/webhooks/mailchimp?key=mc-key").status_code == 200
+    assert api.client.http.get("/v1/webhooks/mailchimp?key=wrong").status_code == 401
+    body = (PAYLOADS / "mailchimp" / "subscribe_lead_with_merge_fields.txt").read_text().strip()
+    r = api.client.http.post("/v1/webhooks/mailchimp?key=mc-key",
+                             headers={"Content-Type": "application/x-www-form-urlencoded"}, body=body)
+    assert r.status_code == 200, r.json_body
+    lead = api.get("/v1/leads?email=hedy.lamarr@spread-spectrum.example", headers=ADMIN).json_body
+    assert lead["attributes"]["first_name"] == "Hedy"
+
+
+def test_unknown_source_and_unconfigured_secret(api: Api) -> None:
+    r = api.post("/v1/webhooks/zapier", {"a": 1})
+    assert r.status_code == 404 and "segment" in r.json_body["error"]["message"]
+    r = api.post("/v1/webhooks/typeform", {"event_id": "x"})
+    assert r.status_code == 401

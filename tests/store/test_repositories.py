@@ -1,0 +1,128 @@
+"""One contract, two implementations: every test runs on the in-memory twin and on DynamoDB (moto)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib.errors import ConcurrencyConflict, Conflict, DuplicateEvents, NotFound
+from chalicelib.events import Event
+from chalicelib.state import LeadState
+from chalicelib.store.base import ActivePointer, Commit, OutboxItem
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def repos(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    if request.param == "memory":
+        from chalicelib.store.memory import InMemoryLeads, InMemoryRulesets
+
+        leads = InMemoryLeads()
+        yield {"leads": leads, "outbox": leads.outbox, "rulesets": InMemoryRulesets()}
+        return
+    request.getfixturevalue("moto_aws")
+    from chalicelib.store.dynamodb import DynamoDBLeads, DynamoDBOutbox, DynamoDBRulesets
+
+    yield {
+        "leads": DynamoDBLeads(os.environ["BATON_LEADS_TABLE"], os.environ["BATON_OUTBOX_TABLE"]),
+        "outbox": DynamoDBOutbox(os.environ["BATON_OUTBOX_TABLE"]),
+        "rulesets": DynamoDBRulesets(os.environ["BATON_RULESETS_TABLE"]),
+    }
+
+
+def _event(n: int, ts: float = 1000.0) -> Event:
+    return Event(f"e{n}", "page_view", ts + n, "a@b.io", None, {"path": "/pricing"}, {}, "api")
+
+
+def _outbox(item_id: str) -> OutboxItem:
+    return OutboxItem(item_id, "handoff", {"x": 1}, {"stage": "sql"}, 5.0)
+
+
+def test_new_lead_round_trip(repos: dict[str, Any]) -> None:
+    leads = repos["leads"]
+    assert leads.get("L1") is None
+    state = LeadState("L1", email="a@b.io", stage="mql", clock=1.5)
+    assert leads.commit(Commit(state, 0, [_event(1), _event(2)], [_outbox("t1")])) == 1
+    stored = leads.get("L1")
+    assert stored.version == 1 and stored.state.to_dict() == state.to_dict()
+    assert [e.event_id for e in leads.events("L1")] == ["e1", "e2"]
+    assert [i.id for i in repos["outbox"].pending()] == ["t1"]
+    assert leads.lead_ids() == ["L1"]
+
+
+def test_stale_version_is_a_conflict_and_writes_nothing(repos: dict[str, Any]) -> None:
+    leads = repos["leads"]
+    leads.commit(Commit(LeadState("L1"), 0))
+    with pytest.raises(ConcurrencyConflict):
+        leads.commit(Commit(LeadState("L1", stage="sql"), 0, [_event(9)]))
+    assert leads.get("L1").state.stage == "lead"
+    assert leads.events("L1") == []
+
+
+def test_redelivered_event_is_reported_and_nothing_written(repos: dict[str, Any]) -> None:
+    leads = repos["leads"]
+    leads.commit(Commit(LeadState("L1"), 0, [_event(1)]))
+    with pytest.raises(DuplicateEvents) as caught:
+        leads.commit(Commit(LeadState("L1", stage="mql"), 1, [_event(2), _event(1)]))
+    assert caught.value.event_ids == ["e1"]
+    assert leads.get("L1").version == 1
+    assert [e.event_id for e in leads.events("L1")] == ["e1"]
+
+
+def test_outcomes_links_and_anonymous_events(repos: dict[str, Any]) -> None:
+    leads = repos["leads"]
+    anon = Event("a1", "page_view", 10.0, None, "anon-1", {}, {}, "api")
+    assert leads.save_anonymous("anon-1", [anon, anon]) == 1
+    assert leads.save_anonymous("anon-1", [anon]) == 0
+    assert [e.event_id for e in leads.anonymous_events("anon-1")] == ["a1"]
+    assert leads.linked_lead("anon-1") is None
+    leads.commit(
+        Commit(LeadState("L1"), 0, [anon], outcomes=[{"outcome": "won", "at": 7.0}],
+               link_anonymous="anon-1", consumed_anonymous=[("anon-1", "a1")])
+    )
+    assert leads.linked_lead("anon-1") == "L1"
+    assert leads.anonymous_events("anon-1") == []
+    assert leads.outcomes("L1") == [{"outcome": "won", "at": 7.0}]
+
+
+def test_sla_due_lists_unaccepted_sqls_past_deadline(repos: dict[str, Any]) -> None:
+    leads = repos["leads"]
+    leads.commit(Commit(LeadState("L1", stage="sql", sla_deadline=100.0), 0))
+    leads.commit(Commit(LeadState("L2", stage="sql", sla_deadline=300.0), 0))
+    leads.commit(Commit(LeadState("L3", stage="sql", sla_deadline=50.0, accepted_at=60.0), 0))
+    assert leads.sla_due(200.0) == ["L1"]
+    assert leads.sla_due(400.0) == ["L1", "L2"]
+
+
+def test_outbox_claims_are_exclusive(repos: dict[str, Any]) -> None:
+    outbox = repos["outbox"]
+    assert outbox.claim("t1", 60) is True
+    assert outbox.claim("t1", 60) is False
+    outbox.release("t1")
+    assert outbox.claim("t1", 60) is True
+    outbox.put(_outbox("x1"))
+    outbox.put(_outbox("x1"))
+    assert [i.id for i in outbox.pending()] == ["x1"]
+    outbox.delete("x1")
+    assert outbox.pending() == []
+
+
+def test_ruleset_versions_and_atomic_publish(repos: dict[str, Any]) -> None:
+    rulesets = repos["rulesets"]
+    v1 = rulesets.create("a", {"name": "a"}, "c1", 1.0)
+    v2 = rulesets.create("b", {"name": "b"}, "c2", 2.0)
+    assert (v1.version, v2.version) == (1, 2)
+    assert [v.name for v in rulesets.list()] == ["a", "b"]
+    empty = rulesets.active()
+    assert empty.version is None
+    rulesets.set_active(empty, 1, (), 3.0)
+    with pytest.raises(Conflict):  # a second publisher that read the same pointer loses
+        rulesets.set_active(empty, 2, (), 4.0)
+    current = rulesets.active()
+    assert current.version == 1
+    rulesets.set_active(current, 2, (1,), 5.0)
+    assert rulesets.active() == ActivePointer(2, (1,), 5.0)
+    with pytest.raises(NotFound):
+        rulesets.set_active(rulesets.active(), 99, (1, 2), 6.0)
