@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.baton-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps test-deps run test lint typecheck cfn-lint pytest bench clean distclean browser
+.PHONY: help deps test-deps run test lint typecheck cfn-lint pytest bench package clean distclean browser
 
 help:
 	@echo "make run        local stack: moto + data plane + chalice local (see README)"
 	@echo "make test       lint, typecheck, cfn-lint, pytest"
+	@echo "make package    build/: the data-plane, app (SAM) and alarm templates for AWS, linted"
 	@echo "make lint | typecheck | cfn-lint | pytest | bench | deps | clean | distclean"
 
 # The stamp is newer than every dependency list once the install succeeded; pip only runs again
@@ -37,6 +38,34 @@ typecheck: $(STAMP)
 # --include-checks I: informational findings (e.g. implicit retention) are fixed too.
 cfn-lint: $(STAMP)
 	$(BIN)/cfn-lint --include-checks I -- infra/*.yaml
+
+# The AWS deployables, stage prod (README "Deploy to AWS"), in $(BUILD)/: data-plane.yaml and
+# alarms.yaml (copies of infra/), and the app stack app/sam.json + app/deployment.zip from
+# `chalice package`, merged with infra/app-overrides.yaml (wiring to the data plane's exports);
+# all three are linted. Nothing here calls AWS.
+# - chalice needs a region to package: us-east-1 unless AWS_DEFAULT_REGION is set.
+# - app.py registers outbox_relay only when BATON_OUTBOX_STREAM_ARN is set at import: a
+#   placeholder does it, and the merge template replaces it with the data plane's export.
+# - the SNS and SQS handlers' topic and queue names follow BATON_STAGE (prod, from
+#   .chalice/config.json), never a BATON_HANDOFF_TOPIC / BATON_RESCORE_QUEUE left in this shell.
+# - with a YAML merge template chalice writes sam.yaml: it is converted to sam.json.
+BUILD ?= build
+AWS_DEFAULT_REGION ?= us-east-1
+PACKAGE_STAGE := prod
+OUTBOX_STREAM_PLACEHOLDER := arn:aws:dynamodb:$(AWS_DEFAULT_REGION):000000000000:table/baton-$(PACKAGE_STAGE)-outbox/stream/PLACEHOLDER
+
+package: $(STAMP)
+	rm -rf $(BUILD)/app $(BUILD)/data-plane.yaml $(BUILD)/alarms.yaml
+	mkdir -p $(BUILD)
+	cp infra/data-plane.yaml infra/alarms.yaml $(BUILD)/
+	env -u BATON_HANDOFF_TOPIC -u BATON_RESCORE_QUEUE -u AWS_ENDPOINT_URL \
+		AWS_DEFAULT_REGION=$(AWS_DEFAULT_REGION) BATON_OUTBOX_STREAM_ARN=$(OUTBOX_STREAM_PLACEHOLDER) \
+		$(BIN)/chalice package --stage $(PACKAGE_STAGE) --merge-template infra/app-overrides.yaml $(BUILD)/app
+	$(PY) -c 'import json, sys, yaml; from pathlib import Path as P; P(sys.argv[2]).write_text(json.dumps(yaml.safe_load(P(sys.argv[1]).read_text()), indent=2))' \
+		$(BUILD)/app/sam.yaml $(BUILD)/app/sam.json
+	rm $(BUILD)/app/sam.yaml
+	$(BIN)/cfn-lint --include-checks I -- $(BUILD)/data-plane.yaml $(BUILD)/alarms.yaml $(BUILD)/app/sam.json
+	@echo "built: $(BUILD)/data-plane.yaml $(BUILD)/alarms.yaml $(BUILD)/app/sam.json + deployment.zip"
 
 # System Chromium for the browser tests (tests/e2e); Playwright never downloads a browser.
 browser:

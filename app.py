@@ -15,8 +15,11 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib.bootstrap import container
 from chalicelib.errors import BatonError, PayloadTooLarge
+from chalicelib.observability import configure_logging
 
 app = Chalice(app_name="baton")
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):  # in Lambda: JSON logs and EMF metrics on stdout
+    configure_logging()
 
 JSON = ["application/json"]
 FORM_TYPES = ["application/json", "application/x-www-form-urlencoded"]
@@ -178,6 +181,11 @@ def _lead(lead_id: str, params: dict[str, str]) -> Any:
     return container().leads.get(lead_id, limit=limit, cursor=cursor)
 
 
+@_api("/v1/leads/{lead_id}", ["DELETE"], auth=ADMIN)
+def erase_lead(lead_id: str) -> Any:
+    return container().leads.erase(lead_id)
+
+
 @_api("/v1/leads/{lead_id}/outcome", ["POST"], auth=ADMIN)
 def record_outcome(lead_id: str) -> Any:
     from chalicelib.schemas import OutcomeIn, validate
@@ -223,19 +231,43 @@ def active_ruleset() -> Any:
 def get_ruleset(version: str) -> Any:
     from chalicelib.rulesets import parse_version
 
-    return container().rulesets.get(parse_version(version))
+    c = container()
+    number = parse_version(version)
+    return {**c.rulesets.get(number), "rescore": c.rollout.status(number)}
 
 
 @_api("/v1/rulesets/{version}/publish", ["POST"], auth=ADMIN)
 def publish_ruleset(version: str) -> Any:
     from chalicelib.rulesets import parse_version
 
-    return container().rulesets.publish(parse_version(version))
+    return container().rollout.publish(parse_version(version))
 
 
 @_api("/v1/rulesets/rollback", ["POST"], auth=ADMIN)
 def rollback_ruleset() -> Any:
-    return container().rulesets.rollback()
+    return container().rollout.rollback()
+
+
+@_api("/v1/rulesets/{version}/shadow", ["POST"], auth=ADMIN)
+def start_shadow(version: str) -> Any:
+    from chalicelib.rulesets import parse_version
+
+    return container().rollout.start_shadow(parse_version(version))
+
+
+@_api("/v1/rulesets/shadow", ["DELETE"], auth=ADMIN)
+def stop_shadow() -> Any:
+    return container().rollout.stop_shadow()
+
+
+@_api("/v1/rulesets/shadow/promote", ["POST"], auth=ADMIN)
+def promote_shadow() -> Any:
+    return container().rollout.promote_shadow()
+
+
+@_api("/v1/rulesets/shadow/compare", ["GET"], auth=ADMIN)
+def compare_shadow() -> Any:
+    return container().rollout.compare()
 
 
 
@@ -277,6 +309,18 @@ def _relay() -> dict[str, int]:
 
     c = container()
     return relay(c.outbox, c.publisher())
+
+
+RESCORE_QUEUE = os.environ.get("BATON_RESCORE_QUEUE", f"baton-{os.environ.get('BATON_STAGE', 'local')}-rescore")
+
+
+@app.on_sqs_message(queue=RESCORE_QUEUE, batch_size=1, name="rescore_worker")
+def rescore_worker(event: Any) -> None:
+    import json
+
+    rollout = container().rollout
+    for record in event:
+        rollout.handle(json.loads(record.body))
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="outbox_sweeper")

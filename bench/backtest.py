@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -23,13 +24,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chalicelib.backtest import backtest, summary  # noqa: E402
-from chalicelib.backtest.online import parity, replay_online  # noqa: E402
-from chalicelib.backtest.replay import Outcome  # noqa: E402
-from chalicelib.backtest.synth import History, generate  # noqa: E402
-from chalicelib.events import Event  # noqa: E402
-from chalicelib.rules import compile_ruleset, default_ruleset  # noqa: E402
-from chalicelib.state import lead_id_for  # noqa: E402
+from chalicelib.backtest import backtest, summary
+from chalicelib.backtest.online import parity, replay_online
+from chalicelib.backtest.replay import Outcome
+from chalicelib.backtest.synth import History, generate
+from chalicelib.events import Event
+from chalicelib.rules import compile_ruleset, default_ruleset
+from chalicelib.state import lead_id_for
 
 TARGET_SECONDS = 5.0
 
@@ -55,12 +56,19 @@ def sample(history: History, fraction: float) -> tuple[list[Event], list[Outcome
     return events, outcomes, chosen
 
 
+def _cpu() -> float:
+    """CPU seconds used by this process and its finished children (the forked workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--leads", type=int, default=50_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--sample", type=float, default=0.02, help="share of leads replayed online")
+    parser.add_argument("--sample", type=float, default=0.02, help="share of leads replayed online (0: skip)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--capacity", type=float, default=150.0, help="SQLs per week sales can work")
     args = parser.parse_args()
@@ -72,20 +80,29 @@ def main() -> None:
           f"{len(history.outcomes):,} outcomes in {synth_seconds:.2f} s")
     rs = compile_ruleset(default_ruleset(), 0)  # what the online service scores with before any publish
 
+    load = os.getloadavg()[0]
+    cpu_started = _cpu()
     started = time.perf_counter()
     result = backtest(history.events, rs, history.outcomes, workers=args.workers)
     replayed = time.perf_counter()
     metrics = summary(result, weekly_capacity=args.capacity, points=50)
     seconds = time.perf_counter() - started
+    cpu_seconds = _cpu() - cpu_started
     metrics_seconds = seconds - (replayed - started)
     rate = len(history.events) / seconds
     print(f"backtest: replay {replayed - started:.2f} s + metrics {metrics_seconds:.2f} s = {seconds:.2f} s "
-          f"({rate:,.0f} events/s, workers={args.workers}, cpus={os.cpu_count()})")
+          f"({rate:,.0f} events/s, workers={args.workers}, cpus={os.cpu_count()}); CPU {cpu_seconds:.2f} s "
+          f"in all processes; load average before {load:.2f} (other work on the machine slows the wall time)")
     funnel = {row["step"]: row["leads"] for row in metrics["funnel"]}
     print(f"funnel: {funnel}; SQL precision {metrics['sql_quality']['precision']:.3f}, "
-          f"recall {metrics['sql_quality']['recall']:.3f}; recommended score threshold "
-          f"{(metrics['recommended']['score'] or {}).get('threshold')}")
+          f"recall {metrics['sql_quality']['recall']:.3f}; recommended SQL engagement threshold for "
+          f"{args.capacity:g}/week: {(metrics['recommended']['sql'] or {}).get('threshold')}")
 
+    if args.sample <= 0:  # a quick timing run
+        print(json.dumps({"events": len(history.events), "leads": len(result.leads), "seconds": round(seconds, 3),
+                          "cpu_seconds": round(cpu_seconds, 3), "load_average_before": round(load, 2),
+                          "events_per_s": round(rate), "parity": None}))
+        return
     sample_events, sample_outcomes, chosen = sample(history, args.sample)
     online = replay_online(sample_events, sample_outcomes)
     sample_result = backtest(sample_events, online.ruleset, sample_outcomes)
@@ -106,8 +123,11 @@ def main() -> None:
         "seconds": round(seconds, 3),
         "replay_seconds": round(replayed - started, 3),
         "metrics_seconds": round(metrics_seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
+        "load_average_before": round(load, 2),
         "events_per_s": round(rate),
-        "sweep_points": len(metrics["sweep"]["score"]),
+        "sweep_points": len(metrics["sweep"]["sql"]),
+        "sweeps": len(metrics["sweep"]),
         "target_seconds": TARGET_SECONDS,
         "meets_target": seconds <= TARGET_SECONDS,
         "synth_seconds": round(synth_seconds, 3),

@@ -6,13 +6,17 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import Settings, settings
-from chalicelib.leads import LeadService
-from chalicelib.rulesets import RulesetService
 from chalicelib.secrets import Secrets, StaticSecrets
-from chalicelib.store.base import LeadRepository, OutboxRepository, RulesetRepository
+
+if TYPE_CHECKING:  # services import the engine and rule models: built on first use, not at import
+    from chalicelib.leads import LeadService
+    from chalicelib.queues import Queue
+    from chalicelib.rollout import Rollout
+    from chalicelib.rulesets import RulesetService
+    from chalicelib.store.base import LeadRepository, OutboxRepository, RulesetRepository
 
 
 @dataclass
@@ -26,18 +30,39 @@ class Container:
     extras: dict[str, Any] = field(default_factory=dict)  # adapters built on first use (SNS, Slack)
     _rulesets: RulesetService | None = None
     _leads: LeadService | None = None
+    _rollout: Rollout | None = None
 
     @property
     def rulesets(self) -> RulesetService:
         if self._rulesets is None:
+            from chalicelib.rulesets import RulesetService
+
             self._rulesets = RulesetService(self.rulesets_repo, self.clock, self.settings.ruleset_cache_seconds)
         return self._rulesets
 
     @property
     def leads(self) -> LeadService:
         if self._leads is None:
+            from chalicelib.leads import LeadService
+
             self._leads = LeadService(self.leads_repo, self.rulesets, self.clock)
         return self._leads
+
+    @property
+    def rollout(self) -> Rollout:
+        if self._rollout is None:
+            from chalicelib.rollout import Rollout
+
+            self._rollout = Rollout(self.leads_repo, self.rulesets, self.queue(), self.outbox, self.clock)
+        return self._rollout
+
+    def queue(self) -> Queue:
+        if "queue" not in self.extras:
+            from chalicelib.queues import SqsQueue
+
+            self.extras["queue"] = SqsQueue(self.settings.rescore_queue_url)
+        queue: Queue = self.extras["queue"]
+        return queue
 
     def publisher(self) -> Any:
         if "publisher" not in self.extras:
@@ -86,6 +111,7 @@ def dynamodb_container(config: Settings) -> Container:
 def memory_container(
     secrets: dict[str, str] | None = None, clock: Callable[[], float] = time.time, config: Settings | None = None
 ) -> Container:
+    from chalicelib.queues import InMemoryQueue
     from chalicelib.store.memory import InMemoryLeads, InMemoryRulesets
 
     leads = InMemoryLeads()
@@ -96,6 +122,7 @@ def memory_container(
         outbox=leads.outbox,
         rulesets_repo=InMemoryRulesets(),
         clock=clock,
+        extras={"queue": InMemoryQueue()},
     )
 
 

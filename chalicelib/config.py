@@ -15,6 +15,7 @@ class Settings:
     outbox_table: str
     handoff_topic_arn: str
     dead_letter_queue_url: str
+    rescore_queue_url: str
     ruleset_cache_seconds: float
     ssm_prefix: str
     slack_outbox_file: str
@@ -30,6 +31,7 @@ class Settings:
             outbox_table=e.get("BATON_OUTBOX_TABLE", f"baton-{stage}-outbox"),
             handoff_topic_arn=e.get("BATON_HANDOFF_TOPIC_ARN", ""),
             dead_letter_queue_url=e.get("BATON_DLQ_URL", ""),
+            rescore_queue_url=e.get("BATON_RESCORE_QUEUE_URL", ""),
             ruleset_cache_seconds=float(e.get("BATON_RULESET_CACHE_SECONDS", "30")),
             ssm_prefix=e.get("BATON_SSM_PREFIX", f"/baton/{stage}/"),
             slack_outbox_file=e.get("BATON_SLACK_OUTBOX_FILE", ""),

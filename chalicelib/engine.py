@@ -134,7 +134,7 @@ def _window_full(hits: list[float], ts: float, window: float, limit: int) -> boo
     push an earlier window over its cap.
     """
     lo = bisect.bisect_right(hits, ts - window)
-    if ts >= hits[-1]:  # in order (the usual case): only the window ending at ts can be full
+    if not hits or ts >= hits[-1]:  # in order (the usual case): only the window ending at ts can be full
         return len(hits) - lo >= limit
     hi = bisect.bisect_left(hits, ts + window)
     near = hits[lo:hi]
@@ -282,7 +282,7 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
             # A frequency bonus may be capped too ("at most once a month"): the cap counts awards.
             if rule.freq_count is not None and not _frequency_reached(state, rule, ts):
                 continue
-            if _capped(state, rule, ts):
+            if rule.cap_count is not None and _capped(state, rule, ts):
                 continue
             _award(state, rule, ts)
             if abs(rule.points) >= 10:

@@ -7,6 +7,7 @@ condition for older ones); a concurrent writer makes us re-read and re-apply, a 
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -17,11 +18,14 @@ from chalicelib.engine import apply_event, apply_outcome, explain, new_lead, set
 from chalicelib.errors import ConcurrencyConflict, DuplicateEvents, NotFound, Unavailable
 from chalicelib.events import Event
 from chalicelib.handoff import iso, outbox_items
+from chalicelib.observability import metric
+from chalicelib.rescore import shadow_view
 from chalicelib.rulesets import RulesetService
 from chalicelib.state import LeadState, Transition, lead_id_for
 from chalicelib.store.base import MAX_EVENTS_PER_COMMIT, Commit, LeadRepository
 
 MAX_ATTEMPTS = 8
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,9 +94,16 @@ class LeadService:
         for lead_id, (email, lead_events) in per_lead.items():
             results.append(self._apply(lead_id, email or None, lead_events))
         pending = sum(self.leads.save_anonymous(anon, evs) for anon, evs in anonymous.items())
+        scored = sum(len(r.scored) for r in results)
+        metric("EventsScored", scored)
+        metric("EventsDuplicate", sum(len(r.duplicates) for r in results))
+        for transition in (t for r in results for t in r.transitions):
+            metric("Transitions", 1, stage=transition.to_stage)
+            log.info("transition", extra={"lead_id": transition.lead_id, "to": transition.to_stage,
+                                          "transition_id": transition.id})
         return {
             "leads": [r.summary() for r in results],
-            "accepted": sum(len(r.scored) for r in results) + pending,
+            "accepted": scored + pending,
             "duplicates": sum(len(r.duplicates) for r in results),
             "pending_identity": pending,
         }
@@ -167,6 +178,9 @@ class LeadService:
             transitions: list[Transition] = []
             for event in fresh:
                 transitions += apply_event(state, event, rs, now)
+            shadow_rs = self.rulesets.shadow()
+            if shadow_rs is not None and fresh:
+                _score_shadow(state, fresh, shadow_rs, now)
             if not fresh and not link and stored is not None:
                 return self._result(state, rs, now, transitions, [], dupes)
             source = fresh[-1].source if fresh else "api"
@@ -229,6 +243,12 @@ class LeadService:
             }
         raise Unavailable("too many concurrent updates to this lead; retry shortly", retry_after=1)
 
+    def erase(self, lead_id: str) -> dict[str, Any]:
+        """Right to erasure: nothing about the lead remains (shadow scores live in its state)."""
+        if self.leads.get(lead_id) is None:
+            raise NotFound(f"no lead {lead_id}", details={"field": "lead_id"})
+        return {"lead_id": lead_id, "erased_items": self.leads.erase(lead_id)}
+
     # -- reading ---------------------------------------------------------------------------------
     def get(self, lead_id: str, *, limit: int = 20, cursor: int = 0) -> dict[str, Any]:
         stored = self.leads.get(lead_id)
@@ -267,6 +287,23 @@ class LeadService:
             },
             "outcomes": [{**o, "at": iso(o["at"])} for o in self.leads.outcomes(lead_id)],
         }
+
+
+def _score_shadow(state: LeadState, events: Sequence[Event], rs: Any, now: float) -> None:
+    """Score the same events under the pilot rule set, inside the same item: no extra round trip.
+
+    A lead the shadow has not seen starts from its attributes; the shadow's re-score job replays
+    its full history (``replayed``) so comparisons are fair.
+    """
+    version = rs.version
+    view = shadow_view(state, version)
+    replayed = bool(state.shadow and state.shadow.get("version") == version and state.shadow.get("replayed"))
+    if view is None:
+        view = new_lead(state.lead_id, state.email)
+        view.attributes = dict(state.attributes)
+    for event in events:
+        apply_event(view, event, rs, now)  # transitions are recorded in the view, never announced
+    state.shadow = {"version": version, "state": view.to_dict(), "replayed": replayed}
 
 
 def _with_email(event: Event, email: str) -> Event:

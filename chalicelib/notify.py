@@ -13,6 +13,7 @@ from typing import Any
 
 from chalicelib.errors import DeliveryFailed
 from chalicelib.leads import LeadService
+from chalicelib.observability import metric
 from chalicelib.store.base import OutboxRepository
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,9 @@ def deliver(message: str, attributes: Mapping[str, str], outbox: OutboxRepositor
         notifier.post(channel, text, blocks)
     except Exception:
         outbox.release(f"slack:{key}")  # let the retry (or a DLQ redrive) post it
+        metric("SlackFailures", 1, kind=kind)
         raise
+    metric("SlackPosted", 1, kind=kind)
     log.info("posted %s %s", kind, key)
     return "posted"
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import client
 from chalicelib.errors import DeliveryFailed
+from chalicelib.observability import metric
 from chalicelib.store.base import OutboxItem, OutboxRepository
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,15 @@ class SnsPublisher:
             raise DeliveryFailed("publishing to the handoff topic failed", details={"cause": type(exc).__name__}) from None
 
 
-def relay(outbox: OutboxRepository, publisher: Publisher, limit: int = 100) -> dict[str, int]:
+def relay(outbox: OutboxRepository, publisher: Publisher, limit: int = 100, now: float | None = None
+          ) -> dict[str, int]:
     sent = failed = 0
-    for item in outbox.pending(limit):
+    pending = outbox.pending(limit)
+    # What the "handoffs stuck" alarm watches: how many wait, and for how long the oldest has.
+    metric("OutboxPending", len(pending))
+    oldest = min((item.created_at for item in pending), default=None)
+    metric("OutboxOldestAgeSeconds", max(0.0, (now or time.time()) - oldest) if oldest else 0.0, "Seconds")
+    for item in pending:
         try:
             publisher.publish(item)
         except DeliveryFailed as exc:
@@ -52,4 +60,6 @@ def relay(outbox: OutboxRepository, publisher: Publisher, limit: int = 100) -> d
             continue
         outbox.delete(item.id)
         sent += 1
+    metric("HandoffsPublished", sent)
+    metric("PublishFailures", failed)
     return {"sent": sent, "failed": failed}

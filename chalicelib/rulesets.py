@@ -36,7 +36,7 @@ class RulesetService:
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
         self._compiled: dict[int, CompiledRuleset] = {}
-        self._active: tuple[float, CompiledRuleset] | None = None
+        self._active: tuple[float, CompiledRuleset, CompiledRuleset | None] | None = None
 
     # -- authoring -------------------------------------------------------------------------------
     def create(self, body: Any) -> dict[str, Any]:
@@ -47,7 +47,7 @@ class RulesetService:
 
     def list(self) -> list[dict[str, Any]]:
         active = self.repo.active()
-        return [describe(v, active) for v in self.repo.list()]
+        return [describe(v, active) for v in self.repo.versions()]
 
     def get(self, version: int) -> dict[str, Any]:
         found = self.repo.get(version)
@@ -102,14 +102,23 @@ class RulesetService:
         Before anything is published the shipped default (version 0) scores, so a new install
         works at once; publishing replaces it.
         """
+        return self._pointers()[1]
+
+    def shadow(self) -> CompiledRuleset | None:
+        """The rule set piloted alongside the active one (scored, never alerted), if any."""
+        return self._pointers()[2]
+
+    def _pointers(self) -> tuple[float, CompiledRuleset, CompiledRuleset | None]:
         now = self.clock()
         cached = self._active
         if cached is not None and now - cached[0] < self.cache_seconds:
-            return cached[1]
+            return cached
         pointer = self.repo.active()
         compiled = self.compiled(pointer.version) if pointer.version is not None else _default_compiled()
-        self._active = (now, compiled)
-        return compiled
+        shadow_version = self.repo.shadow()
+        shadow = self.compiled(shadow_version) if shadow_version is not None else None
+        self._active = (now, compiled, shadow)
+        return self._active
 
     def invalidate(self) -> None:
         self._active = None

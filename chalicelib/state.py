@@ -80,6 +80,9 @@ class LeadState:
     transitions_count: int = 0
     event_count: int = 0
     ruleset_version: int | None = None
+    rescored_version: int | None = None  # the version a publish-time re-score last replayed us under
+    # A pilot rule set's view of this lead: {"version": n, "state": {...}}; scored, never alerted.
+    shadow: dict[str, Any] | None = None
 
     def seen(self, event_id: str) -> bool:
         return event_id in self.recent_ids
@@ -101,6 +104,7 @@ class LeadState:
             "route": self.route, "sla_deadline": self.sla_deadline, "sla_reminders": self.sla_reminders,
             "accepted_at": self.accepted_at, "transitions_count": self.transitions_count,
             "event_count": self.event_count, "ruleset_version": self.ruleset_version,
+            "rescored_version": self.rescored_version, "shadow": self.shadow,
         }
 
     @classmethod

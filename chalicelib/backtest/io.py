@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from chalicelib.backtest.replay import Outcome
+from chalicelib.backtest.replay import Outcome, paused_gc
 from chalicelib.engine import OUTCOMES
 from chalicelib.events import Event, content_event_id
 from chalicelib.state import lead_id_for
@@ -125,21 +124,21 @@ def _text(value: Any) -> str | None:
 # -- CSV helpers ---------------------------------------------------------------------------------------
 
 
-def _open_text(path: str | Path, mode: str) -> io.TextIOBase:
+def _open_text(path: str | Path, mode: str) -> IO[str]:
     if str(path).lower().endswith(".gz"):
-        return gzip.open(path, mode + "t", encoding="utf-8", newline="")  # type: ignore[return-value]
-    return open(path, mode, encoding="utf-8", newline="")  # noqa: SIM115 - the caller closes it
+        return gzip.open(path, "rt" if mode == "r" else "wt", encoding="utf-8", newline="")
+    return open(path, mode, encoding="utf-8", newline="")  # the caller closes it
 
 
 def _csv_rows(path: str | Path) -> Iterator[dict[str, str]]:
     with _open_text(path, "r") as handle:
-        yield from csv.DictReader(handle)  # type: ignore[arg-type]
+        yield from csv.DictReader(handle)
 
 
 def _write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     count = 0
     with _open_text(path, "w") as handle:
-        writer = csv.writer(handle)  # type: ignore[arg-type]
+        writer = csv.writer(handle)
         writer.writerow(columns)
         for row in rows:
             writer.writerow(["" if v is None else v for v in row])
@@ -192,6 +191,11 @@ def _event(row_no: int, event_id: Any, type_: Any, ts: float | None, email: Any,
 
 def read_events(path: str | Path) -> list[Event]:
     """Events in file order (``backtest`` sorts by time itself)."""
+    with paused_gc():
+        return _read_events(path)
+
+
+def _read_events(path: str | Path) -> list[Event]:
     decode_props, decode_traits = _json_reader(), _json_reader()
     if _kind(path) == "csv":
         out = []
@@ -223,15 +227,16 @@ def read_events(path: str | Path) -> list[Event]:
     ids, types, emails, anonymous = values("event_id"), values("type"), values("email"), values("anonymous_id")
     props, traits, sources = values("properties"), values("traits"), values("source")
     out = []
+    append = out.append
     make = Event
-    for i in range(n_rows):
-        event_id, ts, source = ids[i], times[i], sources[i]
-        if event_id and ts is not None and types[i] and source:  # the common, well-formed row
-            out.append(make(event_id, types[i], ts, emails[i] or None, anonymous[i] or None,
-                            decode_props(props[i]), decode_traits(traits[i]), source))
+    rows = zip(ids, types, times, emails, anonymous, props, traits, sources, strict=True)
+    for i, (event_id, type_, ts, email, anonymous_id, prop, trait, source) in enumerate(rows):
+        if event_id and ts is not None and type_ and source:  # the common, well-formed row
+            append(make(event_id, type_, ts, email or None, anonymous_id or None,
+                        decode_props(prop) if prop else {}, decode_traits(trait) if trait else {}, source))
         else:
-            out.append(_event(i + 1, event_id, types[i], ts, emails[i], anonymous[i], decode_props(props[i]),
-                              decode_traits(traits[i]), source))
+            append(_event(i + 1, event_id, type_, ts, email, anonymous_id, decode_props(prop), decode_traits(trait),
+                          source))
     return out
 
 
@@ -353,3 +358,30 @@ def read_leads(path: str | Path, at: float | str | datetime | None = None) -> li
         event_id = content_event_id("import", "identify", ts, lead_id_for(email), traits)
         out.append(Event(event_id, "identify", ts, email, None, {}, traits, "import"))
     return out
+
+
+# -- a directory of files ------------------------------------------------------------------------------
+
+_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    return next((directory / f"{stem}{s}" for s in _SUFFIXES if (directory / f"{stem}{s}").exists()), None)
+
+
+def read_history(directory: str | Path, leads_at: float | str | None = None) -> tuple[list[Event], list[Outcome]]:
+    """``events.*`` (required), ``outcomes.*`` and ``leads.*`` (optional) from one directory.
+
+    This is what ``baton export`` writes; a ``leads`` file's rows become identify events (``leads_at``
+    is their time when the file has no time column).
+    """
+    folder = Path(directory)
+    events_path = _find(folder, "events")
+    if events_path is None:
+        raise FileNotFoundError(f"{folder}: no events.parquet / events.csv")
+    events = read_events(events_path)
+    leads_path = _find(folder, "leads")
+    if leads_path is not None:
+        events = read_leads(leads_path, at=leads_at) + events
+    outcomes_path = _find(folder, "outcomes")
+    return events, read_outcomes(outcomes_path) if outcomes_path is not None else []

@@ -19,10 +19,11 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.backtest.authoring import stage_grades
 from chalicelib.backtest.replay import BacktestResult, LeadReport, paused_gc
 from chalicelib.engine import explain
 from chalicelib.rules.compile import CompiledRuleset
@@ -63,15 +64,24 @@ def stage_counts(result: BacktestResult) -> dict[str, dict[str, int]]:
     }
 
 
+_OPPORTUNITY_OR_LATER = frozenset({"opportunity", "customer"})
+
+
 def _funnel_counts(leads: Iterable[LeadReport]) -> dict[str, int]:
-    counts = dict.fromkeys(FUNNEL_STEPS, 0)
+    # Plain attribute tests rather than the LeadReport properties: this runs once per channel and offer.
+    n = mql = sql = opportunity = won = 0
     for r in leads:
-        counts["lead"] += 1
-        counts["mql"] += r.reached_mql
-        counts["sql"] += r.reached_sql
-        counts["opportunity"] += r.reached_opportunity
-        counts["won"] += r.won
-    return counts
+        n += 1
+        if r.sql_at is not None:
+            sql += 1
+            mql += 1
+        elif r.mql_at is not None:
+            mql += 1
+        if r.max_stage in _OPPORTUNITY_OR_LATER:
+            opportunity += 1
+        if r.won:
+            won += 1
+    return {"lead": n, "mql": mql, "sql": sql, "opportunity": opportunity, "won": won}
 
 
 def funnel(result: BacktestResult) -> list[dict[str, Any]]:
@@ -152,16 +162,22 @@ def threshold_sweep(
     score: str = "score",
     points: int = 50,
     thresholds: Sequence[float] | None = None,
+    grades: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """What a single threshold on a lead's best score would have done, for ``points`` thresholds.
 
     For each threshold: leads whose score ever reached it, won deals among them, precision, recall
     (share of all won deals caught), F1 and leads per week of history (the sales workload it would
-    create). Thresholds default to ``points`` evenly spaced values from the lowest to the highest
-    positive score. Sorting once and bisecting keeps a sweep at O(n log n) whatever ``points``.
+    create). ``grades`` limits who can pass to leads of those (final) grades, as a stage rule does
+    ("fit B or better and engagement >= t"). Thresholds default to ``points`` evenly spaced values
+    from the lowest to the highest positive score. Sorting once and bisecting keeps a sweep at
+    O(n log n) whatever ``points``.
     """
     get = _score_of(score)
-    eligible = [(get(r), r.won) for r in result.leads if r.disqualified_reason is None]
+    eligible = [
+        (get(r), r.won) for r in result.leads
+        if r.disqualified_reason is None and (grades is None or r.grade in grades)
+    ]
     eligible.sort(key=lambda pair: pair[0])
     values = [v for v, _ in eligible]
     # won_from[i]: won deals among eligible[i:]
@@ -207,7 +223,7 @@ def recommend_threshold(sweep: Sequence[Mapping[str, Any]], weekly_capacity: flo
 
 
 def _group_rates(groups: Mapping[str, list[LeadReport]], key_name: str) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for key, leads in groups.items():
         counts = _funnel_counts(leads)
         rows.append({
@@ -289,9 +305,24 @@ def summary(
         return _summary(result, weekly_capacity, points)
 
 
+def sweeps(result: BacktestResult, points: int = 50) -> dict[str, list[dict[str, Any]]]:
+    """The sweeps an SLA review looks at, each ``points`` thresholds:
+
+    - ``mql`` / ``sql``: engagement, among leads of the grades the rule set's MQL / SQL rule asks
+      for alongside its engagement bound (the default: A-B for MQL, A for SQL);
+    - ``engagement``: engagement, any grade; ``score``: fit + engagement, any grade.
+    """
+    source = result.ruleset.source
+    return {
+        "mql": threshold_sweep(result, "engagement", points, grades=stage_grades(source, "mql")),
+        "sql": threshold_sweep(result, "engagement", points, grades=stage_grades(source, "sql")),
+        "engagement": threshold_sweep(result, "engagement", points),
+        "score": threshold_sweep(result, "score", points),
+    }
+
+
 def _summary(result: BacktestResult, weekly_capacity: float | None, points: int) -> dict[str, Any]:
-    score_sweep = threshold_sweep(result, "score", points)
-    engagement_sweep = threshold_sweep(result, "engagement", points)
+    all_sweeps = sweeps(result, points)
     out: dict[str, Any] = {
         "info": result.info(),
         "stages": stage_counts(result),
@@ -302,15 +333,11 @@ def _summary(result: BacktestResult, weekly_capacity: float | None, points: int)
         "offers": by_offer(result),
         "time_to_stage": time_to_stage(result),
         "weekly_sqls": weekly_sqls(result, weekly_capacity),
-        "sweep": {"score": score_sweep, "engagement": engagement_sweep},
+        "sweep": all_sweeps,
     }
-    weeks = weekly_sqls(result)
-    out["sqls_per_week"] = _ratio(sum(w["sqls"] for w in weeks), result.weeks)
+    out["sqls_per_week"] = _ratio(sum(w["sqls"] for w in out["weekly_sqls"]), result.weeks)
     if weekly_capacity is not None:
-        out["recommended"] = {
-            "score": recommend_threshold(score_sweep, weekly_capacity),
-            "engagement": recommend_threshold(engagement_sweep, weekly_capacity),
-        }
+        out["recommended"] = {name: recommend_threshold(rows, weekly_capacity) for name, rows in all_sweeps.items()}
     return out
 
 
@@ -363,7 +390,7 @@ def explain_difference(a: LeadReport, b: LeadReport, result_a: BacktestResult,
         why.append({"kind": "grade", "rule": "grade", "a": a.grade, "b": b.grade, "delta": None})
     why += ruleset_changes(result_a.ruleset, result_b.ruleset)
     pa, pb = _contributions(ea), _contributions(eb)
-    contributions = []
+    contributions: list[dict[str, Any]] = []
     for kind, rule in sorted(set(pa) | set(pb)):
         va, vb = pa.get((kind, rule), 0.0), pb.get((kind, rule), 0.0)
         if abs(va - vb) > 1e-9:
@@ -381,7 +408,7 @@ def compare(result_a: BacktestResult, result_b: BacktestResult, limit: int | Non
     ``reason_b`` are the last rule transitions' own reasons.
     Leads only one result knows are listed with the other side as None.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     for a in result_a.leads:
         b = result_b.get(a.lead_id)
         if b is None:

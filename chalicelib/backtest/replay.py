@@ -19,13 +19,16 @@ arrived one by one in time order, so a backtest and production agree lead for le
   outcome for a lead that does not exist yet is skipped, as the API would refuse it (counted in
   ``unmatched_outcomes``).
 
-Per-lead work is independent, so it is grouped up front and, with ``workers > 1``, split across
-forked processes; results do not depend on ``workers``.
+Leads are independent: each worker scans the history once (links and waiting visitors need the
+whole stream), groups every ``workers``-th lead's events and outcomes into a timeline, and replays
+those timelines. With ``workers > 1`` the workers are forked processes that inherit the history
+rather than receive it; the results, in order of first appearance, do not depend on ``workers``.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import multiprocessing
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 WEEK = 7 * 86400.0
-PARALLEL_MIN_LEADS = 2000  # below this, forking costs more than it saves
+PARALLEL_MIN_EVENTS = 20_000  # below this, forking costs more than it saves
 # Events that carry an offer (a form id, an asset): what the per-offer metrics count.
 OFFER_TYPES = frozenset({*FORM_EVENT_TYPES, "webinar_attended"})
 NO_CHANNEL = ("(direct)", "(none)")
@@ -157,6 +160,7 @@ class BacktestResult:
     workers: int
     _index: dict[str, LeadReport] | None = field(default=None, repr=False)
     _lanes: dict[str, _Lane] | None = field(default=None, repr=False)
+    _history: tuple[Sequence[Event], Sequence[Outcome]] | None = field(default=None, repr=False)
 
     def state(self, lead_id: str) -> LeadState | None:
         """A lead's final state: kept (``keep_states=True``) or replayed again, for that lead alone."""
@@ -164,6 +168,9 @@ class BacktestResult:
         if report is None:
             return None
         if report.state is None:
+            if (self._lanes is None or lead_id not in self._lanes) and self._history is not None:
+                with paused_gc():  # another worker replayed it: group the whole history here, once
+                    self._lanes = _group(*self._history).lanes
             if self._lanes is None or lead_id not in self._lanes:
                 return None
             report.state = _replay_lead(lead_id, self._lanes[lead_id], self.ruleset, True).state
@@ -217,122 +224,130 @@ def paused_gc() -> Iterator[None]:
 class _Lane:
     """One lead's timeline: events and outcomes in the order the online service would apply them."""
 
-    __slots__ = ("email", "items", "seen")
+    __slots__ = ("email", "items", "lead_id")
 
-    def __init__(self, email: str) -> None:
+    def __init__(self, lead_id: str, email: str) -> None:
+        self.lead_id = lead_id
         self.email = email
-        self.items: list[Event | Outcome] = []
-        self.seen: set[str] = set()
+        # Keyed by event id (one dict is both the order and the dedupe memory); outcomes by a tuple.
+        self.items: dict[Any, Event | Outcome] = {}
+
+
+# Stands for a lead another worker replays: its events are recognised and skipped.
+_ELSEWHERE = _Lane("", "")
 
 
 @dataclass
 class _Grouped:
-    order: list[str]  # lead ids, in order of first appearance
+    """One worker's share of the leads (every ``workers``-th lead, by first appearance) and counts."""
+
+    order: list[str]  # this share's lead ids, in order of first appearance
     lanes: dict[str, _Lane]
-    events: int = 0
-    duplicates: int = 0
+    leads: int = 0  # leads in all shares
+    duplicates: int = 0  # redeliveries to this share's leads
+    waiting_duplicates: int = 0  # redeliveries while a visitor was anonymous (the same in every share)
     pending_anonymous: int = 0
     dropped: int = 0
-    outcomes_applied: int = 0
+    outcomes_applied: int = 0  # to this share's leads
     unmatched_outcomes: int = 0
-    start: float = 0.0
-    end: float = 0.0
+    unsorted: bool = False  # events were not in time order: nothing was grouped
 
 
-class _Unsorted(Exception):
-    pass
+def _group(events: Sequence[Event], outcomes: Sequence[Outcome], share: int = 0, workers: int = 1) -> _Grouped:
+    """Route events (sorted by time) and outcomes (sorted) to this share's leads, as the online service would.
 
-
-def _group(events: Sequence[Event], outcomes: Sequence[Outcome], *, check_order: bool) -> _Grouped:
-    lanes: dict[str, _Lane] = {}
+    Every worker scans the whole history (links and buffers need it) but keeps only its own leads.
+    """
+    by_email: dict[str, _Lane] = {}
+    by_id: dict[str, _Lane] = {}
     order: list[str] = []
-    ids: dict[str, str] = {}  # email -> lead id (hashing once per address)
-    links: dict[str, str] = {}  # anonymous id -> lead id
+    links: dict[str, _Lane] = {}  # anonymous id -> its lead's lane
     waiting: dict[str, dict[str, Event]] = {}  # anonymous id -> events by id, first delivery kept
-    duplicates = dropped = 0
-    pending = list(outcomes)
-    n_out = len(pending)
+    duplicates = waiting_duplicates = dropped = leads = 0
+    n_out = len(outcomes)
     oi = 0
-    next_out = pending[0].ts if n_out else float("inf")
-    grouped = _Grouped(order, lanes)
-    previous = float("-inf")
+    next_out = outcomes[0].ts if n_out else math.inf
+    grouped = _Grouped(order, by_id)
+    elsewhere = _ELSEWHERE
+    previous = -math.inf
 
-    def lane_for(lead_id: str, email: str) -> _Lane:
-        lane = lanes.get(lead_id)
+    def take_outcome(index: int) -> None:
+        outcome = outcomes[index]
+        lane = by_id.get(outcome.lead_key)
         if lane is None:
-            lane = lanes[lead_id] = _Lane(email)
-            order.append(lead_id)
-        return lane
-
-    def take_outcome(outcome: Outcome) -> None:
-        lane = lanes.get(outcome.lead_key)
-        if lane is None:
-            grouped.unmatched_outcomes += 1
-        else:
-            lane.items.append(outcome)
+            grouped.unmatched_outcomes += 1  # the lead does not exist (yet): the API would refuse it
+        elif lane is not elsewhere:
+            lane.items[("outcome", index)] = outcome  # a tuple never equals an event id
             grouped.outcomes_applied += 1
 
     for event in events:
-        ts = event.ts
-        if ts < previous and check_order:
-            raise _Unsorted
-        previous = ts
-        while next_out < ts:  # outcomes strictly earlier than this event; ties go after events
-            take_outcome(pending[oi])
-            oi += 1
-            next_out = pending[oi].ts if oi < n_out else float("inf")
+        if event.ts < previous:
+            grouped.unsorted = True  # the caller sorts and starts again
+            return grouped
+        previous = event.ts
+        if next_out < event.ts:  # outcomes strictly earlier than this event; ties go after events
+            while next_out < event.ts:
+                take_outcome(oi)
+                oi += 1
+                next_out = outcomes[oi].ts if oi < n_out else math.inf
         email = event.email
-        anonymous = event.anonymous_id
         if email:
-            lead_id = ids.get(email)
-            if lead_id is None:
-                lead_id = ids[email] = lead_id_for(email)
-            lane = lanes.get(lead_id)
+            lane = by_email.get(email)
             if lane is None:
-                lane = lane_for(lead_id, email)
+                lead_id = lead_id_for(email)
+                if leads % workers == share:
+                    lane = _Lane(lead_id, email)
+                    order.append(lead_id)
+                else:
+                    lane = elsewhere
+                leads += 1
+                by_email[email] = by_id[lead_id] = lane
+            anonymous = event.anonymous_id
             if anonymous and anonymous not in links:
                 # An identify: the visitor's earlier events count now, before the identify itself.
-                links[anonymous] = lead_id
+                links[anonymous] = lane
                 earlier = waiting.pop(anonymous, None)
-                if earlier:
-                    seen = lane.seen
+                if earlier and lane is not elsewhere:
+                    items = lane.items
                     for adopted in sorted(earlier.values(), key=_store_order):
-                        if adopted.event_id in seen:
+                        if adopted.event_id in items:
                             duplicates += 1
                         else:
-                            seen.add(adopted.event_id)
-                            lane.items.append(adopted)
-        elif anonymous:
-            linked = links.get(anonymous)
-            if linked is None:
-                bucket = waiting.get(anonymous)
+                            items[adopted.event_id] = adopted
+            if lane is elsewhere:
+                continue
+        elif event.anonymous_id:
+            found = links.get(event.anonymous_id)
+            if found is None:
+                bucket = waiting.get(event.anonymous_id)
                 if bucket is None:
-                    waiting[anonymous] = {event.event_id: event}
+                    waiting[event.anonymous_id] = {event.event_id: event}
                 elif event.event_id in bucket:
-                    duplicates += 1
+                    waiting_duplicates += 1
                 else:
                     bucket[event.event_id] = event
                 continue
-            lane = lanes[linked]
+            if found is elsewhere:
+                continue
+            lane = found
         else:
             dropped += 1
             continue
-        event_id = event.event_id
-        if event_id in lane.seen:
+        items = lane.items
+        if event.event_id in items:
             duplicates += 1
         else:
-            lane.seen.add(event_id)
-            lane.items.append(event)
+            items[event.event_id] = event
     while oi < n_out:
-        take_outcome(pending[oi])
+        take_outcome(oi)
         oi += 1
-    grouped.events = len(events)
+    grouped.leads = leads
     grouped.duplicates = duplicates
+    grouped.waiting_duplicates = waiting_duplicates
     grouped.dropped = dropped
     grouped.pending_anonymous = sum(len(b) for b in waiting.values())
-    if events:
-        grouped.start = events[0].ts
-        grouped.end = max(events[-1].ts, pending[-1].ts if pending else events[-1].ts)
+    for lead_id in [k for k, v in by_id.items() if v is elsewhere]:
+        del by_id[lead_id]
     return grouped
 
 
@@ -350,29 +365,29 @@ def _replay_lead(lead_id: str, lane: _Lane, rs: CompiledRuleset, keep_state: boo
     offer_types = OFFER_TYPES
     offers: list[str] = []
     channel: tuple[str, str] | None = None
-    channel_ts = float("inf")
-    max_engagement = max_score = float("-inf")
+    channel_ts = math.inf
+    max_engagement = max_score = -math.inf
     outcome: str | None = None
     outcome_at: float | None = None
     won = False
-    count = 0
+    outcomes = 0
     pending = False  # the score may have risen since it was last evaluated
-    last = float("-inf")
-    for item in lane.items:
-        if pending and (item.ts - last > BURST_GAP or type(item) is not Event):
-            # The end of a burst of activity: the score peaks here, before decay or sales feedback.
-            engagement = engagement_at(state, rs, state.clock)
-            if engagement > max_engagement:
-                max_engagement = engagement
-            if engagement + state.fit > max_score:
-                max_score = engagement + state.fit
-            pending = False
+    last = -math.inf
+    for item in lane.items.values():
         if type(item) is Event:
-            ts = last = item.ts
+            ts = item.ts
+            if pending and ts - last > BURST_GAP:
+                # The end of a burst of activity: the score peaks here, before it decays.
+                engagement = engagement_at(state, rs, state.clock)
+                if engagement > max_engagement:
+                    max_engagement = engagement
+                if engagement + state.fit > max_score:
+                    max_score = engagement + state.fit
+                pending = False
+            last = ts
             found = apply_event(state, item, rs, ts)
             if found:
                 transitions += found
-            count += 1
             props = item.properties
             traits = item.traits
             if ts < channel_ts:
@@ -390,15 +405,22 @@ def _replay_lead(lead_id: str, lane: _Lane, rs: CompiledRuleset, keep_state: boo
                 pending = True
         else:
             assert isinstance(item, Outcome)
+            if pending:  # sales feedback may reset engagement: take the peak first
+                engagement = engagement_at(state, rs, state.clock)
+                max_engagement = max(max_engagement, engagement)
+                max_score = max(max_score, engagement + state.fit)
+                pending = False
             found = apply_outcome(state, item.outcome, rs, item.ts, item.reason)
             if found:
                 transitions += found
             outcome, outcome_at = item.outcome, item.ts
             won = won or item.outcome == "won"
+            outcomes += 1
     if pending:
         engagement = engagement_at(state, rs, state.clock)
         max_engagement = max(max_engagement, engagement)
         max_score = max(max_score, engagement + state.fit)
+    count = len(lane.items) - outcomes
     return _report(state, rs, transitions, lane.email, channel, offers, outcome, outcome_at, won, count,
                    max_engagement, max_score, keep_state)
 
@@ -443,39 +465,51 @@ def _report(
 
 _STAGE_AT = {0: "lead", 1: "mql", 2: "sql", 3: "opportunity", 4: "customer"}
 
-# Set in the parent just before forking: children inherit it instead of receiving it pickled.
-_JOB: tuple[_Grouped, CompiledRuleset, int, bool] | None = None
+# Set in the parent just before forking: children inherit the history instead of receiving it pickled.
+_JOB: tuple[Sequence[Event], Sequence[Outcome], CompiledRuleset, int, bool] | None = None
+
+_Share = tuple[list[LeadReport], _Grouped]
 
 
-def _run_share(share: int) -> list[LeadReport]:
+def _run_share(share: int) -> _Share:
     assert _JOB is not None
-    grouped, rs, workers, keep_state = _JOB
+    events, outcomes, rs, workers, keep_state = _JOB
+    grouped = _group(events, outcomes, share, workers)
+    if grouped.unsorted:
+        return [], grouped
     lanes = grouped.lanes
-    return [_replay_lead(lead_id, lanes[lead_id], rs, keep_state) for lead_id in grouped.order[share::workers]]
+    reports = [_replay_lead(lead_id, lanes[lead_id], rs, keep_state) for lead_id in grouped.order]
+    return reports, grouped
 
 
-def _replay_all(grouped: _Grouped, rs: CompiledRuleset, workers: int, keep_state: bool) -> list[LeadReport]:
+def _child_share(share: int) -> _Share:
+    reports, grouped = _run_share(share)
+    grouped.lanes = {}  # the parent does not need the child's timelines; they would only be pickled
+    return reports, grouped
+
+
+def _replay_all(
+    events: Sequence[Event], outcomes: Sequence[Outcome], rs: CompiledRuleset, workers: int, keep_state: bool
+) -> list[_Share]:
     global _JOB
-    n = len(grouped.order)
-    if workers <= 1 or n < PARALLEL_MIN_LEADS or "fork" not in multiprocessing.get_all_start_methods():
-        _JOB = (grouped, rs, 1, keep_state)
-        try:
-            return _run_share(0)
-        finally:
-            _JOB = None
-    _JOB = (grouped, rs, workers, keep_state)
+    _JOB = (events, outcomes, rs, workers, keep_state)
     try:
+        if workers == 1:
+            return [_run_share(0)]
         context = multiprocessing.get_context("fork")
         with context.Pool(workers - 1) as pool:
-            others = pool.map_async(_run_share, range(1, workers), chunksize=1)
+            others = pool.map_async(_child_share, range(1, workers), chunksize=1)
             mine = _run_share(0)
-            parts = [mine, *others.get()]
+            return [mine, *others.get()]
     finally:
         _JOB = None
-    reports: list[Any] = [None] * n
-    for share, part in enumerate(parts):
-        reports[share::workers] = part
-    return reports
+
+
+def _workers(requested: int, events: Sequence[Event]) -> int:
+    if requested <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    # Leads are not counted yet; events are a fair proxy for whether forking pays.
+    return requested if len(events) >= PARALLEL_MIN_EVENTS else 1
 
 
 # -- entry point -------------------------------------------------------------------------------------
@@ -507,16 +541,22 @@ def backtest(
     rs = _compiled(ruleset, version)
     listed = events if isinstance(events, list) else list(events)
     ordered_outcomes = sorted(outcomes or (), key=attrgetter("ts"))
+    n_workers = _workers(workers, listed)
     with paused_gc():
-        try:
-            grouped = _group(listed, ordered_outcomes, check_order=True)
-        except _Unsorted:
-            grouped = _group(sorted(listed, key=attrgetter("ts")), ordered_outcomes, check_order=False)
-        reports = _replay_all(grouped, rs, max(1, workers), keep_states)
+        shares = _replay_all(listed, ordered_outcomes, rs, n_workers, keep_states)
+        if shares[0][1].unsorted:  # (every share finds it, each after one comparison per event)
+            listed = sorted(listed, key=attrgetter("ts"))
+            shares = _replay_all(listed, ordered_outcomes, rs, n_workers, keep_states)
+    first = shares[0][1]
+    reports: list[Any] = [None] * first.leads
+    for share, (part, _) in enumerate(shares):
+        reports[share::n_workers] = part
+    end = max(listed[-1].ts if listed else 0.0, ordered_outcomes[-1].ts if ordered_outcomes else 0.0)
     return BacktestResult(
-        leads=reports, ruleset=rs, events=grouped.events, scored=sum(r.events for r in reports),
-        duplicates=grouped.duplicates, pending_anonymous=grouped.pending_anonymous, dropped=grouped.dropped,
-        outcomes_applied=grouped.outcomes_applied, unmatched_outcomes=grouped.unmatched_outcomes,
-        start=grouped.start, end=grouped.end, seconds=time.perf_counter() - started, workers=max(1, workers),
-        _lanes=grouped.lanes,
+        leads=reports, ruleset=rs, events=len(listed), scored=sum(r.events for r in reports),
+        duplicates=sum(g.duplicates for _, g in shares) + first.waiting_duplicates,
+        pending_anonymous=first.pending_anonymous, dropped=first.dropped,
+        outcomes_applied=sum(g.outcomes_applied for _, g in shares), unmatched_outcomes=first.unmatched_outcomes,
+        start=listed[0].ts if listed else 0.0, end=end, seconds=time.perf_counter() - started, workers=n_workers,
+        _lanes=first.lanes, _history=(listed, ordered_outcomes),
     )

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any
 
-from chalicelib.backtest.replay import Outcome
+from chalicelib.backtest.replay import Outcome, paused_gc
 from chalicelib.events import Event
 from chalicelib.rules.loader import default_ruleset
 
@@ -240,9 +240,16 @@ def generate(
     """
     if n_leads < 1:
         raise ValueError("n_leads must be at least 1")
+    with paused_gc():
+        return _generate(n_leads, seed, days, events_per_lead, n_events, start, anonymous_share, duplicate_share,
+                         visitor_share)
+
+
+def _generate(n_leads: int, seed: int, days: float, events_per_lead: float, n_events: int | None, start: float,
+              anonymous_share: float, duplicate_share: float, visitor_share: float) -> History:
     r = random.Random(seed)
     end = start + days * DAY
-    total = n_events if n_events is not None else int(round(n_leads * events_per_lead))
+    total = n_events if n_events is not None else round(n_leads * events_per_lead)
     visitor_events = int(total * visitor_share)
     lead_events = max(total - visitor_events, 2 * n_leads)
     b = _Builder(r, seed, start, end)

@@ -56,10 +56,8 @@ class Context:
         self.event = event
         self.fit = fit
         self.grade = grade
-        if callable(engagement):
-            self._engagement, self._engagement_fn = _UNSET, engagement
-        else:
-            self._engagement, self._engagement_fn = engagement, None
+        self._engagement: float = _UNSET if callable(engagement) else engagement
+        self._engagement_fn: Callable[[], float] | None = engagement if callable(engagement) else None
         self.hand_raiser = hand_raiser
         self.stage = stage
         self.fast_track = fast_track
@@ -68,9 +66,9 @@ class Context:
     @property
     def engagement(self) -> float:
         value = self._engagement
-        if value is _UNSET:
-            value = self._engagement = self._engagement_fn()  # type: ignore[misc]
-        return value  # type: ignore[no-any-return]
+        if value is _UNSET and self._engagement_fn is not None:
+            value = self._engagement = self._engagement_fn()
+        return value
 
     @engagement.setter
     def engagement(self, value: float) -> None:

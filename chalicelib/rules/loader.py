@@ -7,7 +7,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from chalicelib.errors import ValidationFailed
@@ -21,8 +20,10 @@ Lines = dict[tuple[str | int, ...], int]
 MAX_NODES = 100_000  # aliases can multiply a small text into a huge document ("billion laughs")
 
 
-def _to_python(node: yaml.Node, path: tuple[str | int, ...], lines: Lines, seen: list[int] | None = None) -> Any:
+def _to_python(node: Any, path: tuple[str | int, ...], lines: Lines, seen: list[int] | None = None) -> Any:
     """Build plain data from a composed YAML node, remembering each path's 1-based line."""
+    import yaml
+
     budget = seen if seen is not None else [0]
     budget[0] += 1
     if budget[0] > MAX_NODES or len(path) > 100:
@@ -42,12 +43,16 @@ def _to_python(node: yaml.Node, path: tuple[str | int, ...], lines: Lines, seen:
     return _scalar(node)
 
 
-def _scalar(node: yaml.Node) -> Any:
+def _scalar(node: Any) -> Any:
     # Constructed directly: re-serialising a node and loading it again fails on empty values ("key:").
+    import yaml
+
     return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def _read_yaml(text: str) -> tuple[Any, Lines]:
+    import yaml  # only rule-set authoring needs it, not the API Lambda's cold start
+
     lines: Lines = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)

@@ -262,8 +262,11 @@ def render_sla(ruleset: RuleSet, *, version: int | None = None) -> str:
 
     out += ["## What makes an MQL", ""]
     out += _condition_lines(stages.mql.when, said)
-    out += ["", f"MQLs stay with marketing for nurture; they are announced in {handoff.mql_channel}"
-            + (" and sales is notified." if "mql" in handoff.notify else ", not to sales."), ""]
+    if "mql" in handoff.notify:
+        mql_alerts = f"MQL alerts go to {handoff.mql_channel}, never to a sales channel."
+    else:
+        mql_alerts = "Sales is not alerted for MQLs."
+    out += ["", f"MQLs stay with marketing for nurture. {mql_alerts}", ""]
 
     out += ["## What makes an SQL", ""]
     out += _condition_lines(stages.sql.when, said)

@@ -136,6 +136,9 @@ class DynamoDBLeads:
         if commit.link_anonymous:
             link = {"pk": _s(f"ANON#{commit.link_anonymous}"), "sk": _s("LINK"), "lead_id": _s(commit.state.lead_id)}
             items.append({"Put": {"TableName": self.table, "Item": link}})
+            # The reverse entry lets an erasure find every link without scanning the table.
+            reverse = {"pk": _s(pk), "sk": _s(f"LINK#{commit.link_anonymous}")}
+            items.append({"Put": {"TableName": self.table, "Item": reverse}})
         items += [
             {"Delete": {"TableName": self.table, "Key": {"pk": _s(f"ANON#{a}"), "sk": _s(f"EVT#{e}")}}}
             for a, e in commit.consumed_anonymous
@@ -241,6 +244,29 @@ class DynamoDBLeads:
                 return sorted(ids)
 
 
+    def erase(self, lead_id: str) -> int:
+        ddb = client("dynamodb")
+        keys = [
+            {"pk": i["pk"], "sk": i["sk"]}
+            for i in _query(self.table, KeyConditionExpression="pk = :pk",
+                            ExpressionAttributeValues={":pk": _s(f"LEAD#{lead_id}")}, ProjectionExpression="pk, sk")
+        ]
+        keys += [
+            {"pk": _s(f"ANON#{k['sk']['S'].removeprefix('LINK#')}"), "sk": _s("LINK")}
+            for k in list(keys) if k["sk"]["S"].startswith("LINK#")
+        ]
+        for start in range(0, len(keys), 25):
+            batch = [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]
+            pending: dict[str, Any] = {self.table: batch}
+            while pending:
+                pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        outbox = DynamoDBOutbox(self.outbox_table)
+        doomed = [item.id for item in outbox.pending(limit=10_000) if item.body.get("lead_id") == lead_id]
+        for item_id in doomed:
+            outbox.delete(item_id)
+        return len(keys) + len(doomed)
+
+
 class DynamoDBOutbox:
     def __init__(self, table: str) -> None:
         self.table = table
@@ -328,7 +354,7 @@ class DynamoDBRulesets:
         item = client("dynamodb").get_item(TableName=self.table, Key=self._key(f"V#{version:08d}")).get("Item")
         return self._version(item) if item else None
 
-    def list(self) -> list[RulesetVersion]:
+    def versions(self) -> list[RulesetVersion]:
         items = _query(
             self.table, KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
             ExpressionAttributeValues={":pk": _s(self.PK), ":v": _s("V#")},
@@ -378,3 +404,91 @@ class DynamoDBRulesets:
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise NotFound(f"rule set version {version} does not exist") from None
             raise Conflict("the active rule set changed meanwhile; read it again and retry") from None
+
+    # -- shadow pointer and re-score jobs --------------------------------------------------------
+    def shadow(self) -> int | None:
+        item = client("dynamodb").get_item(TableName=self.table, Key=self._key("SHADOW")).get("Item")
+        return int(item["version"]["N"]) if item and "version" in item else None
+
+    def set_shadow(self, version: int | None) -> None:
+        ddb = client("dynamodb")
+        if version is None:
+            ddb.delete_item(TableName=self.table, Key=self._key("SHADOW"))
+            return
+        if self.get(version) is None:
+            raise NotFound(f"rule set version {version} does not exist")
+        ddb.put_item(TableName=self.table, Item={**self._key("SHADOW"), "version": _n(version)})
+
+    def _job_key(self, job_id: str) -> dict[str, Any]:
+        return {"pk": _s("JOB"), "sk": _s(job_id)}
+
+    @staticmethod
+    def _job(item: dict[str, Any]) -> dict[str, Any]:
+        job: dict[str, Any] = json.loads(item["spec"]["S"])
+        for key in ("planned", "total", "done", "failed", "transitions"):
+            job[key] = int(item.get(key, {}).get("N", "0"))
+        job["samples"] = [json.loads(v["S"]) for v in item.get("samples", {}).get("L", [])]
+        for flag in ("digest_sent",):
+            job[flag] = bool(item.get(flag, {}).get("BOOL", False))
+        return job
+
+    def create_job(self, job: dict[str, Any]) -> None:
+        spec = {k: v for k, v in job.items() if k not in ("planned", "total", "done", "failed", "transitions", "samples")}
+        client("dynamodb").put_item(
+            TableName=self.table,
+            Item={**self._job_key(job["job_id"]), "spec": _s(json.dumps(spec)), "version": _n(job["version"]),
+                  "samples": {"L": []}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        item = client("dynamodb").get_item(TableName=self.table, Key=self._job_key(job_id), ConsistentRead=True)
+        return self._job(item["Item"]) if "Item" in item else None
+
+    def jobs_for(self, version: int) -> list[dict[str, Any]]:
+        items = _query(
+            self.table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": _s("JOB")},
+            ConsistentRead=True,
+        )
+        jobs = [self._job(i) for i in items if int(i["version"]["N"]) == version]
+        return sorted(jobs, key=lambda j: j["created_at"])
+
+    def add_to_job(self, job_id: str, counts: dict[str, int], samples: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+        names = {f"#c{i}": key for i, key in enumerate(counts)}
+        values: dict[str, Any] = {f":c{i}": _n(value) for i, value in enumerate(counts.values())}
+        adds = [f"#c{i} :c{i}" for i in range(len(counts))]
+        update = "ADD " + ", ".join(adds)
+        ddb = client("dynamodb")
+        if samples:
+            try:  # keep at most 50 samples for the digest; counters always count
+                result = ddb.update_item(
+                    TableName=self.table, Key=self._job_key(job_id),
+                    UpdateExpression=update + " SET samples = list_append(samples, :s)",
+                    ConditionExpression="size(samples) < :max",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={**values, ":s": {"L": [_s(json.dumps(x)) for x in samples]},
+                                               ":max": _n(50)},
+                    ReturnValues="ALL_NEW",
+                )
+                return self._job(result["Attributes"])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise _translate(exc) from None
+        result = ddb.update_item(
+            TableName=self.table, Key=self._job_key(job_id), UpdateExpression=update,
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
+        )
+        return self._job(result["Attributes"])
+
+    def claim_job_flag(self, job_id: str, flag: str) -> bool:
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table, Key=self._job_key(job_id), UpdateExpression="SET #f = :t",
+                ConditionExpression="attribute_not_exists(#f)", ExpressionAttributeNames={"#f": flag},
+                ExpressionAttributeValues={":t": {"BOOL": True}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _translate(exc) from None
+        return True

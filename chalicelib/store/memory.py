@@ -106,12 +106,29 @@ class InMemoryLeads:
             ids = sorted(self._states)
         return ids[segment::segments]
 
+    def erase(self, lead_id: str) -> int:
+        with self._lock:
+            count = int(self._states.pop(lead_id, None) is not None)
+            count += len(self._events.pop(lead_id, {})) + len(self._outcomes.pop(lead_id, []))
+            for anonymous_id in [a for a, linked in self._links.items() if linked == lead_id]:
+                del self._links[anonymous_id]
+                count += 2  # the link and its reverse entry, as DynamoDB stores them
+            count += self.outbox.erase_lead(lead_id)
+            return count
+
 
 class InMemoryOutbox:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: dict[str, OutboxItem] = {}
         self._claims: set[str] = set()
+
+    def erase_lead(self, lead_id: str) -> int:
+        with self._lock:
+            doomed = [k for k, item in self._items.items() if item.body.get("lead_id") == lead_id]
+            for key in doomed:
+                del self._items[key]
+            return len(doomed)
 
     def has(self, item_id: str) -> bool:
         return item_id in self._items
@@ -145,6 +162,8 @@ class InMemoryRulesets:
         self._lock = threading.Lock()
         self._versions: dict[int, RulesetVersion] = {}
         self._active = ActivePointer(None, (), None)
+        self._shadow: int | None = None
+        self._jobs: dict[str, dict[str, Any]] = {}
 
     def create(self, name: str, body: dict[str, Any], checksum: str, now: float) -> RulesetVersion:
         with self._lock:
@@ -155,7 +174,7 @@ class InMemoryRulesets:
     def get(self, version: int) -> RulesetVersion | None:
         return self._versions.get(version)
 
-    def list(self) -> list[RulesetVersion]:
+    def versions(self) -> list[RulesetVersion]:
         return sorted(self._versions.values(), key=lambda v: v.version)
 
     def active(self) -> ActivePointer:
@@ -168,3 +187,42 @@ class InMemoryRulesets:
             if self._active.version != expected.version or self._active.updated_at != expected.updated_at:
                 raise Conflict("the active rule set changed meanwhile; read it again and retry")
             self._active = ActivePointer(version, history, now)
+
+    def shadow(self) -> int | None:
+        return self._shadow
+
+    def set_shadow(self, version: int | None) -> None:
+        if version is not None and version not in self._versions:
+            raise NotFound(f"rule set version {version} does not exist")
+        self._shadow = version
+
+    def create_job(self, job: dict[str, Any]) -> None:
+        with self._lock:
+            counters = {"planned": 0, "total": 0, "done": 0, "failed": 0, "transitions": 0, "samples": []}
+            self._jobs[job["job_id"]] = {**counters, **json.loads(json.dumps(job))}
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return json.loads(json.dumps(job)) if job else None
+
+    def jobs_for(self, version: int) -> list[dict[str, Any]]:
+        with self._lock:
+            found = [j for j in self._jobs.values() if j["version"] == version]
+        return sorted((json.loads(json.dumps(j)) for j in found), key=lambda j: j["created_at"])
+
+    def add_to_job(self, job_id: str, counts: dict[str, int], samples: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+        with self._lock:
+            job = self._jobs[job_id]
+            for key, value in counts.items():
+                job[key] = job.get(key, 0) + value
+            job["samples"] = (job.get("samples", []) + list(samples))[:50]
+            return json.loads(json.dumps(job))
+
+    def claim_job_flag(self, job_id: str, flag: str) -> bool:
+        with self._lock:
+            job = self._jobs[job_id]
+            if job.get(flag):
+                return False
+            job[flag] = True
+            return True

@@ -181,7 +181,9 @@ def test_ruleset_lifecycle(api: Api) -> None:
     assert api.post("/v1/rulesets/1/publish", headers=ADMIN).json_body["active"] == 1
     second = api.post("/v1/rulesets", api.get("/v1/rulesets/1", headers=ADMIN).json_body["ruleset"], headers=ADMIN)
     assert second.json_body["version"] == 2
-    assert api.post("/v1/rulesets/2/publish", headers=ADMIN).json_body == {"active": 2, "previous": 1, "changed": True}
+    published = api.post("/v1/rulesets/2/publish", headers=ADMIN).json_body
+    assert (published["active"], published["previous"], published["changed"]) == (2, 1, True)
+    assert published["rescore"]["mode"] == "active"
     assert api.get("/v1/rulesets/active", headers=ADMIN).json_body["version"] == 2
     assert api.post("/v1/rulesets/rollback", headers=ADMIN).json_body["active"] == 1
     assert api.post("/v1/rulesets/rollback", headers=ADMIN).status_code == 409
@@ -190,3 +192,20 @@ def test_ruleset_lifecycle(api: Api) -> None:
     listed = api.get("/v1/rulesets", headers=ADMIN).json_body["rulesets"]
     assert [(v["version"], v["active"]) for v in listed] == [(1, True), (2, False)]
     assert api.post("/v1/rulesets/1/publish").status_code == 401
+
+
+def test_erasure_leaves_nothing_in_any_table(api: Api) -> None:
+    api.post("/v1/events", {"type": "page_view", "anonymous_id": "anon-e", "properties": {"path": "/pricing"}},
+             headers=INGEST)
+    api.post("/v1/identify", {"anonymous_id": "anon-e", "email": "jane.doe@acme.io"}, headers=INGEST)
+    lead_id = api.post("/v1/forms/demo", raw=DEMO_FORM, headers=FORM_HEADERS).json_body["lead_id"]
+    api.post(f"/v1/leads/{lead_id}/outcome", {"outcome": "accepted"}, headers=ADMIN)
+    api.post("/v1/forms/newsletter", raw="email=other%40acme.io", headers=FORM_HEADERS)  # must survive
+    assert api.client.http.delete(f"/v1/leads/{lead_id}").status_code == 401
+    r = api.client.http.delete(f"/v1/leads/{lead_id}", headers=ADMIN)
+    assert r.status_code == 200 and r.json_body["erased_items"] >= 6
+    everything = json.dumps(table_items(os.environ["BATON_LEADS_TABLE"]) + table_items(os.environ["BATON_OUTBOX_TABLE"]))
+    assert lead_id not in everything and "jane.doe" not in everything and "anon-e" not in everything
+    assert "other@acme.io" in everything
+    assert api.get(f"/v1/leads/{lead_id}", headers=ADMIN).status_code == 404
+    assert api.client.http.delete(f"/v1/leads/{lead_id}", headers=ADMIN).status_code == 404

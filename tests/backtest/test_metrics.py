@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from typing import Any
 
@@ -131,11 +132,29 @@ def test_threshold_sweep_defaults_to_evenly_spaced_points(twenty: BacktestResult
     rows = threshold_sweep(twenty, points=50)
     assert len(rows) == 50
     assert rows[0]["threshold"] == 1 and rows[-1]["threshold"] == 20
-    assert all(a["leads"] >= b["leads"] for a, b in zip(rows, rows[1:], strict=False))
+    assert all(a["leads"] >= b["leads"] for a, b in itertools.pairwise(rows))
     engagement = threshold_sweep(twenty, score="engagement", points=50)
     assert engagement[-1]["threshold"] == 10
     with pytest.raises(ValueError, match="score must be one of"):
         threshold_sweep(twenty, score="nope")
+
+
+def test_sweep_limited_to_grades(twenty: BacktestResult) -> None:
+    for report in twenty.leads:
+        report.grade = "A" if int(report.max_score) % 2 == 0 else "C"  # even scores are A-grade leads
+    rows = threshold_sweep(twenty, thresholds=[0, 10], grades={"A"})
+    assert [r["leads"] for r in rows] == [10, 6]  # 2..20 even; 10..20 even
+    assert [r["won"] for r in rows] == [2, 2]  # 20 and 18 (19 and 5 are odd)
+    assert rows[0]["recall"] == 0.5
+
+
+def test_stage_grades_are_read_from_the_stage_rules() -> None:
+    from chalicelib.backtest.authoring import stage_grades
+
+    ruleset = default_ruleset()
+    assert stage_grades(ruleset, "mql") == {"A", "B"}
+    assert stage_grades(ruleset, "sql") == {"A"}
+    assert stage_grades(ruleset, "fast_track") is None  # no engagement bound there
 
 
 def test_recommend_threshold_is_the_lowest_within_capacity(twenty: BacktestResult) -> None:
@@ -183,7 +202,9 @@ def test_summary_holds_every_metric(ten: BacktestResult) -> None:
     out = summary(ten, weekly_capacity=2)
     assert {"info", "stages", "funnel", "sql_quality", "lift", "channels", "offers", "time_to_stage",
             "weekly_sqls", "sweep", "recommended", "sqls_per_week"} <= set(out)
-    assert len(out["sweep"]["score"]) == 50 and len(out["sweep"]["engagement"]) == 50
+    assert set(out["sweep"]) == {"mql", "sql", "engagement", "score"}
+    assert all(len(rows) == 50 for rows in out["sweep"].values())
+    assert set(out["recommended"]) == set(out["sweep"])
     assert out["sqls_per_week"] == pytest.approx(3 / 4)
 
 

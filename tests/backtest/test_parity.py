@@ -89,12 +89,12 @@ def test_backtest_matches_online_service(history: tuple[list[Event], list[Outcom
 def test_results_do_not_depend_on_workers(history: tuple[list[Event], list[Outcome]]) -> None:
     events, outcomes = history
     one = backtest(events, default_ruleset(), outcomes, workers=1)
-    old = replay.PARALLEL_MIN_LEADS
-    replay.PARALLEL_MIN_LEADS = 0  # fork even for these few leads
+    old = replay.PARALLEL_MIN_EVENTS
+    replay.PARALLEL_MIN_EVENTS = 0  # fork even for these few leads
     try:
         two = backtest(events, default_ruleset(), outcomes, workers=2)
     finally:
-        replay.PARALLEL_MIN_LEADS = old
+        replay.PARALLEL_MIN_EVENTS = old
     assert [r.to_row() for r in one.leads] == [r.to_row() for r in two.leads]
 
 

@@ -628,3 +628,15 @@ def test_a_late_event_does_not_make_a_burst_from_views_further_apart_than_the_wi
     assert engagement_at(state, rs, T0 + 20 * DAY) == 0  # 9 days apart: no burst
     apply_event(state, ev("page_view", T0 + 15 * DAY, path="/pricing"), rs, now=T0 + 20 * DAY)
     assert engagement_at(state, rs, T0 + 20 * DAY) == 15  # days 15 and 20 (or 11 and 15) are within 7
+
+
+def test_a_very_late_capped_event_then_more_events() -> None:
+    """A late hit older than any window still open is pruned at once; later hits must still count."""
+    state = persona(C_TRAITS)
+    feed(state, [ev("email_open", T0 + 100 * DAY)])
+    apply_event(state, ev("email_click", T0), RS, now=T0 + 100 * DAY)  # 100 days late: pruned, list empty
+    apply_event(state, ev("email_click", T0 + 1), RS, now=T0 + 100 * DAY)
+    apply_event(state, ev("email_click", T0 + 100 * DAY), RS, now=T0 + 100 * DAY)
+    assert engagement_parts(state, RS, T0 + 100 * DAY)["email-click"] == pytest.approx(
+        decayed(3, T0, T0 + 100 * DAY) + decayed(3, T0 + 1, T0 + 100 * DAY) + 3
+    )

@@ -114,7 +114,7 @@ def test_ruleset_versions_and_atomic_publish(repos: dict[str, Any]) -> None:
     v1 = rulesets.create("a", {"name": "a"}, "c1", 1.0)
     v2 = rulesets.create("b", {"name": "b"}, "c2", 2.0)
     assert (v1.version, v2.version) == (1, 2)
-    assert [v.name for v in rulesets.list()] == ["a", "b"]
+    assert [v.name for v in rulesets.versions()] == ["a", "b"]
     empty = rulesets.active()
     assert empty.version is None
     rulesets.set_active(empty, 1, (), 3.0)
@@ -126,3 +126,15 @@ def test_ruleset_versions_and_atomic_publish(repos: dict[str, Any]) -> None:
     assert rulesets.active() == ActivePointer(2, (1,), 5.0)
     with pytest.raises(NotFound):
         rulesets.set_active(rulesets.active(), 99, (1, 2), 6.0)
+
+
+def test_erase_removes_everything_about_a_lead(repos: dict[str, Any]) -> None:
+    leads = repos["leads"]
+    leads.commit(Commit(LeadState("L1"), 0, [_event(1)], [OutboxItem("t9", "handoff", {"lead_id": "L1"}, {}, 1.0)],
+                        outcomes=[{"outcome": "won", "at": 2.0}], link_anonymous="anon-1"))
+    leads.commit(Commit(LeadState("L2"), 0, [_event(2)]))
+    assert leads.erase("L1") == 6  # state, event, outcome, link + reverse link, outbox message
+    assert leads.get("L1") is None and leads.events("L1") == [] and leads.outcomes("L1") == []
+    assert leads.linked_lead("anon-1") is None
+    assert repos["outbox"].pending() == []
+    assert leads.get("L2") is not None

@@ -1,0 +1,168 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 3. Compare a candidate with the active rule set, then publish it
+#
+# Both rule sets replay the same history through the production engine. The comparison lists the
+# leads that would end differently and why (the rule contributions and stage rules that differ),
+# and the metrics side by side. Publishing validates again and needs `confirm = True`; without it
+# the notebook only says what it would do.
+#
+# Target: the library's `RulesetService` (in memory) by default, or a running API (`make run`
+# serves one on http://127.0.0.1:8000) when `api_url` is set, with the admin bearer token.
+
+# %% tags=["parameters"]
+n_leads = 5000  # synthetic history size (ignored when data_path is set)
+seed = 7
+data_path = ""  # a directory with events.parquet or .csv (+ outcomes, leads); empty: synthetic
+candidate_path = ""  # the candidate rule set file, YAML or JSON; empty: the default, thresholds below
+mql_engagement = 40
+sql_engagement = 60
+weekly_capacity = 50.0
+workers = 2
+api_url = ""  # e.g. http://127.0.0.1:8000; empty: publish through the in-memory RulesetService
+admin_token = ""  # the admin bearer token (BATON_ADMIN_TOKEN) for api_url
+confirm = False  # publish for real only when True
+
+# %%
+import json
+import sys
+import time
+from pathlib import Path
+
+try:
+    import chalicelib  # installed (`make deps`) or started from the repository root
+except ImportError:  # started from notebooks/: use the checkout this notebook belongs to
+    sys.path.insert(0, str(Path.cwd().parent))
+
+import pandas as pd
+
+from chalicelib.backtest import backtest, compare, stage_matrix, summary
+from chalicelib.backtest.authoring import with_threshold
+from chalicelib.backtest.io import read_history
+from chalicelib.backtest.publish import fetch_active, publish_ruleset
+from chalicelib.backtest.synth import generate
+from chalicelib.rules import default_ruleset, load_ruleset
+from chalicelib.rulesets import RulesetService
+from chalicelib.store.memory import InMemoryRulesets
+
+# %% [markdown]
+# ## The active rule set and the candidate
+
+# %%
+service = None
+if api_url:
+    active_version, active = fetch_active(api_url, admin_token)
+    print(f"active on {api_url}: version {active_version} ({active.name!r})")
+else:
+    service = RulesetService(InMemoryRulesets(), time.time)
+    active_version, active = 0, default_ruleset()  # what the service scores with before any publish
+    print("in-memory RulesetService: nothing published yet, the shipped default is active")
+
+if candidate_path:
+    candidate = load_ruleset(candidate_path)
+else:
+    candidate = with_threshold(with_threshold(default_ruleset(), "mql", mql_engagement), "sql", sql_engagement)
+    candidate = candidate.model_copy(update={"name": f"{candidate.name}-mql{mql_engagement}-sql{sql_engagement}"})
+print(f"candidate: {candidate.name!r}")
+
+# %% [markdown]
+# ## Both on the same history
+
+# %%
+if data_path:
+    events, outcomes = read_history(data_path)
+else:
+    history = generate(n_leads, seed=seed)
+    events, outcomes = history.events, history.outcomes
+active_result = backtest(events, active, outcomes, workers=workers, version=active_version)
+candidate_result = backtest(events, candidate, outcomes, workers=workers)
+active_metrics = summary(active_result, weekly_capacity=weekly_capacity)
+candidate_metrics = summary(candidate_result, weekly_capacity=weekly_capacity)
+
+
+def headline(metrics: dict) -> dict:
+    steps = {row["step"]: row["leads"] for row in metrics["funnel"]}
+    quality = metrics["sql_quality"]
+    return {
+        **{f"{step}s": n for step, n in steps.items()},
+        "SQL precision (won)": quality["precision"], "SQL recall (won)": quality["recall"],
+        "SQLs per week": metrics["sqls_per_week"],
+        "weeks over capacity": sum(w["over_capacity"] for w in metrics["weekly_sqls"]),
+        "median days to SQL": metrics["time_to_stage"]["sql"]["median_days"],
+    }
+
+
+pd.DataFrame({"active": headline(active_metrics), "candidate": headline(candidate_metrics)})
+
+# %% [markdown]
+# ## Leads that end differently, and why
+#
+# Rows: the stage under the active rule set; columns: under the candidate.
+
+# %%
+pd.DataFrame(stage_matrix(active_result, candidate_result)).T.fillna(0).astype(int)
+
+# %%
+differences = compare(active_result, candidate_result, limit=200)
+print(f"{len(differences)} leads (of {len(active_result)}) end in another stage or peak in another one"
+      + (" (first 200 shown)" if len(differences) == 200 else ""))
+pd.DataFrame([
+    {
+        "email": row["email"], "active": f"{row['stage_a']} (max {row['max_stage_a']})",
+        "candidate": f"{row['stage_b']} (max {row['max_stage_b']})", "won": row.get("won"),
+        "why": "; ".join(
+            f"{w['kind']} {w['rule']}: {w['a']} -> {w['b']}" if w["kind"] != "stage rule" else f"stage rule {w['rule']}"
+            for w in row["why"]
+        ),
+    }
+    for row in differences[:25]
+])
+
+# %% [markdown]
+# ## Publish
+#
+# Validated again exactly as the API validates. Set `confirm = True` to create the version and make
+# it active; the previous version stays available for rollback.
+
+# %%
+outcome = publish_ruleset(candidate, confirm=confirm, service=service, api_url=api_url or None,
+                          admin_token=admin_token or None)
+if outcome.get("published"):
+    print(f"published {outcome['name']!r} as version {outcome['version']} on {outcome['target']} "
+          f"(previous active: {outcome['previous']})")
+elif outcome.get("valid"):
+    print(f"not published (confirm is False): would {outcome['would']}")
+else:
+    print(f"the candidate is not valid: {outcome['error']}")
+
+# %% [markdown]
+# The last line is a machine-readable summary (the notebook tests read it).
+
+# %%
+print(json.dumps({
+    "notebook": "03-compare-and-publish",
+    "leads": len(active_result),
+    "changed_leads": len(compare(active_result, candidate_result)),
+    "active_sqls": headline(active_metrics)["sqls"],
+    "candidate_sqls": headline(candidate_metrics)["sqls"],
+    "valid": outcome.get("valid"),
+    "published": outcome.get("published"),
+    "version": outcome.get("version"),
+    "target": outcome.get("target"),
+}))
