@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -144,6 +145,45 @@ def rules_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _configure_publish(parser: argparse.ArgumentParser) -> None:
+    _file_argument(parser)
+    parser.add_argument("--api", default=os.environ.get("BATON_API_URL", "http://127.0.0.1:8000"),
+                        help="the Baton API to publish to (default: $BATON_API_URL or the local stack)")
+    parser.add_argument("--token", default=os.environ.get("BATON_ADMIN_TOKEN", "dev-admin-token"),
+                        help="admin bearer token (default: $BATON_ADMIN_TOKEN or the local stack's)")
+    parser.add_argument("--yes", action="store_true", help="really publish (without it: a dry run)")
+
+
+def rules_publish(args: argparse.Namespace) -> int:
+    """Validate locally, then create a version and publish it through the API (which re-scores)."""
+    from chalicelib.backtest.publish import PublishError, publish_ruleset
+
+    ruleset = _load_or_report(args.file)
+    if ruleset is None:
+        return EXIT_INVALID
+    try:
+        result = publish_ruleset(ruleset, confirm=args.yes, api_url=args.api, admin_token=args.token)
+    except PublishError as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if not result.get("published"):
+        print(f"dry run: would {result['would']}; add --yes to publish")
+        return EXIT_OK
+    print(f"published {ruleset.name} as version {result['version']} (previous: {result['previous']})")
+    return EXIT_OK
+
+
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="baton-export", help="directory for events.parquet and outcomes.parquet")
+
+
+def export(args: argparse.Namespace) -> int:
+    """Pull live events and outcomes from the configured DynamoDB tables into Parquet."""
+    from chalicelib.backtest.export import export_command
+
+    return export_command(args)
+
+
 # --- the table ------------------------------------------------------------------------------------
 
 COMMANDS: list[Command] = [
@@ -152,6 +192,10 @@ COMMANDS: list[Command] = [
     Command(("rules", "doc"), "render a rule set as the marketing/sales SLA (Markdown)", rules_doc, _configure_doc),
     Command(("rules", "schema"), f"print the rule-set JSON Schema (the repo keeps it in {SCHEMA_PATH})",
             rules_schema, _output_argument),
+    Command(("rules", "publish"), "validate a rule set, then create and publish it through the API (--yes)",
+            rules_publish, _configure_publish),
+    Command(("export",), "export live events and outcomes from DynamoDB to Parquet (for backtests)", export,
+            _configure_export),
 ]
 
 GROUP_HELP = {"rules": "author and check rule sets"}

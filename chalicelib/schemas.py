@@ -150,8 +150,17 @@ def parse_json(raw_body: bytes) -> Any:
         raise BadRequest("the request body is empty; send a JSON object", details={"field": "body"})
     try:
         return json.loads(raw_body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and integers beyond Python's
+        # 4300-digit limit; RecursionError absurdly deep nesting ("[[[[..."): all are bad input.
+        if isinstance(exc, json.JSONDecodeError):
+            where = f" at line {exc.lineno} column {exc.colno}"
+        elif isinstance(exc, RecursionError):
+            where = ": nested too deeply"
+        elif isinstance(exc, UnicodeDecodeError):
+            where = ""
+        else:
+            where = ": a number is too long"
         raise BadRequest(f"the body is not valid JSON{where}", details={"field": "body"}) from None
 
 

@@ -230,13 +230,31 @@ def test_commands_are_registered_in_one_table(capsys: pytest.CaptureFixture[str]
     def configure(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("file")
 
-    table = [*cli.COMMANDS, cli.Command(("rules", "publish"), "publish", publish, configure),
-             cli.Command(("export",), "export", export)]
+    table = [*cli.COMMANDS, cli.Command(("rules", "stage"), "stage", publish, configure),
+             cli.Command(("snapshot",), "snapshot", export)]
     parser = cli.build_parser(table)
-    args = parser.parse_args(["rules", "publish", "x.yaml"])
+    args = parser.parse_args(["rules", "stage", "x.yaml"])
     assert args.handler(args) == 0
-    args = parser.parse_args(["export"])
+    args = parser.parse_args(["snapshot"])
     assert args.handler(args) == 3
     assert seen == ["x.yaml", "export"]
     args = parser.parse_args(["rules", "validate", DEFAULT])  # the existing commands are unaffected
     assert args.handler is cli.rules_validate
+
+
+def test_export_pulls_live_events_and_outcomes_to_parquet(moto_aws: dict[str, str], tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from chalicelib import bootstrap
+    from chalicelib.cli import main
+    from chalicelib.events import Event
+
+    bootstrap.use(None)
+    c = bootstrap.container()
+    result = c.leads.ingest([Event(f"x{i}", "page_view", 1_700_000_000.0 + i, "ex@acme.io", None, {"path": "/p"},
+                                   {}, "api") for i in range(3)])
+    c.leads.record_outcome(result["leads"][0]["lead_id"], "won")
+    assert main(["export", "--out", str(tmp_path / "out")]) == 0
+    assert pq.read_table(tmp_path / "out" / "events.parquet").num_rows == 3
+    assert pq.read_table(tmp_path / "out" / "outcomes.parquet").num_rows == 1
+    bootstrap.use(None)

@@ -281,12 +281,13 @@ def _group(events: Sequence[Event], outcomes: Sequence[Outcome], share: int = 0,
             grouped.outcomes_applied += 1
 
     for event in events:
-        if event.ts < previous:
+        ts = event.ts
+        if ts < previous:
             grouped.unsorted = True  # the caller sorts and starts again
             return grouped
-        previous = event.ts
-        if next_out < event.ts:  # outcomes strictly earlier than this event; ties go after events
-            while next_out < event.ts:
+        previous = ts
+        if next_out < ts:  # outcomes strictly earlier than this event; ties go after events
+            while next_out < ts:
                 take_outcome(oi)
                 oi += 1
                 next_out = outcomes[oi].ts if oi < n_out else math.inf

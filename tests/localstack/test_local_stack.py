@@ -67,6 +67,15 @@ def test_local_stack_serves_health_and_stops_on_sigint(tmp_path: Path) -> None:
             assert body["status"] == "ok"
             assert body["stage"] == "local"
             assert all(check["ok"] for check in body["checks"].values())
+            # The default rule set is published, and `baton rules publish` publishes through the API.
+            api = f"http://127.0.0.1:{app_port}"
+            publish = [sys.executable, "-m", "chalicelib.cli", "rules", "publish", "chalicelib/rules/default.yaml",
+                       "--api", api, "--token", "dev-admin-token"]
+            dry = subprocess.run(publish, cwd=ROOT, capture_output=True, text=True, timeout=60)
+            assert dry.returncode == 0 and "dry run" in dry.stdout, dry.stderr
+            real = subprocess.run([*publish, "--yes"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+            assert real.returncode == 0, real.stderr
+            assert "as version 2 (previous: 1)" in real.stdout
             if (ROOT / "examples" / "landing" / "index.html").is_file():
                 with urllib.request.urlopen(f"http://127.0.0.1:{landing_port}/", timeout=5) as page:
                     assert page.status == 200

@@ -27,16 +27,7 @@ from typing import Any
 import pytest
 
 from devstack.stack import free_port
-from tests.reliability.support import (
-    ADMIN_TOKEN,
-    INGEST_TOKEN,
-    ROOT,
-    SLACK_SIGNING_SECRET,
-    SOURCE_SECRETS,
-    Signer,
-    snapshot,
-    table_names,
-)
+from tests.reliability.support import ROOT, Service, running_service
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,54 +38,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # -- in-process: chalice.test.Client on moto ----------------------------------------------------
 
-@dataclass
-class Service:
-    client: Any  # chalice.test.Client
-    ddb: Any
-    signer: Signer
-    slack_file: Path
-
-    @property
-    def tables(self) -> list[str]:
-        return table_names()
-
-    def snapshot(self) -> dict[str, list[str]]:
-        return snapshot(self.ddb, self.tables)
-
-    def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"") -> Any:
-        return self.client.http.request(method, path, headers=headers or {}, body=body)
-
-
 @pytest.fixture
-def service(moto_aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Service]:
-    import boto3
-    from chalice.test import Client
-    from cryptography.hazmat.primitives.asymmetric import ec
+def service(tmp_path: Path) -> Iterator[Service]:
+    """A fresh service per test (what the test writes, no other test sees)."""
+    with running_service(tmp_path) as running:
+        yield running
 
-    import app as app_module
-    from chalicelib import bootstrap
-    from chalicelib.aws import client as aws_client
-    from chalicelib.config import settings
 
-    signer = Signer(ec.generate_private_key(ec.SECP256R1()))
-    ssm = boto3.client("ssm")
-    params = {
-        "admin-token": ADMIN_TOKEN, "ingest-token": INGEST_TOKEN, "slack/signing-secret": SLACK_SIGNING_SECRET,
-        "sources/sendgrid/secret": signer.sendgrid_public_pem(),
-        **{f"sources/{name}/secret": value for name, value in SOURCE_SECRETS.items()},
-    }  # fmt: skip
-    for name, value in params.items():
-        ssm.put_parameter(Name=f"/baton/local/{name}", Value=value, Type="SecureString")
-    slack_file = tmp_path / "slack-outbox.jsonl"
-    monkeypatch.setenv("BATON_SLACK_OUTBOX_FILE", str(slack_file))
-    monkeypatch.setenv("BATON_REDIRECT_ALLOWLIST", "https://www.example.com/")
-    monkeypatch.setenv("BATON_CORS_ORIGINS", "https://www.example.com")
-    monkeypatch.delenv("BATON_PUBLIC_URL", raising=False)
-    settings.cache_clear()
-    bootstrap.use(None)
-    with Client(app_module.app) as client:
-        yield Service(client, aws_client("dynamodb"), signer, slack_file)
-    bootstrap.use(None)
+@pytest.fixture(scope="module")
+def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One service for a module whose tests store nothing (every request is refused)."""
+    with running_service(tmp_path_factory.mktemp("service")) as running:
+        yield running
 
 
 # -- the real local stack over HTTP ------------------------------------------------------------

@@ -4,6 +4,7 @@ HTTP sender that behaves like a real webhook sender (retries a 503 after its ``R
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -12,10 +13,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "docs" / "openapi.yaml"
@@ -195,3 +198,97 @@ def button_ids(post: Mapping[str, Any]) -> set[tuple[str, str]]:
 
     walk(post.get("blocks", []))
     return found
+
+
+# -- the app in-process: chalice.test.Client on moto -------------------------------------------
+
+WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+
+
+@dataclass
+class Service:
+    client: Any  # chalice.test.Client
+    ddb: Any  # the app's own DynamoDB client
+    signer: Signer
+    slack_file: Path
+    writes: list[str] = field(default_factory=list)  # successful write calls of the app's client
+    _known: dict[str, list[str]] | None = None
+
+    def __post_init__(self) -> None:
+        def record(http_response: Any, model: Any, **_: Any) -> None:
+            if model.name in WRITES and getattr(http_response, "status_code", 500) < 300:
+                self.writes.append(model.name)
+
+        self.ddb.meta.events.register("after-call.dynamodb", record)
+
+    @property
+    def tables(self) -> list[str]:
+        return table_names()
+
+    def snapshot(self) -> dict[str, list[str]]:
+        return snapshot(self.ddb, self.tables)
+
+    def known(self) -> dict[str, list[str]]:
+        """The tables as they were after the last write seen (scanned again only after a write)."""
+        if self._known is None or self.writes:
+            self._known = self.snapshot()
+            self.writes.clear()
+        return self._known
+
+    def forget(self) -> None:
+        self._known = None
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"") -> Any:
+        return self.client.http.request(method, path, headers=headers or {}, body=body)
+
+
+_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+}  # fmt: skip
+
+
+@contextlib.contextmanager
+def running_service(tmp: Path) -> Iterator[Service]:
+    """The data plane in a fresh moto mock, secrets seeded, the app behind ``chalice.test.Client``."""
+    import boto3
+    from chalice.test import Client
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from moto import mock_aws
+
+    import app as app_module
+    from chalicelib import aws, bootstrap
+    from chalicelib.config import settings
+    from devstack.cfn import app_env, deploy_data_plane
+
+    with pytest.MonkeyPatch.context() as mp, mock_aws():
+        for name, value in _AWS_ENV.items():
+            mp.setenv(name, value)
+        for name in ("AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_REGION",
+                     "BATON_PUBLIC_URL"):  # fmt: skip
+            mp.delenv(name, raising=False)
+        aws.reset_clients()
+        for name, value in app_env(deploy_data_plane(boto3.client("cloudformation"), "local"), "local").items():
+            mp.setenv(name, value)
+        signer = Signer(ec.generate_private_key(ec.SECP256R1()))
+        ssm = boto3.client("ssm")
+        params = {
+            "admin-token": ADMIN_TOKEN, "ingest-token": INGEST_TOKEN, "slack/signing-secret": SLACK_SIGNING_SECRET,
+            "sources/sendgrid/secret": signer.sendgrid_public_pem(),
+            **{f"sources/{name}/secret": value for name, value in SOURCE_SECRETS.items()},
+        }  # fmt: skip
+        for name, value in params.items():
+            ssm.put_parameter(Name=f"/baton/local/{name}", Value=value, Type="SecureString")
+        slack_file = tmp / "slack-outbox.jsonl"
+        mp.setenv("BATON_SLACK_OUTBOX_FILE", str(slack_file))
+        mp.setenv("BATON_REDIRECT_ALLOWLIST", "https://www.example.com/")
+        mp.setenv("BATON_CORS_ORIGINS", "https://www.example.com")
+        settings.cache_clear()
+        bootstrap.use(None)
+        try:
+            with Client(app_module.app) as client:
+                yield Service(client, aws.client("dynamodb"), signer, slack_file)
+        finally:
+            bootstrap.use(None)
+            aws.reset_clients()
+            settings.cache_clear()
