@@ -161,7 +161,7 @@ def identify() -> Response:
 
 @_api("/v1/leads", ["GET"], auth=ADMIN)
 def find_lead() -> Any:
-    from chalicelib.schemas import normalize_email
+    from chalicelib.emails import normalize_email
     from chalicelib.state import lead_id_for
 
     params = app.current_request.query_params or {}

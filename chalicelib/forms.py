@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from chalicelib.emails import normalize_email
 from chalicelib.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from chalicelib.events import Event, content_event_id
 from chalicelib.rules.model import RuleSet
-from chalicelib.schemas import normalize_email
 
 MAX_BODY = 32 * 1024
 MAX_FIELDS = 60

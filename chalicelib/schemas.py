@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from chalicelib.emails import normalize_email
 from chalicelib.engine import OUTCOMES
 from chalicelib.errors import BadRequest, ValidationFailed
 from chalicelib.events import IDENTIFY, KNOWN_TYPES, Event, content_event_id, to_epoch
@@ -25,19 +26,6 @@ from chalicelib.rules.loader import format_path
 MAX_BATCH = 500
 MAX_PROPERTIES_BYTES = 8192
 _Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
-
-
-def normalize_email(raw: Any, field: str = "email") -> str:
-    """Syntax check and normalisation (no DNS: webhooks must answer fast, and offline tests must pass)."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise ValidationFailed(f"{field} is required", field=field)
-    from email_validator import EmailNotValidError, validate_email
-
-    try:
-        checked = validate_email(raw.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise ValidationFailed(f"{field} is not a valid email address: {exc}", field=field) from None
-    return checked.normalized.lower()
 
 
 def _bounded(value: dict[str, Any], name: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from chalicelib.emails import normalize_email as shared_normalize_email
 from chalicelib.errors import BadRequest, BatonError, ValidationFailed
 from chalicelib.events import Event
 
@@ -225,14 +226,10 @@ def check_epoch(seconds: float, path: str) -> float:
 
 
 def normalize_email(value: Any, path: str) -> str:
-    """Lower-cased, stripped. Only the shape is checked, never deliverability."""
+    """The same normalisation as every other entry point (leads are keyed by it)."""
     if not isinstance(value, str):
         raise ValidationFailed(f"{path} must be an email address", field=path)
-    email = value.strip().lower()
-    local, at_sign, domain = email.rpartition("@")
-    if not at_sign or not local or not domain or len(email) > 320 or any(c.isspace() for c in email):
-        raise ValidationFailed(f"{path} is not an email address", field=path)
-    return email
+    return shared_normalize_email(value, path)
 
 
 def _to_int(value: Any) -> int | None:

@@ -216,12 +216,12 @@ def strategy(method: str, path: str, mode: str, seeded: dict[str, str]) -> Any:
     generation = GenerationMode.POSITIVE if mode == "positive" else GenerationMode.NEGATIVE
     op = schema()[path][method]
     fixed_headers = {"Authorization": "Bearer fixed-below"}
-    strategies = [op.asstrategy(generation_mode=generation, headers=fixed_headers)]
+    strategies = [op.as_strategy(generation_mode=generation, headers=fixed_headers)]
     item, spec = DOC["paths"][path], DOC["paths"][path][method.lower()]
     others = [p for p in (*item.get("parameters", []), *spec.get("parameters", [])) if resolve(p)[0]["in"] != "path"]
     if mode == "positive" or others or spec.get("requestBody"):  # a negative case needs something to negate
         strategies += [
-            op.asstrategy(generation_mode=generation, headers=fixed_headers, path_parameters=params)
+            op.as_strategy(generation_mode=generation, headers=fixed_headers, path_parameters=params)
             for params in fixed_parameters(path, seeded)
         ]
     return st.one_of(strategies)

@@ -11,6 +11,7 @@ Authenticated requests carry the right token and vendor signature, so bodies rea
 from __future__ import annotations
 
 import json
+import time
 from functools import cache
 from typing import Any
 from urllib.parse import urlencode
@@ -31,7 +32,7 @@ from tests.reliability.fuzzing import (
     send_and_check,
     strategy,
 )
-from tests.reliability.support import ADMIN_TOKEN, Service
+from tests.reliability.support import ADMIN_TOKEN, Service, slack_headers
 
 pytestmark = pytest.mark.reliability
 
@@ -88,16 +89,35 @@ def _route_media(path: str, method: str) -> list[str]:
     return [*declared, "application/xml"]
 
 
+# Bugs found by this suite in modules it may not change, reported with a proposed fix: while a
+# probe still shows one, the inputs that trigger it are left out of the random runs and the
+# xfail tests at the end of this module keep it visible (they pass once the fix lands).
+ABSURD = ("9" * 5000, "[" * 3000 + "]" * 3000)
+
+
 @cache
-def ruleset_loader_survives_absurd_text() -> bool:
-    """False while chalicelib/rules/loader.py answers absurd YAML/JSON text with a 500 (reported bug)."""
+def ruleset_parser_survives_absurd_text() -> bool:
+    """chalicelib/rules/loader.py: ``parse_ruleset_text`` (YAML / text rule sets)."""
     from chalicelib.errors import BatonError
     from chalicelib.rules.loader import parse_ruleset_text
 
-    for text in ('{"a": ' + "9" * 5000 + "}", "a: " + "[" * 2000 + "]" * 2000):
+    return _survives(parse_ruleset_text, ['{"a": ' + ABSURD[0] + "}", "a: " + ABSURD[1]], BatonError)
+
+
+@cache
+def slack_parser_survives_absurd_payload() -> bool:
+    """chalicelib/slack/interactions.py: ``parse_interaction`` (the ``payload`` JSON field)."""
+    from chalicelib.errors import BatonError
+    from chalicelib.slack.interactions import parse_interaction
+
+    return _survives(parse_interaction, [urlencode({"payload": text}).encode() for text in ABSURD], BatonError)
+
+
+def _survives(parse: Any, inputs: list[Any], expected: type[Exception]) -> bool:
+    for text in inputs:
         try:
-            parse_ruleset_text(text)
-        except BatonError:
+            parse(text)
+        except expected:
             continue
         except Exception:
             return False
@@ -105,9 +125,14 @@ def ruleset_loader_survives_absurd_text() -> bool:
 
 
 def _known_bug(path: str, media: str, body: bytes) -> bool:
-    absurd = b"9" * 4301 in body or b"[" * 500 in body or b'{"a":' * 500 in body
-    yaml_route = path == "/v1/rulesets" and "yaml" in media
-    return yaml_route and absurd and not ruleset_loader_survives_absurd_text()
+    absurd = any(marker in body for marker in (b"9" * 4301, b"[" * 500, b'{"a":' * 500, b"%5B" * 500))
+    if not absurd:
+        return False
+    if path == "/v1/rulesets" and "yaml" in media:
+        return not ruleset_parser_survives_absurd_text()
+    if path == "/v1/slack/interactions":
+        return not slack_parser_survives_absurd_payload()
+    return False
 
 
 @pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
@@ -115,13 +140,15 @@ def test_nasty_bodies_never_5xx_and_store_nothing(service: Service, method: str,
     seeded = seed(service)
     op = DOC["paths"][path][method.lower()]
     concrete = path.replace("{form_id}", "demo").replace("{lead_id}", seeded["lead_id"])
-    for source in SOURCES if "{source}" in path else [""]:
-        for media in _route_media(path, method):
-            for body in NASTY:
+    medias = _route_media(path, method)
+    sources = SOURCES if "{source}" in path else [""]
+    for i, body in enumerate(NASTY):
+        for j, source in enumerate(sources):  # every body to every source, in turn in each media type
+            for media in medias if len(sources) == 1 else [medias[(i + j) % len(medias)]]:
                 if _known_bug(path, media, body):
                     continue
                 sent, headers = authenticate(service, op, method, concrete.replace("{source}", source),
-                                              {"Content-Type": media}, body)
+                                             {"Content-Type": media}, body)
                 send_and_check(service, method, path, sent, headers, body)
 
 
@@ -168,10 +195,18 @@ def test_hostile_bodies_never_5xx_and_store_nothing(service: Service, method: st
     hostile()
 
 
-@pytest.mark.xfail(reason="BUG chalicelib/rules/loader.py: parse_ruleset_text lets ValueError (huge integer) "
-                          "and RecursionError (deep nesting) escape: a 500 (reported, fix proposed)")
-@pytest.mark.parametrize("text", ['{"name": ' + "9" * 5000 + "}", "name: " + "[" * 3000 + "]" * 3000],
-                         ids=["huge-integer", "deep-yaml"])
-def test_ruleset_text_that_no_parser_can_build_is_a_4xx(service: Service, text: str) -> None:
+@pytest.mark.xfail(reason="BUG chalicelib/rules/loader.py: parse_ruleset_text lets ValueError (an integer "
+                          "over 4300 digits) and RecursionError (deep nesting) escape: 500 (reported, fix proposed)")
+@pytest.mark.parametrize("text", ['{"name": ' + ABSURD[0] + "}", "name: " + ABSURD[1]], ids=["huge-int", "deep"])
+def test_ruleset_text_no_parser_can_build_is_a_4xx(service: Service, text: str) -> None:
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/yaml"}
     send_and_check(service, "POST", "/v1/rulesets", "/v1/rulesets", headers, text.encode())
+
+
+@pytest.mark.xfail(reason="BUG chalicelib/slack/interactions.py: _load_payload catches only JSONDecodeError; "
+                          "a huge integer or deep nesting in `payload` is a 500 (reported, fix proposed)")
+@pytest.mark.parametrize("text", ABSURD, ids=["huge-int", "deep"])
+def test_slack_payload_no_parser_can_build_is_a_4xx(service: Service, text: str) -> None:
+    body = urlencode({"payload": text}).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **slack_headers(body, time.time())}
+    send_and_check(service, "POST", "/v1/slack/interactions", "/v1/slack/interactions", headers, body)
