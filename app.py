@@ -205,21 +205,10 @@ def list_rulesets() -> Any:
 
 @_api("/v1/rulesets", ["POST"], auth=ADMIN, content_types=["application/json", "application/yaml", "text/yaml"])
 def create_ruleset() -> Response:
-    from chalicelib.rules.loader import parse_ruleset_text
+    from chalicelib.rulesets import read_upload
 
-    raw = _body()
-    media = _headers().get("content-type", "application/json").split(";")[0].strip()
-    if media == "application/json":
-        created = container().rulesets.create(_json_body())
-    else:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            from chalicelib.errors import BadRequest
-
-            raise BadRequest("the rule set is not UTF-8 text", details={"field": "body"}) from None
-        created = container().rulesets.create(parse_ruleset_text(text).model_dump(mode="json", by_alias=True))
-    return Response(body=created, status_code=201)
+    body = read_upload(_body(), _headers().get("content-type", "application/json"))
+    return Response(body=container().rulesets.create(body), status_code=201)
 
 
 @_api("/v1/rulesets/active", ["GET"], auth=ADMIN)
@@ -270,23 +259,15 @@ def compare_shadow() -> Any:
     return container().rollout.compare()
 
 
-
-
 # -- Slack -------------------------------------------------------------------------------------
 
 @_api("/v1/slack/interactions", ["POST"], content_types=["application/x-www-form-urlencoded"])
 def slack_interactions() -> Response:
-    from chalicelib.errors import Unauthorized
     from chalicelib.notify import handle_interaction
-    from chalicelib.slack.signature import verify_slack_request
 
     c = container()
-    raw = _body(256 * 1024)
-    secret = c.secrets.get("slack/signing-secret")
-    if not secret:
-        raise Unauthorized("Slack signing secret is not configured", details={"field": "X-Slack-Signature"})
-    verify_slack_request(secret, _headers(), raw, c.clock())
-    return Response(body=handle_interaction(raw, c.leads, c.notifier(), c.clock), status_code=200)
+    answer = handle_interaction(_body(256 * 1024), _headers(), c.secrets, c.leads, c.notifier, c.clock)
+    return Response(body=answer, status_code=200)
 
 
 # -- event handlers (not HTTP: SNS, schedules, streams) ----------------------------------------
@@ -348,23 +329,13 @@ if os.environ.get("BATON_OUTBOX_STREAM_ARN"):
 
 @_api("/v1/webhooks/{source}", ["POST", "GET"], content_types=WEBHOOK_TYPES)
 def vendor_webhook(source: str) -> Response:
-    from urllib.parse import urlencode
-
-    from chalicelib.sources import WebhookRequest
-    from chalicelib.webhooks import receive
+    from chalicelib.webhooks import receive, webhook_request
 
     c = container()
     request = app.current_request
-    headers = _headers()
-    query = dict(request.query_params or {})
-    # HubSpot signs the URL it called: rebuild it as the sender saw it (behind API Gateway the path
-    # carries the stage prefix). BATON_PUBLIC_URL overrides when a proxy rewrites the host.
-    base = os.environ.get("BATON_PUBLIC_URL") or (
-        f"{headers.get('x-forwarded-proto', 'https')}://{headers.get('host', 'localhost')}"
+    hook = webhook_request(
+        request.method, _headers(), dict(request.query_params or {}), (request.context or {}).get("path"),
+        _body(5 * 1024 * 1024) if request.method == "POST" else b"", source,
     )
-    path = (request.context or {}).get("path") or f"/v1/webhooks/{source}"
-    url = base.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
-    hook = WebhookRequest(request.method, url, headers, query, _body(5 * 1024 * 1024) if request.method == "POST"
-                          else b"")
     result = receive(source, hook, c.secrets, c.leads, c.clock())
     return Response(body=result.body if result.body is not None else {"ok": True}, status_code=result.status)

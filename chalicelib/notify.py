@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from chalicelib.errors import DeliveryFailed
+from chalicelib.errors import DeliveryFailed, Unauthorized
 from chalicelib.leads import LeadService
 from chalicelib.observability import metric
 from chalicelib.store.base import OutboxRepository
@@ -69,12 +69,21 @@ def _fallback_key(message: str) -> str:
 
 
 def handle_interaction(
-    raw_body: bytes, leads: LeadService, notifier: Any, clock: Callable[[], float]
+    raw_body: bytes, headers: Mapping[str, str], secrets: Any, leads: LeadService, notifier: Callable[[], Any],
+    clock: Callable[[], float],
 ) -> dict[str, Any]:
-    """Accept / Reject / Recycle from the Slack alert: record the outcome, update the message."""
+    """Accept / Reject / Recycle from the Slack alert: verify, record the outcome, update the message.
+
+    Nothing is read or changed before the signature checks out.
+    """
     from chalicelib.slack.blocks import outcome_blocks
     from chalicelib.slack.interactions import parse_interaction
+    from chalicelib.slack.signature import verify_slack_request
 
+    secret = secrets.get("slack/signing-secret")
+    if not secret:
+        raise Unauthorized("the Slack signing secret is not configured", details={"field": "X-Slack-Signature"})
+    verify_slack_request(secret, headers, raw_body, clock())
     parsed = parse_interaction(raw_body)
     if parsed.ignored:
         return {"ignored": parsed.reason}
@@ -87,8 +96,9 @@ def handle_interaction(
         datetime.fromtimestamp(clock(), tz=timezone.utc),
     )
     text = f"{outcome} by {parsed.user_name or parsed.user_id}"
+    slack = notifier()
     if parsed.response_url:
-        notifier.respond(parsed.response_url, text, blocks, replace_original=True)
-    elif parsed.channel_id and parsed.message_ts and notifier.can_update:
-        notifier.update(parsed.channel_id, parsed.message_ts, text, blocks)
+        slack.respond(parsed.response_url, text, blocks, replace_original=True)
+    elif parsed.channel_id and parsed.message_ts and slack.can_update:
+        slack.update(parsed.channel_id, parsed.message_ts, text, blocks)
     return {"outcome": outcome, "stage": result["stage"]}

@@ -134,6 +134,21 @@ def _default_compiled() -> CompiledRuleset:
     return _DEFAULT
 
 
+def read_upload(raw: bytes, content_type: str) -> Any:
+    """A rule set as posted: JSON, or YAML text (validated later, with line numbers for YAML)."""
+    from chalicelib.errors import BadRequest
+    from chalicelib.rules.loader import parse_ruleset_text
+    from chalicelib.schemas import parse_json
+
+    if content_type.split(";")[0].strip().lower() == "application/json":
+        return parse_json(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the rule set is not UTF-8 text", details={"field": "body"}) from None
+    return parse_ruleset_text(text).model_dump(mode="json", by_alias=True)
+
+
 def parse_version(raw: str) -> int:
     text = raw.removeprefix("v")
     if not text.isdigit() or int(text) < 1:

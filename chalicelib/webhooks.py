@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from chalicelib.errors import Unauthorized, ValidationFailed
 from chalicelib.leads import LeadService
@@ -12,6 +15,21 @@ from chalicelib.sources import WebhookRequest, WebhookResult, get_source
 
 class SecretSource(Protocol):
     def get(self, name: str) -> str | None: ...
+
+
+def webhook_request(
+    method: str, headers: Mapping[str, str], query: Mapping[str, str], context_path: str | None, raw_body: bytes,
+    source: str,
+) -> WebhookRequest:
+    """The request as the sender made it. HubSpot signs the URL it called, so rebuild that URL:
+    behind API Gateway the path carries the stage prefix; ``BATON_PUBLIC_URL`` overrides the
+    scheme and host when a proxy or custom domain rewrites them."""
+    base = os.environ.get("BATON_PUBLIC_URL") or (
+        f"{headers.get('x-forwarded-proto', 'https')}://{headers.get('host', 'localhost')}"
+    )
+    path = context_path or f"/v1/webhooks/{source}"
+    url = base.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
+    return WebhookRequest(method, url, dict(headers), dict(query), raw_body)
 
 
 def source_settings(secrets: SecretSource, name: str) -> dict[str, Any]:
