@@ -19,9 +19,9 @@ import math
 from typing import Any
 
 from chalicelib.events import Event
-from chalicelib.rules.compile import CompiledEngagement, CompiledRuleset, Context
+from chalicelib.rules.compile import CompiledEngagement, CompiledRuleset, Context, StagePlan
 from chalicelib.rules.model import LEAD_FIELDS
-from chalicelib.state import HISTORY, KEY_EVENTS, STAGE_ORDER, LeadState, Transition
+from chalicelib.state import HISTORY, KEY_EVENTS, RECENT_IDS, STAGE_ORDER, LeadState, Transition
 
 LN2 = math.log(2)
 FUTURE_SKEW = 300.0  # seconds: a sender's clock may run a little fast; beyond that we clamp
@@ -43,6 +43,7 @@ def set_email(state: LeadState, email: str) -> None:
     state.email = email
     state.attributes["email"] = email
     state.attributes["email_domain"] = email.rpartition("@")[2]
+    state.stage_plan = None
 
 
 def _clean(key: str, value: Any) -> Any:
@@ -77,6 +78,8 @@ def merge_traits(state: LeadState, traits: dict[str, Any] | Any) -> bool:
     if state.email is None and isinstance(traits.get("email"), str) and "@" in traits["email"]:
         set_email(state, traits["email"].strip().lower())
         changed = True
+    if changed:
+        state.stage_plan = None  # any change to the attributes must drop the plan
     return changed
 
 
@@ -86,6 +89,47 @@ def compute_fit(state: LeadState, rs: CompiledRuleset) -> None:
     state.fit = float(sum(rule.points for rule in hits))
     state.fit_rules = [rule.id for rule in hits]
     state.fit_version = rs.version
+    state.stage_plan = None
+
+
+class _LeadPlan:
+    """A lead's stage plan and what it was made from; dropped by copies and pickling (rebuilt on use)."""
+
+    __slots__ = ("attrs", "fit", "plans", "rs")
+
+    def __init__(
+        self, rs: CompiledRuleset, attrs: dict[str, Any], fit: float, plans: tuple[StagePlan, StagePlan]
+    ) -> None:
+        self.rs = rs
+        self.attrs = attrs
+        self.fit = fit
+        self.plans = plans  # for an event that is not, and that is, a hand-raiser
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> None:
+        return None
+
+    def __copy__(self) -> None:
+        return None
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (type(None), ())
+
+
+def _plan(state: LeadState, rs: CompiledRuleset, hand_raiser: bool) -> StagePlan | None:
+    """The lead's disqualifier and stage checks with their attribute and hand_raiser leaves evaluated.
+
+    Valid while the rule set, the attributes (the same dict, unchanged: every change in the engine
+    drops the plan) and the fit stay the same. None when the rule set has no planner for its checks.
+    """
+    held = state.stage_plan
+    if held is not None and held.rs is rs and held.attrs is state.attributes and held.fit == state.fit:
+        return held.plans[hand_raiser]
+    planner = rs.planner
+    if planner is None or not planner.matches(rs):
+        return None
+    plans = planner.plans_for(Context(state.attributes, None, state.fit, rs.grade_for(state.fit)))
+    state.stage_plan = _LeadPlan(rs, state.attributes, state.fit, plans)
+    return plans[hand_raiser]
 
 
 def _decayed(acc: list[float], half_life: float | None, t: float) -> float:
@@ -231,6 +275,52 @@ def advance(state: LeadState, rs: CompiledRuleset, event: Event | None, t: float
     """Apply disqualifiers and stage rules at time ``t``. Stages only move forward."""
     if state.stage in _TERMINAL_FOR_RULES:
         return []
+    if state.fit_version != rs.version:
+        compute_fit(state, rs)
+    plan = _plan(state, rs, event is not None and event.type in rs.hand_raisers)
+    if plan is None:
+        return _advance_full(state, rs, event, t)
+    if plan.idle:  # no disqualifier and no stage rule can fire for this lead, whatever the event
+        return []
+    ctx: Context | None = None
+    event_id = event.event_id if event is not None else None
+    for rule, residual in plan.disqualifiers:
+        if event is None and rule.needs_event:
+            continue
+        if not isinstance(residual, bool):  # True: always holds; constant False ones are not in the plan
+            if ctx is None:
+                ctx = context(state, rs, t, event)
+            if not residual(ctx):
+                continue
+        state.disqualified_reason = rule.reason
+        return [_transition(state, rs, "disqualified", t, f"disqualified: {rule.reason}", event_id=event_id)]
+    if state.stage == "recycled" and state.recycled_at is not None and t - state.recycled_at < rs.recycle_cooldown:
+        return []
+    out: list[Transition] = []
+    lead_like = state.stage in ("lead", "recycled")
+    if lead_like and rs.fast_track is not None and plan.fast_track is not False:
+        if ctx is None:
+            ctx = context(state, rs, t, event)
+        if plan.fast_track is True or plan.fast_track(ctx):
+            state.fast_track = ctx.fast_track = True
+            out.append(_transition(state, rs, "sql", t, f"fast track: {_why(ctx, event)}", event_id=event_id))
+            return out
+    if lead_like and plan.mql is not False:
+        if ctx is None:
+            ctx = context(state, rs, t, event)
+        if plan.mql is True or plan.mql(ctx):
+            out.append(_transition(state, rs, "mql", t, _why(ctx, event), event_id=event_id))
+            ctx.stage = "mql"
+    if (state.stage == "mql" or not rs.sql_requires_mql) and plan.sql is not False:
+        if ctx is None:
+            ctx = context(state, rs, t, event)
+        if plan.sql is True or plan.sql(ctx):
+            out.append(_transition(state, rs, "sql", t, _why(ctx, event), event_id=event_id))
+    return out
+
+
+def _advance_full(state: LeadState, rs: CompiledRuleset, event: Event | None, t: float) -> list[Transition]:
+    """``advance`` evaluating every condition whole (a rule set compiled without a planner)."""
     ctx = context(state, rs, t, event)
     event_id = event.event_id if event is not None else None
     for rule in rs.disqualifiers:
@@ -261,24 +351,36 @@ def _why(ctx: Context, event: Event | None) -> str:
 
 def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float) -> list[Transition]:
     """Score one event into ``state`` (in place). A redelivered event changes nothing."""
-    if event.event_id in state.recent_ids:
+    event_id = event.event_id
+    recent = state.recent_ids
+    if event_id in recent:
         return []
-    state.remember(event.event_id)
+    recent[event_id] = None  # LeadState.remember, inlined (it runs for every event)
+    if len(recent) > RECENT_IDS:
+        del recent[next(iter(recent))]
     state.event_count += 1
-    ts = min(event.ts, now + FUTURE_SKEW)
-    if state.first_seen is None or ts < state.first_seen:
+    ts = event.ts
+    if ts > now + FUTURE_SKEW:
+        ts = now + FUTURE_SKEW
+    first_seen = state.first_seen
+    if first_seen is None or ts < first_seen:
         state.first_seen = ts
     if ts > state.clock:
         state.clock = ts
-    if (event.traits and merge_traits(state, event.traits)) or state.fit_version != rs.version:
+    version = rs.version
+    if (event.traits and merge_traits(state, event.traits)) or state.fit_version != version:
         compute_fit(state, rs)
-    state.ruleset_version = rs.version
+    state.ruleset_version = version
     rules = rs.engagement_by_type.get(event.type)
     if rules:
-        ctx = Context(state.attributes, event)
+        ctx: Context | None = None
         for rule in rules:
-            if rule.test is not None and not rule.test(ctx):
-                continue
+            test = rule.test
+            if test is not None:
+                if ctx is None:
+                    ctx = Context(state.attributes, event)
+                if not test(ctx):
+                    continue
             # A frequency bonus may be capped too ("at most once a month"): the cap counts awards.
             if rule.freq_count is not None and not _frequency_reached(state, rule, ts):
                 continue

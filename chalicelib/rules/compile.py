@@ -38,7 +38,7 @@ class Context:
     checks of a low-grade lead never need it). The event's path is derived once per context.
     """
 
-    __slots__ = ("_engagement", "_engagement_fn", "_path", "attrs", "event", "fast_track", "fit", "grade",
+    __slots__ = ("_engagement", "_engagement_fn", "_folded_path", "_path", "attrs", "event", "fast_track", "fit", "grade",
                  "hand_raiser", "stage")
 
     def __init__(
@@ -62,6 +62,7 @@ class Context:
         self.stage = stage
         self.fast_track = fast_track
         self._path = _UNSET
+        self._folded_path = _UNSET
 
     @property
     def engagement(self) -> float:
@@ -105,6 +106,15 @@ def _event_path(event: Any) -> Any:
 
 def _context_path(c: Context) -> Any:
     return c.path
+
+
+def _context_folded_path(c: Context) -> str | None:
+    """The event's path case-folded (None when it is not text), memoised: page rules test it many times."""
+    folded = c._folded_path
+    if folded is _UNSET:
+        path = c.path
+        folded = c._folded_path = path.casefold() if isinstance(path, str) else None
+    return folded
 
 
 def getter(name: str) -> Getter:
@@ -203,9 +213,13 @@ def _leaf(leaf: Leaf, lists: dict[str, frozenset[str]]) -> Predicate:
         return contains
     if op == "starts_with":
         prefix = value.casefold()
+        if leaf.field == "event.path":
+            return lambda c: (v := _context_folded_path(c)) is not None and v.startswith(prefix)
         return lambda c: isinstance(v := get(c), str) and v.casefold().startswith(prefix)
     if op == "ends_with":
         suffix = value.casefold()
+        if leaf.field == "event.path":
+            return lambda c: (v := _context_folded_path(c)) is not None and v.endswith(suffix)
         return lambda c: isinstance(v := get(c), str) and v.casefold().endswith(suffix)
     if op == "matches":
         pattern = re.compile(value)
@@ -220,8 +234,12 @@ def _leaf(leaf: Leaf, lists: dict[str, frozenset[str]]) -> Predicate:
         }[op]
 
         def numeric(c: Context) -> bool:
-            got = _number(get(c))
-            return got is not None and compare(got)
+            got = get(c)
+            if type(got) is not float:  # (a float is its own number: the usual case, fit and engagement)
+                got = _number(got)
+                if got is None:
+                    return False
+            return compare(got)
 
         return numeric
     if op == "exists":
@@ -351,6 +369,8 @@ class CompiledRuleset:
     mql_route: CompiledRoute
     notify: frozenset[str]
     lists: dict[str, frozenset[str]] = field(repr=False)
+    # What the per-event checks (disqualifiers, stage rules) reduce to once a lead's attributes are known.
+    planner: "StagePlanner | None" = field(default=None, repr=False, compare=False)
 
     def grade_for(self, fit: float) -> str:
         for grade, floor in self.grades:
@@ -363,6 +383,147 @@ class CompiledRuleset:
             if route.test is None or route.test(ctx):
                 return route
         return self.default_route
+
+
+# -- per-lead plans ---------------------------------------------------------------------------------
+#
+# Disqualifiers and stage rules are checked on every event, but most of their leaves read only the
+# lead's attributes (and fit/grade, which derive from them), and ``hand_raiser`` depends only on the
+# event's type. Attribute leaves are evaluated once per attribute change; for each value of
+# ``hand_raiser``, each checked condition is reduced to a residual over its remaining leaves (the
+# event, engagement, stage, fast track) or to a constant. Leaves are pure, so the residual gives the
+# same answer as the whole condition for every event until the attributes change.
+
+_PER_EVENT_FIELDS = frozenset({"engagement", "hand_raiser", "stage", "fast_track"})
+
+
+def _static_field(name: str) -> bool:
+    """Does the field depend on the lead's attributes (and rule set) alone?"""
+    return not name.startswith("event.") and name not in _PER_EVENT_FIELDS
+
+
+def _folded_field(name: str) -> bool:
+    """Is the leaf replaced by a constant in a plan (attribute leaves and hand_raiser leaves)?"""
+    return name == "hand_raiser" or _static_field(name)
+
+
+def _folded_leaves(cond: Condition, out: list[Leaf]) -> None:
+    if isinstance(cond, Leaf):
+        if _folded_field(cond.field):
+            out.append(cond)
+    elif isinstance(cond, AllOf):
+        for c in cond.all:
+            _folded_leaves(c, out)
+    elif isinstance(cond, AnyOf):
+        for c in cond.any:
+            _folded_leaves(c, out)
+    elif isinstance(cond, NotOf):
+        _folded_leaves(cond.not_, out)
+
+
+Residual = Predicate | bool  # True / False: the condition's answer whatever the event
+
+
+def _residual(cond: Condition, values: Iterable[bool], lists: dict[str, frozenset[str]]) -> Residual:
+    """``cond`` with its folded leaves (in depth-first order) replaced by ``values``, simplified."""
+    it = iter(values)
+
+    def walk(c: Condition) -> Residual:
+        if isinstance(c, Leaf):
+            return next(it) if _folded_field(c.field) else _leaf(c, lists)
+        if isinstance(c, NotOf):
+            inner = walk(c.not_)
+            if isinstance(inner, bool):
+                return not inner
+            return lambda ctx: not inner(ctx)
+        is_all = isinstance(c, AllOf)
+        parts = [walk(p) for p in (c.all if is_all else c.any)]  # type: ignore[union-attr]
+        if any(p is (not is_all) for p in parts):  # a False in an all, a True in an any
+            return not is_all
+        rest = tuple(p for p in parts if not isinstance(p, bool))
+        if not rest:
+            return is_all
+        return _all(rest) if is_all else _any(rest)
+
+    return walk(cond)
+
+
+@dataclass(frozen=True, slots=True)
+class StagePlan:
+    """The per-event checks for leads whose folded leaves came out the same (shared between them)."""
+
+    disqualifiers: tuple[tuple[CompiledDisqualifier, Residual], ...]  # those not constantly False, in order
+    fast_track: Residual
+    mql: Residual
+    sql: Residual
+    idle: bool  # nothing can fire: no disqualifier can, every stage rule is False
+
+
+class StagePlanner:
+    """Builds (and shares, by the folded leaves' outcomes) the plans of one compiled rule set."""
+
+    MAX_PLANS = 4096  # distinct outcome patterns kept; beyond that plans are built and not kept
+
+    def __init__(
+        self, disqualifiers: tuple[CompiledDisqualifier, ...], conditions: list[Condition | None],
+        fast_track: Predicate | None, mql: Predicate, sql: Predicate, lists: dict[str, frozenset[str]],
+    ) -> None:
+        self.disqualifiers = disqualifiers
+        self.conditions = conditions  # disqualifiers' conditions, then fast track, mql, sql
+        self.compiled = (fast_track, mql, sql)  # the rule set's own predicates these plans stand for
+        self.lists = lists
+        folded: list[Leaf] = []
+        self.spans: list[tuple[int, int]] = []
+        for cond in conditions:
+            start = len(folded)
+            if cond is not None:
+                _folded_leaves(cond, folded)
+            self.spans.append((start, len(folded)))
+        self.folded = len(folded)
+        # Attribute leaves are evaluated per lead; hand_raiser leaves once here, for False and True.
+        self.static = tuple((i, _leaf(leaf, lists)) for i, leaf in enumerate(folded) if _static_field(leaf.field))
+        self.by_hand_raiser = tuple(
+            tuple((i, bool(_leaf(leaf, lists)(Context({}, hand_raiser=hand_raiser))))
+                  for i, leaf in enumerate(folded) if not _static_field(leaf.field))
+            for hand_raiser in (False, True)
+        )
+        self.plans: dict[tuple[bool, tuple[bool, ...]], StagePlan] = {}
+
+    def matches(self, rs: "CompiledRuleset") -> bool:
+        return (
+            self.disqualifiers is rs.disqualifiers
+            and self.compiled[0] is rs.fast_track and self.compiled[1] is rs.mql and self.compiled[2] is rs.sql
+        )
+
+    def plans_for(self, ctx: Context) -> tuple[StagePlan, StagePlan]:
+        """A lead's plans for an event that is not and is a hand-raiser, given a context with its
+        attributes, fit and grade."""
+        static = tuple([bool(leaf(ctx)) for _, leaf in self.static])
+        return self._plan(False, static), self._plan(True, static)
+
+    def _plan(self, hand_raiser: bool, static: tuple[bool, ...]) -> StagePlan:
+        key = (hand_raiser, static)
+        plan = self.plans.get(key)
+        if plan is None:
+            values = [False] * self.folded
+            for (i, _), value in zip(self.static, static, strict=True):
+                values[i] = value
+            for i, value in self.by_hand_raiser[hand_raiser]:
+                values[i] = value
+            plan = self._build(values)
+            if len(self.plans) < self.MAX_PLANS:
+                self.plans[key] = plan
+        return plan
+
+    def _build(self, values: list[bool]) -> StagePlan:
+        residuals: list[Residual] = []
+        for cond, (start, end) in zip(self.conditions, self.spans, strict=True):
+            residuals.append(False if cond is None else _residual(cond, values[start:end], self.lists))
+        n = len(self.disqualifiers)
+        disqualifiers = tuple((d, r) for d, r in zip(self.disqualifiers, residuals[:n], strict=True) if r is not False)
+        fast_track, mql, sql = residuals[n:]
+        idle = not disqualifiers and fast_track is False and mql is False and sql is False
+        return StagePlan(disqualifiers, fast_track, mql, sql, idle)
 
 
 def _load_lists(ruleset: RuleSet) -> dict[str, frozenset[str]]:
@@ -426,28 +587,35 @@ def compile_ruleset(ruleset: RuleSet, version: int | None = None) -> CompiledRul
             by_type.setdefault(event_type, []).append(compiled)
     handoff = ruleset.handoff
     stages = ruleset.stages
+    disqualifiers = tuple(
+        CompiledDisqualifier(
+            d.id,
+            d.reason,
+            compile_condition(d.when, lists),
+            any(f.startswith("event.") for f in condition_fields(d.when)),
+        )
+        for d in ruleset.disqualifiers
+    )
+    mql = compile_condition(stages.mql.when, lists)
+    sql = compile_condition(stages.sql.when, lists)
+    fast_track = compile_condition(stages.fast_track.when, lists) if stages.fast_track else None
+    conditions: list[Condition | None] = [d.when for d in ruleset.disqualifiers]
+    conditions += [stages.fast_track.when if stages.fast_track else None, stages.mql.when, stages.sql.when]
+    planner = StagePlanner(disqualifiers, conditions, fast_track, mql, sql, lists)
     return CompiledRuleset(
         version=version,
         source=ruleset,
         fit=tuple(CompiledFit(r.id, r.label, r.points, compile_condition(r.when, lists)) for r in ruleset.fit),
         engagement_by_type={k: tuple(v) for k, v in by_type.items()},
         engagement_by_id={r.id: r for r in engagement},
-        disqualifiers=tuple(
-            CompiledDisqualifier(
-                d.id,
-                d.reason,
-                compile_condition(d.when, lists),
-                any(f.startswith("event.") for f in condition_fields(d.when)),
-            )
-            for d in ruleset.disqualifiers
-        ),
+        disqualifiers=disqualifiers,
         grades=tuple(
             (b.grade, float(b.min_fit) if b.min_fit is not None else -math.inf) for b in ruleset.grades
         ),
         hand_raisers=frozenset(stages.hand_raisers),
-        mql=compile_condition(stages.mql.when, lists),
-        sql=compile_condition(stages.sql.when, lists),
-        fast_track=compile_condition(stages.fast_track.when, lists) if stages.fast_track else None,
+        mql=mql,
+        sql=sql,
+        fast_track=fast_track,
         sql_requires_mql=stages.sql_requires_mql,
         recycle_cooldown=stages.recycle_cooldown_days * DAY,
         routes=tuple(_route(r, handoff.sla_hours, lists) for r in handoff.routes),
@@ -455,6 +623,7 @@ def compile_ruleset(ruleset: RuleSet, version: int | None = None) -> CompiledRul
         mql_route=CompiledRoute("marketing", handoff.mql_channel, handoff.sla_hours, None, None),
         notify=frozenset(handoff.notify),
         lists=lists,
+        planner=planner,
     )
 
 
