@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -62,11 +62,34 @@ class EventIn(BaseModel):
     def _traits_size(cls, v: dict[str, Any]) -> dict[str, Any]:
         return _bounded(v, "traits")
 
+    @field_validator("occurred_at")
+    @classmethod
+    def _plausible_time(cls, v: datetime | None) -> datetime | None:
+        return _plausible(v)
+
     @model_validator(mode="after")
     def _has_subject(self) -> "EventIn":
         if not self.email and not self.anonymous_id:
             raise ValueError("an event needs an email or an anonymous_id")
+        if self.type == IDENTIFY and not (self.email and self.anonymous_id):
+            raise ValueError("an identify event needs both email and anonymous_id (or use POST /v1/identify)")
         return self
+
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST_AHEAD = timedelta(days=1)
+
+
+def _plausible(v: datetime | None) -> datetime | None:
+    """Refuse times no sender means: before 2000, or more than a day ahead of our clock."""
+    if v is None:
+        return v
+    aware = v if v.tzinfo is not None else v.replace(tzinfo=timezone.utc)
+    if aware < EARLIEST:
+        raise ValueError("occurred_at is before 2000-01-01")
+    if aware > datetime.now(timezone.utc) + LATEST_AHEAD:
+        raise ValueError("occurred_at is more than a day in the future")
+    return v
 
 
 class IdentifyIn(BaseModel):
@@ -82,6 +105,11 @@ class IdentifyIn(BaseModel):
     @classmethod
     def _traits_size(cls, v: dict[str, Any]) -> dict[str, Any]:
         return _bounded(v, "traits")
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _plausible_time(cls, v: datetime | None) -> datetime | None:
+        return _plausible(v)
 
 
 class Answers(BaseModel):

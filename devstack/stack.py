@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from devstack import workers
 from devstack.cfn import ROOT, app_env, deploy_data_plane
+from devstack.moto_patches import serialize_moto_dynamodb
 
 log = logging.getLogger("devstack")
 STAGE = "local"
@@ -127,6 +128,7 @@ class LocalStack:
 
         _require_free(self.moto_port, "BATON_MOTO_PORT")
         self._saved_env = dict(os.environ)
+        serialize_moto_dynamodb()  # concurrent writers must not lose updates, as in real DynamoDB
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._moto.start()
         region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"

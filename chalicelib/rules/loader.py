@@ -119,10 +119,16 @@ def parse_ruleset_text(text: str) -> RuleSet:
     stripped = text.lstrip()
     if stripped.startswith("{"):
         try:
-            return parse_ruleset(json.loads(text))
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValidationFailed(f"not valid JSON (line {exc.lineno}): {exc.msg}", field="$") from None
-    data, lines = _read_yaml(text)
+        except (ValueError, RecursionError):  # a number too long to convert, or nesting too deep
+            raise ValidationFailed("not valid JSON: a number is too long or the nesting too deep", field="$") from None
+        return parse_ruleset(data)
+    try:
+        data, lines = _read_yaml(text)
+    except (ValueError, RecursionError):
+        raise ValidationFailed("rule set too large or recursive", field="$") from None
     return parse_ruleset(data, lines)
 
 

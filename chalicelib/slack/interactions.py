@@ -94,7 +94,7 @@ def _load_payload(raw_body: bytes) -> dict[str, Any]:
         raise _bad("payload", "form field is missing")
     try:
         payload = json.loads(values[0])
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # also numbers too long to convert, nesting too deep
         raise _bad("payload", "is not valid JSON") from None
     return _obj(payload, "payload")
 

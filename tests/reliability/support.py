@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "docs" / "openapi.yaml"
 
@@ -235,8 +233,20 @@ class Service:
             self.writes.clear()
         return self._known
 
-    def forget(self) -> None:
+    def reset(self) -> None:
+        """Empty the three tables and forget cached state: the next test starts from nothing."""
+        from chalicelib import bootstrap
+
+        for table in self.tables:
+            keys = [k["AttributeName"] for k in self.ddb.describe_table(TableName=table)["Table"]["KeySchema"]]
+            projection = {"ProjectionExpression": ", ".join(f"#{k}" for k in keys),
+                          "ExpressionAttributeNames": {f"#{k}": k for k in keys}}  # fmt: skip
+            while items := self.ddb.scan(TableName=table, **projection)["Items"]:
+                for key in items:
+                    self.ddb.delete_item(TableName=table, Key=key)
+        bootstrap.use(None)
         self._known = None
+        self.writes.clear()
 
     def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"") -> Any:
         return self.client.http.request(method, path, headers=headers or {}, body=body)
@@ -252,6 +262,7 @@ _AWS_ENV = {
 def running_service(tmp: Path) -> Iterator[Service]:
     """The data plane in a fresh moto mock, secrets seeded, the app behind ``chalice.test.Client``."""
     import boto3
+    import pytest
     from chalice.test import Client
     from cryptography.hazmat.primitives.asymmetric import ec
     from moto import mock_aws

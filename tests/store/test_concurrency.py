@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,19 +27,11 @@ def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
     from devstack.stack import free_port
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    # moto's backends are not thread-safe (a TransactWriteItems racing another request can fail
-    # half-applied), while real DynamoDB applies each request atomically: serialise requests,
-    # which keeps every interleaving *between* our read and our conditional write.
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    # moto's DynamoDB is not safe under concurrent requests (a racing TransactWriteItems can fail
+    # half-applied); the local stack patches it to behave like DynamoDB, and so does this server.
+    from devstack.moto_patches import serialize_moto_dynamodb
 
-    lock = threading.Lock()
-    original = DomainDispatcherApplication.__call__
-
-    def atomic(self: DomainDispatcherApplication, environ: dict, start_response: object) -> object:
-        with lock:
-            return list(original(self, environ, start_response))
-
-    monkeypatch.setattr(DomainDispatcherApplication, "__call__", atomic)
+    serialize_moto_dynamodb()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

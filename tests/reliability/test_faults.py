@@ -1,0 +1,379 @@
+"""Faults injected into the real code paths (in-process, ``chalice.test.Client`` on moto): SNS down
+for a while, Slack down for a while or for good, DynamoDB throttling. Every time: nothing is lost,
+nothing is announced or counted twice, and what cannot be delivered ends in the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib.errors import DeliveryFailed
+from tests.reliability.support import ADMIN_TOKEN, INGEST_TOKEN, Service, read_jsonl
+from tests.slack.slack_fakes import FakeSlack, Reply
+
+pytestmark = pytest.mark.reliability
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+DEMO = b"email=ada%40acme.io&first_name=Ada&job_title=CTO&company_size=300&industry=software&country=US"
+
+
+# -- plumbing -----------------------------------------------------------------------------------
+
+class Consumer:
+    """A queue subscribed to the handoff topic, as the SNS -> Lambda subscription is in AWS."""
+
+    def __init__(self, service: Service) -> None:
+        import boto3
+
+        self.service = service
+        self.sqs, sns = boto3.client("sqs"), boto3.client("sns")
+        self.topic = os.environ["BATON_HANDOFF_TOPIC_ARN"]
+        self.url = self.sqs.create_queue(QueueName="handoff-consumer")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.subscription = sns.subscribe(TopicArn=self.topic, Protocol="sqs", Endpoint=arn,
+                                          ReturnSubscriptionArn=True)["SubscriptionArn"]  # fmt: skip
+
+    def take(self) -> list[dict[str, Any]]:
+        """Every SNS message delivered so far, as the Lambda event SNS would invoke the consumer with."""
+        from devstack.workers import sns_event
+
+        events = []
+        while got := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in got:
+                events.append(sns_event(json.loads(message["Body"]), self.subscription))
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+        return events
+
+
+def tick(service: Service, name: str = "outbox_sweeper") -> Any:
+    event = service.client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event",
+                                                    detail={}, resources=[])  # fmt: skip
+    return service.client.lambda_.invoke(name, event).payload
+
+
+def outbox(service: Service, kind: str = "handoff") -> list[dict[str, Any]]:
+    items = service.ddb.scan(TableName=os.environ["BATON_OUTBOX_TABLE"])["Items"]
+    return [i for i in items if i.get("kind", {}).get("S") == kind]
+
+
+def claims(service: Service) -> list[str]:
+    items = service.ddb.scan(TableName=os.environ["BATON_OUTBOX_TABLE"])["Items"]
+    return [i["pk"]["S"] for i in items if i["pk"]["S"].startswith("CLAIM#")]
+
+
+def make_sql(service: Service) -> str:
+    response = service.request("POST", "/v1/forms/demo", FORM, DEMO)
+    assert response.status_code == 200 and response.json_body["handed_to_sales"], response.body
+    return str(response.json_body["lead_id"])
+
+
+def lead(service: Service, lead_id: str) -> dict[str, Any]:
+    response = service.request("GET", f"/v1/leads/{lead_id}", {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status_code == 200, response.body
+    return dict(response.json_body)
+
+
+class FlakyPublisher:
+    """The real SNS publisher behind an outage of ``failures`` publishes."""
+
+    def __init__(self, failures: int) -> None:
+        from chalicelib.publisher import SnsPublisher
+
+        self.failures = failures
+        self.real = SnsPublisher(os.environ["BATON_HANDOFF_TOPIC_ARN"])
+        self.attempts = 0
+
+    def publish(self, item: Any) -> None:
+        self.attempts += 1
+        if self.failures:
+            self.failures -= 1
+            raise DeliveryFailed("SNS is down", details={"cause": "EndpointConnectionError"})
+        self.real.publish(item)
+
+
+@pytest.fixture
+def fake_slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSlack]:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):  # loopback stays direct
+        monkeypatch.delenv(name, raising=False)
+    fake = FakeSlack()
+    fake.thread.start()
+    try:
+        yield fake
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()
+
+
+def slack_notifier(fake: FakeSlack, waits: list[float]) -> Any:
+    from chalicelib.slack.delivery import RetryPolicy, WebhookNotifier
+
+    policy = RetryPolicy(max_retries=2, backoff_seconds=0.5, sleep=waits.append)  # nobody really sleeps
+    return WebhookNotifier(f"{fake.base}/services/T1/B1/x", retry=policy)
+
+
+# -- SNS ----------------------------------------------------------------------------------------
+
+def test_sns_outage_keeps_the_handoff_in_the_outbox_then_it_is_published_and_posted_once(
+    service: Service,
+) -> None:
+    from chalicelib.bootstrap import container
+
+    consumer = Consumer(service)
+    flaky = FlakyPublisher(failures=3)
+    container().extras["publisher"] = flaky
+    lead_id = make_sql(service)
+    [pending] = outbox(service)
+    for _ in range(3):
+        assert tick(service) == {"sent": 0, "failed": 1}
+        assert [i["pk"] for i in outbox(service)] == [pending["pk"]], "kept while SNS is down"
+    assert consumer.take() == []
+    assert tick(service) == {"sent": 1, "failed": 0}
+    assert outbox(service) == []
+    assert tick(service) == {"sent": 0, "failed": 0}
+    published = consumer.take()
+    assert len(published) == 1 and flaky.attempts == 4
+    attributes = published[0]["Records"][0]["Sns"]["MessageAttributes"]
+    transition = next(h for h in lead(service, lead_id)["stage_history"] if h["stage"] == "sql")["transition_id"]
+    assert attributes["message_id"]["Value"] == pending["pk"]["S"] == transition
+    for _ in range(3):  # SNS delivers at least once: the consumer posts once
+        service.client.lambda_.invoke("slack_notifier", published[0])
+    posts = read_jsonl(service.slack_file)
+    assert [p["kind"] for p in posts] == ["post"] and lead_id in json.dumps(posts[0]["blocks"])
+
+
+def test_a_relay_that_dies_between_publish_and_delete_publishes_again_and_slack_posts_once(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.store.dynamodb import DynamoDBOutbox
+
+    consumer = Consumer(service)
+    make_sql(service)
+    real_delete = DynamoDBOutbox.delete
+    crashes = [RuntimeError("the Lambda timed out after publishing")]
+
+    def crash_once(self: DynamoDBOutbox, item_id: str) -> None:
+        if crashes:
+            raise crashes.pop()
+        real_delete(self, item_id)
+
+    monkeypatch.setattr(DynamoDBOutbox, "delete", crash_once)
+    with pytest.raises(RuntimeError):
+        tick(service)
+    assert len(outbox(service)) == 1, "not deleted: the next sweep publishes it again"
+    assert tick(service) == {"sent": 1, "failed": 0}
+    published = consumer.take()
+    assert len(published) == 2, "published twice"
+    for event in published + published:
+        service.client.lambda_.invoke("slack_notifier", event)
+    assert [p["kind"] for p in read_jsonl(service.slack_file)] == ["post"], "announced once"
+
+
+# -- Slack --------------------------------------------------------------------------------------
+
+def test_slack_outage_then_recovery_posts_the_alert_once(service: Service, fake_slack: FakeSlack) -> None:
+    from chalicelib.bootstrap import container
+
+    consumer = Consumer(service)
+    waits: list[float] = []
+    container().extras["notifier"] = slack_notifier(fake_slack, waits)
+    lead_id = make_sql(service)
+    assert tick(service)["sent"] == 1
+    [event] = consumer.take()
+    fake_slack.then(Reply(500), Reply(502), Reply(500),  # the first invocation: 1 try + 2 retries
+                    Reply(429, "rate_limited", {"Retry-After": "7"}), Reply(200))  # fmt: skip
+    with pytest.raises(DeliveryFailed) as failed:
+        service.client.lambda_.invoke("slack_notifier", event)  # Lambda/SNS retry it later
+    assert failed.value.details["retryable"] is True
+    assert claims(service) == [], "the claim is released so the retry can post"
+    service.client.lambda_.invoke("slack_notifier", event)  # the retry: 429, then posted
+    service.client.lambda_.invoke("slack_notifier", event)  # a redelivery: nothing sent
+    assert [r.path for r in fake_slack.requests] == ["/services/T1/B1/x"] * 5
+    assert 7.0 in waits, "Retry-After is honoured"
+    delivered = fake_slack.requests[-1].json()
+    assert lead_id in json.dumps(delivered["blocks"])
+    assert len(claims(service)) == 1
+
+
+class NoWaitSqs:
+    """The real SQS client, except that a failed message is visible again at once: the local
+    stack waits 1, 2, 3, 4 seconds between attempts, which a test need not sit through."""
+
+    def __init__(self, sqs: Any) -> None:
+        self.sqs = sqs
+        self.visibility: list[int] = []
+
+    def change_message_visibility(self, **kwargs: Any) -> Any:
+        self.visibility.append(kwargs["VisibilityTimeout"])
+        return self.sqs.change_message_visibility(**{**kwargs, "VisibilityTimeout": 0})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sqs, name)
+
+
+def test_slack_down_for_good_the_consumer_raises_and_the_local_stack_parks_it_in_the_dlq(
+    service: Service, fake_slack: FakeSlack
+) -> None:
+    import app as app_module
+    from chalicelib.bootstrap import container
+    from devstack import workers
+
+    consumer = Consumer(service)
+    container().extras["notifier"] = slack_notifier(fake_slack, [])
+    lead_id = make_sql(service)
+    assert tick(service)["sent"] == 1
+    fake_slack.then(Reply(500))  # for good
+    handlers = workers.discover(app_module).sns
+    assert [h.name for h in handlers] == ["slack_notifier"]
+    sqs = NoWaitSqs(consumer.sqs)
+    queues = workers.Queues(sqs, os.environ["BATON_DLQ_URL"])
+    subscriptions = {workers.short_name(consumer.topic): consumer.subscription}
+    for _ in range(workers.MAX_RECEIVES):
+        workers.sns_step(queues, consumer.url, handlers, subscriptions)
+    assert len(sqs.visibility) == workers.MAX_RECEIVES - 1, "retried, then parked"
+    assert sqs.visibility == sorted(sqs.visibility), "with growing delays"
+    assert len(fake_slack.requests) == workers.MAX_RECEIVES * 3
+    assert consumer.take() == [], "gone from the consumer queue"
+    dlq = consumer.sqs.receive_message(QueueUrl=os.environ["BATON_DLQ_URL"], MaxNumberOfMessages=10,
+                                       MessageAttributeNames=["All"]).get("Messages", [])  # fmt: skip
+    assert len(dlq) == 1, "never a silent drop"
+    assert claims(service) == [] and read_jsonl(service.slack_file) == []
+
+    # Slack is back: an operator redrives the DLQ; the alert is posted once.
+    fake_slack.then(Reply(200))
+    consumer.sqs.send_message(QueueUrl=consumer.url, MessageBody=dlq[0]["Body"])
+    consumer.sqs.delete_message(QueueUrl=os.environ["BATON_DLQ_URL"], ReceiptHandle=dlq[0]["ReceiptHandle"])
+    workers.sns_step(queues, consumer.url, handlers, subscriptions)
+    consumer.sqs.send_message(QueueUrl=consumer.url, MessageBody=dlq[0]["Body"])  # and once more, by mistake
+    workers.sns_step(queues, consumer.url, handlers, subscriptions)
+    ok = [r for r in fake_slack.requests[workers.MAX_RECEIVES * 3 :]]
+    assert len(ok) == 1 and lead_id in json.dumps(ok[0].json()["blocks"])
+
+
+# -- DynamoDB throttling ------------------------------------------------------------------------
+
+class Throttle:
+    """DynamoDB (moto) answers the first ``times`` calls of one operation with a throttling error,
+    a real HTTP 400 with the error type, before doing anything; counts every call it receives."""
+
+    ACTIONS = {"TransactWriteItems": "transact_write_items", "GetItem": "get_item"}
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, operation: str, times: int,
+                 code: str = "ProvisionedThroughputExceededException") -> None:  # fmt: skip
+        from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
+        from moto.dynamodb.responses import DynamoHandler
+
+        self.times, self.attempts = times, 0
+        action = self.ACTIONS[operation]
+        real = getattr(DynamoHandler, action)
+
+        def throttled(handler: Any) -> Any:
+            self.attempts += 1
+            if self.attempts <= self.times:
+                raise DynamodbException(ERROR_TYPE_PREFIX + code, message="Throughput exceeds the current capacity")
+            return real(handler)
+
+        monkeypatch.setattr(DynamoHandler, action, throttled)
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """botocore's standard retries, without their real sleeps (the delays asked are recorded)."""
+    from botocore.retries.standard import ExponentialBackoff
+
+    asked: list[float] = []
+    real = ExponentialBackoff.delay_amount
+
+    def record(self: ExponentialBackoff, context: Any) -> float:
+        asked.append(real(self, context))
+        return 0.0
+
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", record)
+    return asked
+
+
+def _demo_event(n: int = 0) -> bytes:
+    traits = {"job_title": "CTO", "company_size": 300, "industry": "software"}
+    return json.dumps({"event_id": f"demo-{n}", "type": "demo_request", "email": f"grace{n}@acme.io",
+                       "traits": traits}).encode()  # fmt: skip
+
+
+INGEST = {"Authorization": f"Bearer {INGEST_TOKEN}", "Content-Type": "application/json"}
+
+
+def _send_like_a_sender(service: Service, body: bytes, attempts: int = 5) -> tuple[Any, list[Any]]:
+    """POST until accepted; a 503 must say when to retry (we do not really wait)."""
+    answers = []
+    for _ in range(attempts):
+        response = service.request("POST", "/v1/events", INGEST, body)
+        answers.append(response)
+        assert response.status_code in (202, 503), response.body
+        if response.status_code == 202:
+            return response, answers
+        assert int(response.headers["Retry-After"]) >= 1
+        assert response.json_body["error"]["code"] == "unavailable"
+    raise AssertionError(f"not accepted after {attempts} attempts")
+
+
+def _stored_once(service: Service, email: str) -> None:
+    from chalicelib.state import lead_id_for
+
+    found = lead(service, lead_id_for(email))
+    assert found["event_count"] == 1 and found["events"]["total"] == 1 and found["stage"] == "sql"
+    assert len(outbox(service)) == 1, "one handoff for one transition"
+
+
+@pytest.mark.parametrize("operation", ["TransactWriteItems", "GetItem"])
+def test_brief_throttling_is_absorbed_by_botocore_retries(
+    service: Service, no_backoff: list[float], monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    throttle = Throttle(monkeypatch, operation, times=2)
+    response, answers = _send_like_a_sender(service, _demo_event())
+    assert len(answers) == 1 and response.json_body["accepted"] == 1, response.json_body
+    assert throttle.attempts >= 3 and len(no_backoff) >= 2, "retried by botocore, with back-off"
+    _stored_once(service, "grace0@acme.io")
+
+
+@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ThrottlingException"])
+def test_long_throttling_is_a_503_with_retry_after_and_the_senders_retry_counts_once(
+    service: Service, no_backoff: list[float], monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    throttle = Throttle(monkeypatch, "TransactWriteItems", times=6, code=code)  # botocore tries 4 times
+    response, answers = _send_like_a_sender(service, _demo_event())
+    assert [a.status_code for a in answers] == [503, 202]
+    assert throttle.attempts == 7
+    assert response.json_body["accepted"] == 1 and response.json_body["duplicates"] == 0
+    _stored_once(service, "grace0@acme.io")
+
+
+def test_a_write_that_succeeded_but_whose_answer_was_lost_is_not_counted_twice(service: Service) -> None:
+    from botocore.exceptions import ClientError
+
+    lost = [1]
+
+    def lose_the_answer(**_: Any) -> None:
+        if lost:
+            lost.pop()
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "connection reset"}},
+                              "TransactWriteItems")  # fmt: skip
+
+    service.ddb.meta.events.register("after-call.dynamodb.TransactWriteItems", lose_the_answer)
+    response, answers = _send_like_a_sender(service, _demo_event())
+    assert [a.status_code for a in answers] == [503, 202]
+    assert response.json_body["accepted"] == 0 and response.json_body["duplicates"] == 1
+    _stored_once(service, "grace0@acme.io")
+
+
+def test_a_rejected_write_under_throttling_stores_nothing(
+    service: Service, no_backoff: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = service.known()
+    Throttle(monkeypatch, "TransactWriteItems", times=100)
+    response = service.request("POST", "/v1/events", INGEST, _demo_event())
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert set(response.json_body["error"]) == {"code", "message", "details"}
+    assert service.snapshot() == before
