@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -34,48 +35,6 @@ def _bounded(value: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
-class EventIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    event_id: _Id | None = None
-    type: str
-    email: str | None = None
-    anonymous_id: _Id | None = None
-    occurred_at: datetime | None = None
-    properties: dict[str, Any] = Field(default_factory=dict)
-    traits: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("type")
-    @classmethod
-    def _known_type(cls, v: str) -> str:
-        if v not in KNOWN_TYPES:
-            raise ValueError(f"unknown event type {v!r}; known: {', '.join(sorted(KNOWN_TYPES))}")
-        return v
-
-    @field_validator("properties")
-    @classmethod
-    def _properties_size(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _bounded(v, "properties")
-
-    @field_validator("traits")
-    @classmethod
-    def _traits_size(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _bounded(v, "traits")
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _plausible_time(cls, v: datetime | None) -> datetime | None:
-        return _plausible(v)
-
-    @model_validator(mode="after")
-    def _has_subject(self) -> "EventIn":
-        if not self.email and not self.anonymous_id:
-            raise ValueError("an event needs an email or an anonymous_id")
-        if self.type == IDENTIFY and not (self.email and self.anonymous_id):
-            raise ValueError("an identify event needs both email and anonymous_id (or use POST /v1/identify)")
-        return self
-
-
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST_AHEAD = timedelta(days=1)
 
@@ -92,24 +51,46 @@ def _plausible(v: datetime | None) -> datetime | None:
     return v
 
 
+Traits = Annotated[dict[str, Any], AfterValidator(lambda v: _bounded(v, "traits"))]
+Properties = Annotated[dict[str, Any], AfterValidator(lambda v: _bounded(v, "properties"))]
+OccurredAt = Annotated[datetime | None, AfterValidator(_plausible)]
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: _Id | None = None
+    type: str
+    email: str | None = None
+    anonymous_id: _Id | None = None
+    occurred_at: OccurredAt = None
+    properties: Properties = Field(default_factory=dict)
+    traits: Traits = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        if v not in KNOWN_TYPES:
+            raise ValueError(f"unknown event type {v!r}; known: {', '.join(sorted(KNOWN_TYPES))}")
+        return v
+
+    @model_validator(mode="after")
+    def _has_subject(self) -> "EventIn":
+        if not self.email and not self.anonymous_id:
+            raise ValueError("an event needs an email or an anonymous_id")
+        if self.type == IDENTIFY and not (self.email and self.anonymous_id):
+            raise ValueError("an identify event needs both email and anonymous_id (or use POST /v1/identify)")
+        return self
+
+
 class IdentifyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     anonymous_id: _Id
     email: str
-    traits: dict[str, Any] = Field(default_factory=dict)
-    occurred_at: datetime | None = None
+    traits: Traits = Field(default_factory=dict)
+    occurred_at: OccurredAt = None
     event_id: _Id | None = None
-
-    @field_validator("traits")
-    @classmethod
-    def _traits_size(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _bounded(v, "traits")
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _plausible_time(cls, v: datetime | None) -> datetime | None:
-        return _plausible(v)
 
 
 class Answers(BaseModel):
