@@ -72,7 +72,12 @@ def test_publish_rescores_every_lead_and_sends_one_digest(api: Api, queue: InMem
     outbox = table_items(os.environ["BATON_OUTBOX_TABLE"])
     digests = [i for i in outbox if i.get("kind", {}).get("S") == "digest"]
     assert len(digests) == 1
-    assert json.loads(digests[0]["body"]["S"])["total"] == 30
+    digest = digests[0]["body"]["S"]
+    assert json.loads(digest)["total"] == 30
+    from chalicelib.notify import render
+
+    channel, text, blocks = render(digest, "digest")  # what the Slack consumer posts for it
+    assert channel == "#marketing-mql" and "30 stage changes" in text and "and 10 more" in json.dumps(blocks)
     assert not [i for i in outbox if i.get("kind", {}).get("S") == "handoff"], "no flood of individual alerts"
 
 
