@@ -51,11 +51,12 @@ except ImportError:  # started from notebooks/: use the checkout this notebook b
     sys.path.insert(0, str(Path.cwd().parent))
 
 import pandas as pd
+from IPython.display import display
 
 from chalicelib.backtest import backtest, compare, stage_matrix, summary
 from chalicelib.backtest.authoring import with_threshold
 from chalicelib.backtest.io import read_history
-from chalicelib.backtest.publish import fetch_active, publish_ruleset
+from chalicelib.backtest.publish import fetch_active, fetch_shadow_comparison, publish_ruleset
 from chalicelib.backtest.synth import generate
 from chalicelib.rules import default_ruleset, load_ruleset
 from chalicelib.rulesets import RulesetService
@@ -133,6 +134,23 @@ pd.DataFrame([
     }
     for row in differences[:25]
 ])
+
+# %% [markdown]
+# ## The pilot on live traffic (shadow)
+#
+# History says what the candidate *would have* done; a shadow shows what it *does*. Against a live
+# API, start one with `POST /v1/rulesets/{version}/shadow`: the candidate then scores every event
+# next to the active version (no alerts), and this cell reads its comparison.
+
+# %%
+live = fetch_shadow_comparison(api_url, admin_token) if api_url else None
+if live is None:
+    print("no shadow is running" + ("" if api_url else " (set api_url to read one from a live API)"))
+else:
+    print(f"shadow v{live['shadow_version']} vs active v{live['active_version']} on {live['compared']} leads; "
+          f"who was right where sales decided: {live['verdict']}")
+    display(pd.DataFrame(live["counts"]))
+    display(pd.DataFrame(live["disagreements"][:25]))
 
 # %% [markdown]
 # ## Publish

@@ -57,6 +57,17 @@ def fetch_active(api_url: str, admin_token: str) -> tuple[int, RuleSet]:
     return int(found["version"]), parse_ruleset(found["ruleset"])
 
 
+def fetch_shadow_comparison(api_url: str, admin_token: str) -> dict[str, Any] | None:
+    """The live pilot's comparison (``GET /v1/rulesets/shadow/compare``); None when no shadow runs."""
+    try:
+        found: dict[str, Any] = _call("GET", f"{api_url.rstrip('/')}/v1/rulesets/shadow/compare", admin_token)
+    except PublishError as exc:
+        if exc.status == 409:
+            return None
+        raise
+    return found
+
+
 def validate(ruleset: RuleSet | dict[str, Any]) -> RuleSet:
     """Validate again from plain data, exactly as the API will (errors name the field path)."""
     body = ruleset.model_dump(mode="json", by_alias=True) if isinstance(ruleset, RuleSet) else ruleset

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chalicelib.backtest.authoring import thresholds, to_yaml, with_threshold
-from chalicelib.backtest.publish import PublishError, fetch_active, publish_ruleset
+from chalicelib.backtest.publish import PublishError, fetch_active, fetch_shadow_comparison, publish_ruleset
 from chalicelib.rules import default_ruleset, parse_ruleset
 from chalicelib.rules.loader import parse_ruleset_text
 from chalicelib.rulesets import RulesetService
@@ -62,6 +62,7 @@ class FakeApi(BaseHTTPRequestHandler):
     """The three admin routes the notebook uses, with bearer auth, recording what it was sent."""
 
     calls: list[tuple[str, str, Any]] = []
+    shadow: dict[str, Any] | None = None
 
     def _answer(self, status: int, body: Any) -> None:
         data = json.dumps(body).encode()
@@ -83,6 +84,11 @@ class FakeApi(BaseHTTPRequestHandler):
             self._answer(201, {"version": 4, "name": body["name"], "checksum": "abc"})
         elif method == "POST" and self.path == "/v1/rulesets/4/publish":
             self._answer(200, {"active": 4, "previous": 3, "changed": True})
+        elif method == "GET" and self.path == "/v1/rulesets/shadow/compare":
+            if FakeApi.shadow is None:
+                self._answer(409, {"error": {"code": "conflict", "message": "no shadow rule set is running"}})
+            else:
+                self._answer(200, FakeApi.shadow)
         else:
             self._answer(404, {"error": {"code": "not_found", "message": "no route"}})
 
@@ -99,6 +105,7 @@ class FakeApi(BaseHTTPRequestHandler):
 @pytest.fixture
 def api() -> Iterator[str]:
     FakeApi.calls = []
+    FakeApi.shadow = None
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -125,3 +132,12 @@ def test_api_errors_are_explained(api: str) -> None:
     assert caught.value.status == 401
     with pytest.raises(PublishError, match="refused"):
         fetch_active("http://127.0.0.1:9", TOKEN)
+
+
+def test_shadow_comparison_from_the_api(api: str) -> None:
+    assert fetch_shadow_comparison(api, TOKEN) is None  # 409: no shadow running
+    FakeApi.shadow = {"active_version": 3, "shadow_version": 4, "compared": 2, "verdict": {}, "counts": {},
+                      "disagreements": []}
+    assert fetch_shadow_comparison(api.rstrip("/"), TOKEN) == FakeApi.shadow
+    with pytest.raises(PublishError):
+        fetch_shadow_comparison(api, "wrong")
