@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib.errors import DeliveryFailed
 from tests.reliability.support import ADMIN_TOKEN, INGEST_TOKEN, Service, read_jsonl
-from tests.slack.slack_fakes import FakeSlack, Reply
+from tests.slack.slack_fakes import FakeSlack, Reply, serving_fake_slack
 
 pytestmark = pytest.mark.reliability
 
@@ -98,15 +98,8 @@ class FlakyPublisher:
 
 @pytest.fixture
 def fake_slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSlack]:
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):  # loopback stays direct
-        monkeypatch.delenv(name, raising=False)
-    fake = FakeSlack()
-    fake.thread.start()
-    try:
+    with serving_fake_slack(monkeypatch) as fake:
         yield fake
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
 
 
 def slack_notifier(fake: FakeSlack, waits: list[float]) -> Any:

@@ -6,23 +6,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from slack_fakes import FakeSlack, handoff_dict
+from slack_fakes import FakeSlack, handoff_dict, serving_fake_slack
 
 from chalicelib.handoff_message import HandoffMessage
 
 
 @pytest.fixture
 def fake_slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSlack]:
-    # slack_sdk routes through HTTP(S)_PROXY from the environment; loopback must stay direct.
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    fake = FakeSlack()
-    fake.thread.start()
-    try:
+    with serving_fake_slack(monkeypatch) as fake:
         yield fake
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
 
 
 @pytest.fixture

@@ -5,8 +5,10 @@ A uniquely named module (not ``conftest``) so test modules can import it unambig
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -135,3 +137,17 @@ def handoff_dict(**overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
+
+
+@contextlib.contextmanager
+def serving_fake_slack(monkeypatch: Any) -> Iterator[FakeSlack]:
+    """A fake Slack on loopback for one test; slack_sdk would route through HTTP(S)_PROXY otherwise."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    fake = FakeSlack()
+    fake.thread.start()
+    try:
+        yield fake
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()
