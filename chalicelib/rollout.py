@@ -114,12 +114,14 @@ class Rollout:
         return self._page(job, message["page"], list(message["lead_ids"]))
 
     def _plan(self, job: dict[str, Any], segment: int) -> dict[str, Any]:
-        if not self.repo.claim_job_flag(job["job_id"], f"plan_{segment}"):
-            return {"planned": 0}  # a redelivered plan message: its pages were sent already
         ids = self.leads.lead_ids(segment, job["segments"])
         pages = [ids[i : i + PAGE_SIZE] for i in range(0, len(ids), PAGE_SIZE)]
+        # Send first, count once: a crash in between redelivers the plan, whose pages go out again
+        # (pages dedupe themselves) instead of being lost behind an already-set flag.
         for n, page in enumerate(pages):
             self.queue.send({"kind": "page", "job_id": job["job_id"], "page": f"{segment}.{n}", "lead_ids": page})
+        if not self.repo.claim_job_flag(job["job_id"], f"plan_{segment}"):
+            return {"planned": 0, "redelivered": True}
         updated = self.repo.add_to_job(job["job_id"], {"planned": 1, "total": len(ids)})
         self._finish(updated)
         return {"planned": len(ids)}
