@@ -237,7 +237,7 @@ def _frequency_reached(state: LeadState, rule: CompiledEngagement, ts: float) ->
     return False
 
 
-def _transition(state: LeadState, rs: CompiledRuleset, to: str, at: float, reason: str, *,
+def record_transition(state: LeadState, rs: CompiledRuleset, to: str, at: float, reason: str, *,
                 event_id: str | None = None, manual: bool = False) -> Transition:
     seq = state.transitions_count
     state.transitions_count += 1
@@ -293,7 +293,7 @@ def advance(state: LeadState, rs: CompiledRuleset, event: Event | None, t: float
             if not residual(ctx):
                 continue
         state.disqualified_reason = rule.reason
-        return [_transition(state, rs, "disqualified", t, f"disqualified: {rule.reason}", event_id=event_id)]
+        return [record_transition(state, rs, "disqualified", t, f"disqualified: {rule.reason}", event_id=event_id)]
     if state.stage == "recycled" and state.recycled_at is not None and t - state.recycled_at < rs.recycle_cooldown:
         return []
     out: list[Transition] = []
@@ -303,19 +303,19 @@ def advance(state: LeadState, rs: CompiledRuleset, event: Event | None, t: float
             ctx = context(state, rs, t, event)
         if plan.fast_track is True or plan.fast_track(ctx):
             state.fast_track = ctx.fast_track = True
-            out.append(_transition(state, rs, "sql", t, f"fast track: {_why(ctx, event)}", event_id=event_id))
+            out.append(record_transition(state, rs, "sql", t, f"fast track: {_why(ctx, event)}", event_id=event_id))
             return out
     if lead_like and plan.mql is not False:
         if ctx is None:
             ctx = context(state, rs, t, event)
         if plan.mql is True or plan.mql(ctx):
-            out.append(_transition(state, rs, "mql", t, _why(ctx, event), event_id=event_id))
+            out.append(record_transition(state, rs, "mql", t, _why(ctx, event), event_id=event_id))
             ctx.stage = "mql"
     if (state.stage == "mql" or not rs.sql_requires_mql) and plan.sql is not False:
         if ctx is None:
             ctx = context(state, rs, t, event)
         if plan.sql is True or plan.sql(ctx):
-            out.append(_transition(state, rs, "sql", t, _why(ctx, event), event_id=event_id))
+            out.append(record_transition(state, rs, "sql", t, _why(ctx, event), event_id=event_id))
     return out
 
 
@@ -326,19 +326,19 @@ def _advance_full(state: LeadState, rs: CompiledRuleset, event: Event | None, t:
     for rule in rs.disqualifiers:
         if (event is not None or not rule.needs_event) and rule.test(ctx):
             state.disqualified_reason = rule.reason
-            return [_transition(state, rs, "disqualified", t, f"disqualified: {rule.reason}", event_id=event_id)]
+            return [record_transition(state, rs, "disqualified", t, f"disqualified: {rule.reason}", event_id=event_id)]
     if state.stage == "recycled" and state.recycled_at is not None and t - state.recycled_at < rs.recycle_cooldown:
         return []
     out: list[Transition] = []
     if state.stage in ("lead", "recycled") and rs.fast_track is not None and rs.fast_track(ctx):
         state.fast_track = ctx.fast_track = True
-        out.append(_transition(state, rs, "sql", t, f"fast track: {_why(ctx, event)}", event_id=event_id))
+        out.append(record_transition(state, rs, "sql", t, f"fast track: {_why(ctx, event)}", event_id=event_id))
         return out
     if state.stage in ("lead", "recycled") and rs.mql(ctx):
-        out.append(_transition(state, rs, "mql", t, _why(ctx, event), event_id=event_id))
+        out.append(record_transition(state, rs, "mql", t, _why(ctx, event), event_id=event_id))
         ctx.stage = "mql"
     if (state.stage == "mql" or not rs.sql_requires_mql) and rs.sql(ctx):
-        out.append(_transition(state, rs, "sql", t, _why(ctx, event), event_id=event_id))
+        out.append(record_transition(state, rs, "sql", t, _why(ctx, event), event_id=event_id))
     return out
 
 
@@ -418,7 +418,7 @@ def apply_outcome(
         if state.accepted_at is None:
             state.accepted_at = now
         if STAGE_ORDER[state.stage] < STAGE_ORDER["sql"] and state.stage != "disqualified":
-            return [_transition(state, rs, "sql", now, why, manual=True)]
+            return [record_transition(state, rs, "sql", now, why, manual=True)]
         return []
     if outcome in ("rejected", "recycled", "lost"):
         if state.stage == "recycled":
@@ -431,18 +431,18 @@ def apply_outcome(
         state.handed_off_at = state.sla_deadline = None
         state.accepted_at = None
         state.disqualified_reason = None
-        return [_transition(state, rs, "recycled", now, why, manual=True)]
+        return [record_transition(state, rs, "recycled", now, why, manual=True)]
     if outcome == "disqualified":
         if state.stage == "disqualified":
             return []
         state.disqualified_reason = reason or "disqualified by sales"
-        return [_transition(state, rs, "disqualified", now, why, manual=True)]
+        return [record_transition(state, rs, "disqualified", now, why, manual=True)]
     target = "opportunity" if outcome == "opportunity" else "customer"
     if STAGE_ORDER[state.stage] >= STAGE_ORDER[target]:
         return []
     if state.accepted_at is None:
         state.accepted_at = now
-    return [_transition(state, rs, target, now, why, manual=True)]
+    return [record_transition(state, rs, target, now, why, manual=True)]
 
 
 def explain(state: LeadState, rs: CompiledRuleset, now: float) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chalicelib.engine import _transition, apply_event, apply_outcome, new_lead
+from chalicelib.engine import apply_event, apply_outcome, new_lead, record_transition
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledRuleset
 from chalicelib.state import STAGE_ORDER, LeadState, Transition
@@ -56,10 +56,10 @@ def rescore_state(
     if old.stage in _PRE_SALES:
         if fresh.stage == "disqualified":
             state.disqualified_reason = fresh.disqualified_reason
-            transitions.append(_transition(state, rs, "disqualified", now, f"re-score v{rs.version}: {reason}"))
+            transitions.append(record_transition(state, rs, "disqualified", now, f"re-score v{rs.version}: {reason}"))
         elif fresh.stage != "recycled" and STAGE_ORDER[fresh.stage] > STAGE_ORDER[old.stage]:
             state.fast_track = fresh.fast_track
-            transitions.append(_transition(state, rs, fresh.stage, now, f"re-score v{rs.version}: {reason}"))
+            transitions.append(record_transition(state, rs, fresh.stage, now, f"re-score v{rs.version}: {reason}"))
     return state, transitions
 
 
