@@ -91,7 +91,7 @@ def _uniform_errors(event: Any, get_response: Callable[[Any], Response]) -> Resp
 
 def _cors_headers() -> dict[str, str]:
     origin = _headers().get("origin", "")
-    if origin and origin.rstrip("/") in container().cors_origins():
+    if origin and origin.rstrip("/") in container().settings.cors_origins:
         return {
             "Access-Control-Allow-Origin": origin,
             "Access-Control-Allow-Methods": "POST, OPTIONS",
@@ -122,7 +122,7 @@ def submit_form(form_id: str) -> Response:
     rs = c.rulesets.active()
     submission = parse_submission(
         form_id, _headers().get("content-type", ""), app.current_request.raw_body or b"", rs.source, c.clock(),
-        c.redirect_allowlist(),
+        c.settings.redirect_allowlist,
     )
     answer: dict[str, Any] = {"ok": True}
     if submission.event is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,14 +85,6 @@ class Container:
                 outbox_file=self.settings.slack_outbox_file,
             )
         return self.extras["notifier"]
-
-    def redirect_allowlist(self) -> tuple[str, ...]:
-        raw = os.environ.get("BATON_REDIRECT_ALLOWLIST", "")
-        return tuple(p.strip() for p in raw.split(",") if p.strip())
-
-    def cors_origins(self) -> tuple[str, ...]:
-        raw = os.environ.get("BATON_CORS_ORIGINS", "")
-        return tuple(p.strip().rstrip("/") for p in raw.split(",") if p.strip())
 
 
 def dynamodb_container(config: Settings) -> Container:

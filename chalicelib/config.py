@@ -19,6 +19,8 @@ class Settings:
     ruleset_cache_seconds: float
     ssm_prefix: str
     slack_outbox_file: str
+    redirect_allowlist: tuple[str, ...] = ()  # URL prefixes a form's _redirect may point to
+    cors_origins: tuple[str, ...] = ()  # origins whose browsers may post forms with fetch
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -35,7 +37,13 @@ class Settings:
             ruleset_cache_seconds=float(e.get("BATON_RULESET_CACHE_SECONDS", "30")),
             ssm_prefix=e.get("BATON_SSM_PREFIX", f"/baton/{stage}/"),
             slack_outbox_file=e.get("BATON_SLACK_OUTBOX_FILE", ""),
+            redirect_allowlist=_csv(e.get("BATON_REDIRECT_ALLOWLIST", "")),
+            cors_origins=tuple(o.rstrip("/") for o in _csv(e.get("BATON_CORS_ORIGINS", ""))),
         )
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
 @lru_cache(maxsize=1)
