@@ -17,6 +17,12 @@ What is timed (best of ``--repeat`` runs, ``time.perf_counter``):
   exactly the conditions Baton evaluates for those rules. Baton additionally runs its stage rules,
   disqualifiers, caps and decay, so the ratio understates the difference in condition evaluation.
 
+Both sides share everything the engine does besides evaluating conditions: dedupe, caps, running
+engagement totals, fit refreshed from the attributes that changed. What the rule-engine side does not
+get is what Baton's compiler knows from a condition's structure: stage plans (a lead's attribute
+leaves evaluated once per attribute change, checks skipped while they cannot turn true) and
+engagement rules memoised by the event values they read (``chalicelib.rules.plans``).
+
 rule-engine is given its fastest fair formulation: values are looked up, case-folded and turned into
 numbers in plain Python before evaluation (flat symbols rather than the slow ``event.path`` mapping
 fallback), so each expression does exactly the comparison Baton's operator does. A verification
@@ -47,7 +53,8 @@ import rule_engine
 
 from chalicelib.engine import apply_event, new_lead
 from chalicelib.events import Event
-from chalicelib.rules.compile import CompiledRuleset, Context, compile_ruleset
+from chalicelib.rules.compile import CompiledRuleset, compile_ruleset
+from chalicelib.rules.conditions import Context
 from chalicelib.rules.loader import default_ruleset
 from chalicelib.rules.model import LEAD_FIELDS, AllOf, AnyOf, Condition, Leaf, NotOf, RuleSet
 from chalicelib.state import LeadState, lead_id_for

@@ -6,9 +6,17 @@ transitions it caused; ``score`` is the copying variant. No I/O, no clock reads,
 Engagement is a sum of per-rule accumulators that decay with a half-life. Decay is linear, so an
 accumulator can be stored as (value, reference time) and brought forward lazily: each event
 touches only the rules it matches, whatever the lead's history, and arrival order does not
-change the decayed sum. Caps and frequency rules count hits in arrival order (the backtest replays
-in time order; the online path sorts each batch by time): a late event never pushes any rolling
-window over its cap, but which of several capped events counted can depend on arrival order.
+change the decayed sum. Accumulators with the same half-life also add up into one running total,
+so the score itself costs one term per half-life (stage rules read it on every event).
+
+Caps and frequency rules count hits in arrival order (the backtest replays in time order; the
+online path sorts each batch by time): a late event never pushes any rolling window over its cap,
+but which of several capped events counted can depend on arrival order.
+
+Per lead, the engine keeps a plan (``_LeadPlan``, derived, never stored): the disqualifiers and
+stage rules with the lead's attribute leaves already evaluated (``rules.plans``). When every check
+of a plan fails and they can only turn true with a higher score, the plan notes it ("quiet"), and
+later events skip the checks until the score rises or the stage changes.
 """
 
 from __future__ import annotations
@@ -16,11 +24,14 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.events import Event
-from chalicelib.rules.compile import CompiledEngagement, CompiledRuleset, Context, StagePlan
+from chalicelib.rules.compile import CompiledEngagement, CompiledRuleset
+from chalicelib.rules.conditions import Context
 from chalicelib.rules.model import LEAD_FIELDS
+from chalicelib.rules.plans import StagePlan
 from chalicelib.state import HISTORY, KEY_EVENTS, RECENT_IDS, STAGE_ORDER, LeadState, Transition
 
 LN2 = math.log(2)
@@ -60,26 +71,36 @@ def _clean(key: str, value: Any) -> Any:
 
 def merge_traits(state: LeadState, traits: dict[str, Any] | Any) -> bool:
     """Fold attribute updates in; returns whether anything changed. Blank values never erase."""
-    changed = False
+    if _merge(state, traits):
+        state.stage_plan = None  # any change to the attributes must drop (or refresh) the plan
+        return True
+    return False
+
+
+def _merge(state: LeadState, traits: dict[str, Any] | Any) -> set[str]:
+    """``merge_traits``, returning the attributes that changed ("custom" for custom fields); the
+    caller refreshes the stage plan."""
+    changed: set[str] = set()
     attrs = state.attributes
     for key, raw in traits.items():
         if raw is None or raw == "" or key in ("email", "email_domain"):
             continue
-        value = _clean(key, raw)
         if key in LEAD_FIELDS:
+            if attrs.get(key) == raw:  # unchanged (what is stored is already clean, so raw is too)
+                continue
+            value = _clean(key, raw)
             if attrs.get(key) != value:
                 attrs[key] = value
-                changed = True
+                changed.add(key)
         else:
+            value = _clean(key, raw)
             custom = attrs.setdefault("custom", {})
             if custom.get(key) != value and (key in custom or len(custom) < MAX_CUSTOM):
                 custom[key] = value
-                changed = True
+                changed.add("custom")
     if state.email is None and isinstance(traits.get("email"), str) and "@" in traits["email"]:
         set_email(state, traits["email"].strip().lower())
-        changed = True
-    if changed:
-        state.stage_plan = None  # any change to the attributes must drop the plan
+        changed.update(("email", "email_domain"))
     return changed
 
 
@@ -92,18 +113,42 @@ def compute_fit(state: LeadState, rs: CompiledRuleset) -> None:
     state.stage_plan = None
 
 
+def _refit(state: LeadState, rs: CompiledRuleset, changed: set[str]) -> None:
+    """``compute_fit`` after ``changed`` attributes changed: rules reading none of them keep their answer.
+    (The caller refreshes the stage plan.)"""
+    ctx = Context(state.attributes)
+    held = set(state.fit_rules)
+    hits = [
+        rule for rule in rs.fit
+        if (rule.test(ctx) if rule.reads is None or not rule.reads.isdisjoint(changed) else rule.id in held)
+    ]
+    state.fit = float(sum(rule.points for rule in hits))
+    state.fit_rules = [rule.id for rule in hits]
+
+
 class _LeadPlan:
     """A lead's stage plan and what it was made from; dropped by copies and pickling (rebuilt on use)."""
 
-    __slots__ = ("attrs", "fit", "plans", "rs")
+    __slots__ = ("attrs", "fit", "grade", "plans", "quiet", "rs", "stale", "static", "untouched")
 
     def __init__(
-        self, rs: CompiledRuleset, attrs: dict[str, Any], fit: float, plans: tuple[StagePlan, StagePlan]
+        self, rs: CompiledRuleset, attrs: dict[str, Any], fit: float, grade: str, static: tuple[bool, ...],
+        plans: tuple[StagePlan, StagePlan],
     ) -> None:
         self.rs = rs
         self.attrs = attrs
         self.fit = fit
+        self.grade = grade
+        self.static = static  # the attribute leaves' values the plans were made from
         self.plans = plans  # for an event that is not, and that is, a hand-raiser
+        # Attributes changed since ("$fit": the fit): the plan is refreshed, re-evaluating their leaves only.
+        self.stale: set[str] | None = None
+        # (plan, stage, fast track, engagement, bound): a monotone plan's checks all failed there, so
+        # they fail while the score is no higher or below the bound (the next engagement leaf value)
+        self.quiet: tuple[StagePlan, str, bool, float, float] | None = None
+        # No points were scored since ``quiet`` was noted, and every running total was >= 0 then: the
+        # score can only have decayed since, so the quiet checks need not even read it.
+        self.untouched = False
 
     def __deepcopy__(self, memo: dict[int, Any]) -> None:
         return None
@@ -115,21 +160,42 @@ class _LeadPlan:
         return (type(None), ())
 
 
-def _plan(state: LeadState, rs: CompiledRuleset, hand_raiser: bool) -> StagePlan | None:
+def _make_plan(state: LeadState, rs: CompiledRuleset) -> _LeadPlan | None:
     """The lead's disqualifier and stage checks with their attribute and hand_raiser leaves evaluated.
 
     Valid while the rule set, the attributes (the same dict, unchanged: every change in the engine
-    drops the plan) and the fit stay the same. None when the rule set has no planner for its checks.
+    marks the plan stale or drops it) and the fit stay the same. A stale plan is refreshed from the
+    leaves of what changed. None when the rule set has no planner for its checks.
     """
-    held = state.stage_plan
-    if held is not None and held.rs is rs and held.attrs is state.attributes and held.fit == state.fit:
-        return held.plans[hand_raiser]
     planner = rs.planner
     if planner is None or not planner.matches(rs):
         return None
-    plans = planner.plans_for(Context(state.attributes, None, state.fit, rs.grade_for(state.fit)))
-    state.stage_plan = _LeadPlan(rs, state.attributes, state.fit, plans)
-    return plans[hand_raiser]
+    grade = rs.grade_for(state.fit)
+    ctx = Context(state.attributes, None, state.fit, grade)
+    held = state.stage_plan
+    if held is not None and held.stale is not None and held.rs is rs and held.attrs is state.attributes:
+        static = planner.static_values(ctx, held.static, held.stale | ({"$fit"} if held.fit != state.fit else set()))
+    else:
+        static = planner.static_values(ctx)
+    state.stage_plan = _LeadPlan(rs, state.attributes, state.fit, grade, static, planner.plans_for(static))
+    return state.stage_plan
+
+
+def _plan_context(
+    state: LeadState, rs: CompiledRuleset, t: float, event: Event | None, hand_raiser: bool, plan: StagePlan,
+    engagement: float | None,
+) -> Context:
+    """``context`` for a planned check: the grade comes with the plan, and the engagement score is
+    computed at once when the plan's checks read it (they usually do), else only if a reason needs it."""
+    score: float | Callable[[], float]
+    if engagement is not None:
+        score = engagement
+    elif plan.reads_engagement:
+        score = engagement_at(state, rs, t)
+    else:
+        score = lambda: engagement_at(state, rs, t)  # noqa: E731
+    return Context(state.attributes, event, state.fit, state.stage_plan.grade, score, hand_raiser, state.stage,
+                   state.fast_track)
 
 
 def _decayed(acc: list[float], half_life: float | None, t: float) -> float:
@@ -139,6 +205,35 @@ def _decayed(acc: list[float], half_life: float | None, t: float) -> float:
     return value * math.exp(-(t - ref) * LN2 / half_life)
 
 
+def _add(acc: list[float] | None, points: float, ts: float, half_life: float | None) -> list[float]:
+    """Add ``points`` scored at ``ts`` to an accumulator [value at ref, ref], decaying lazily."""
+    if acc is None:
+        return [points, ts]
+    if half_life is None:
+        acc[0] += points
+    elif ts >= acc[1]:
+        acc[0] = acc[0] * math.exp(-(ts - acc[1]) * LN2 / half_life) + points
+        acc[1] = ts
+    else:  # a late event: add its points as they stand at the accumulator's reference time
+        acc[0] += points * math.exp(-(acc[1] - ts) * LN2 / half_life)
+    return acc
+
+
+def _totals(state: LeadState, rs: CompiledRuleset) -> list[list[float] | None]:
+    """The lead's running totals per half-life; made afresh from the rules' accumulators when they
+    were kept under another grouping (another rule set, or none yet). Reading never stores them, so
+    a lead's state depends only on what was applied to it, not on who looked at its score."""
+    if state.eng_basis == rs.decay_basis:
+        return state.eng_total
+    totals: list[list[float] | None] = [None] * len(rs.half_lives)
+    rules = rs.engagement_by_id
+    for rid, acc in state.eng.items():
+        rule = rules.get(rid)
+        if rule is not None:
+            totals[rule.group] = _add(totals[rule.group], acc[0], acc[1], rule.half_life)
+    return totals
+
+
 def engagement_parts(state: LeadState, rs: CompiledRuleset, t: float) -> dict[str, float]:
     """Each rule's current (decayed) contribution; rules the rule set no longer has count nothing."""
     rules = rs.engagement_by_id
@@ -146,29 +241,14 @@ def engagement_parts(state: LeadState, rs: CompiledRuleset, t: float) -> dict[st
 
 
 def engagement_at(state: LeadState, rs: CompiledRuleset, t: float) -> float:
-    # engagement_parts summed, without building the dict: same terms, same order, same float result.
-    rules = rs.engagement_by_id
+    """The engagement score at ``t``: the engagement parts summed (to rounding), one term per half-life."""
     total: float = 0
-    for rid, acc in state.eng.items():
-        rule = rules.get(rid)
-        if rule is not None:
-            value, ref, half_life = acc[0], acc[1], rule.half_life
-            total += value if half_life is None or t == ref else value * math.exp(-(t - ref) * LN2 / half_life)
+    totals = state.eng_total if state.eng_basis == rs.decay_basis else _totals(state, rs)
+    for acc, rate in zip(totals, rs.decay_rates, strict=True):
+        if acc is not None:
+            value, ref = acc[0], acc[1]
+            total += value if rate == 0.0 or t == ref else value * math.exp((ref - t) * rate)
     return total
-
-
-def _award(state: LeadState, rule: CompiledEngagement, ts: float) -> None:
-    acc = state.eng.get(rule.id)
-    points = float(rule.points)
-    if acc is None:
-        state.eng[rule.id] = [points, ts]
-    elif rule.half_life is None:
-        acc[0] += points
-    elif ts >= acc[1]:
-        acc[0] = acc[0] * math.exp(-(ts - acc[1]) * LN2 / rule.half_life) + points
-        acc[1] = ts
-    else:  # a late event: add its points as they stand at the accumulator's reference time
-        acc[0] += points * math.exp(-(acc[1] - ts) * LN2 / rule.half_life)
 
 
 def _window_full(hits: list[float], ts: float, window: float, limit: int) -> bool:
@@ -208,10 +288,16 @@ def _capped(state: LeadState, rule: CompiledEngagement, ts: float) -> bool:
     if hits is None:
         state.caps[rule.id] = [ts]
         return False
-    if _window_full(hits, ts, rule.cap_window, limit):
+    window = rule.cap_window
+    if not hits or ts >= hits[-1]:  # in order (the usual case): only the window ending at ts can be full
+        if len(hits) - bisect.bisect_right(hits, ts - window) >= limit:
+            return True
+        hits.append(ts)
+    elif _window_full(hits, ts, window, limit):
         return True
-    bisect.insort(hits, ts)
-    horizon = state.clock - 2 * rule.cap_window  # hits older than this can share no window with new ones
+    else:
+        bisect.insort(hits, ts)
+    horizon = state.clock - 2 * window  # hits older than this can share no window with new ones
     if hits[0] <= horizon:
         del hits[: bisect.bisect_right(hits, horizon)]
     return False
@@ -277,11 +363,28 @@ def advance(state: LeadState, rs: CompiledRuleset, event: Event | None, t: float
         return []
     if state.fit_version != rs.version:
         compute_fit(state, rs)
-    plan = _plan(state, rs, event is not None and event.type in rs.hand_raisers)
-    if plan is None:
-        return _advance_full(state, rs, event, t)
+    hand_raiser = event is not None and event.type in rs.hand_raisers
+    held = state.stage_plan
+    if (held is None or held.rs is not rs or held.attrs is not state.attributes or held.fit != state.fit
+            or held.stale is not None):
+        held = _make_plan(state, rs)
+        if held is None:
+            return _advance_full(state, rs, event, t)
+    plan = held.plans[hand_raiser]
     if plan.idle:  # no disqualifier and no stage rule can fire for this lead, whatever the event
         return []
+    engagement: float | None = None
+    if plan.monotone:
+        quiet = held.quiet
+        if quiet is not None and quiet[0] is plan and quiet[1] == state.stage and quiet[2] == state.fast_track:
+            if held.untouched:
+                return []
+            if plan.reads_engagement:
+                engagement = engagement_at(state, rs, t)
+            if engagement is None or engagement <= quiet[3] or engagement < quiet[4]:
+                return []  # every check failed at this stage with a score as good: they fail again
+        elif plan.reads_engagement:
+            engagement = engagement_at(state, rs, t)
     ctx: Context | None = None
     event_id = event.event_id if event is not None else None
     for rule, residual in plan.disqualifiers:
@@ -289,7 +392,7 @@ def advance(state: LeadState, rs: CompiledRuleset, event: Event | None, t: float
             continue
         if not isinstance(residual, bool):  # True: always holds; constant False ones are not in the plan
             if ctx is None:
-                ctx = context(state, rs, t, event)
+                ctx = _plan_context(state, rs, t, event, hand_raiser, plan, engagement)
             if not residual(ctx):
                 continue
         state.disqualified_reason = rule.reason
@@ -300,22 +403,31 @@ def advance(state: LeadState, rs: CompiledRuleset, event: Event | None, t: float
     lead_like = state.stage in ("lead", "recycled")
     if lead_like and rs.fast_track is not None and plan.fast_track is not False:
         if ctx is None:
-            ctx = context(state, rs, t, event)
+            ctx = _plan_context(state, rs, t, event, hand_raiser, plan, engagement)
         if plan.fast_track is True or plan.fast_track(ctx):
             state.fast_track = ctx.fast_track = True
             out.append(record_transition(state, rs, "sql", t, f"fast track: {_why(ctx, event)}", event_id=event_id))
             return out
     if lead_like and plan.mql is not False:
         if ctx is None:
-            ctx = context(state, rs, t, event)
+            ctx = _plan_context(state, rs, t, event, hand_raiser, plan, engagement)
         if plan.mql is True or plan.mql(ctx):
             out.append(record_transition(state, rs, "mql", t, _why(ctx, event), event_id=event_id))
             ctx.stage = "mql"
     if (state.stage == "mql" or not rs.sql_requires_mql) and plan.sql is not False:
         if ctx is None:
-            ctx = context(state, rs, t, event)
+            ctx = _plan_context(state, rs, t, event, hand_raiser, plan, engagement)
         if plan.sql is True or plan.sql(ctx):
             out.append(record_transition(state, rs, "sql", t, _why(ctx, event), event_id=event_id))
+    if not out and plan.monotone:
+        if engagement is None:  # the checks do not read the score: they fail whatever it is
+            held.quiet = (plan, state.stage, state.fast_track, math.inf, math.inf)
+        else:
+            bounds = plan.engagement_bounds
+            above = bisect.bisect_left(bounds, engagement)  # the first bound >= the score
+            held.quiet = (plan, state.stage, state.fast_track, engagement,
+                          bounds[above] if above < len(bounds) else math.inf)
+        held.untouched = all(acc is None or acc[0] >= 0 for acc in _totals(state, rs))
     return out
 
 
@@ -356,8 +468,8 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
     if event_id in recent:
         return []
     recent[event_id] = None  # LeadState.remember, inlined (it runs for every event)
-    if len(recent) > RECENT_IDS:
-        del recent[next(iter(recent))]
+    if len(recent) > 2 * RECENT_IDS:
+        state.recent_ids = dict.fromkeys(list(recent)[-RECENT_IDS:])
     state.event_count += 1
     ts = event.ts
     if ts > now + FUTURE_SKEW:
@@ -368,14 +480,27 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
     if ts > state.clock:
         state.clock = ts
     version = rs.version
-    if (event.traits and merge_traits(state, event.traits)) or state.fit_version != version:
+    if state.fit_version != version:
+        if event.traits:
+            _merge(state, event.traits)
         compute_fit(state, rs)
+    elif event.traits:
+        changed = _merge(state, event.traits)
+        if changed:
+            _refit(state, rs, changed)
+            held = state.stage_plan
+            if held is not None:
+                held.stale = changed if held.stale is None else held.stale | changed
     state.ruleset_version = version
-    rules = rs.engagement_by_type.get(event.type)
+    kind = event.type
+    rules = rs.engagement_by_type.get(kind)
     if rules:
+        memo = rs.event_rules.get(kind)
+        # The memo stands for these rules only (a rule set copied with other rules has none).
+        candidates = memo.candidates(event) if memo is not None and memo.rules is rules else _plain(rules)
         ctx: Context | None = None
-        for rule in rules:
-            test = rule.test
+        totals: list[list[float] | None] | None = None
+        for rule, test in candidates:
             if test is not None:
                 if ctx is None:
                     ctx = Context(state.attributes, event)
@@ -386,12 +511,29 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
                 continue
             if rule.cap_count is not None and _capped(state, rule, ts):
                 continue
-            _award(state, rule, ts)
-            if abs(rule.points) >= 10:
+            # The award: the rule's accumulator and its half-life's running total.
+            if totals is None:
+                if state.eng_basis == rs.decay_basis:
+                    totals = state.eng_total
+                else:
+                    totals = state.eng_total = _totals(state, rs)
+                    state.eng_basis = rs.decay_basis
+                if state.stage_plan is not None:
+                    state.stage_plan.untouched = False
+            points, half_life = float(rule.points), rule.half_life
+            totals[rule.group] = _add(totals[rule.group], points, ts, half_life)
+            state.eng[rule.id] = _add(state.eng.get(rule.id), points, ts, half_life)
+            if points >= 10 or points <= -10:
                 _key_event(state, event, ts, rule.label)
-    elif event.type in rs.hand_raisers:
-        _key_event(state, event, ts, event.type)
+    elif kind in rs.hand_raisers:
+        _key_event(state, event, ts, kind)
+    if state.stage in _TERMINAL_FOR_RULES:  # (advance's first test, here: a quarter of events stop there)
+        return []
     return advance(state, rs, event, state.clock)
+
+
+def _plain(rules: tuple[CompiledEngagement, ...]) -> list[tuple[CompiledEngagement, Any]]:
+    return [(rule, rule.test) for rule in rules]
 
 
 def _key_event(state: LeadState, event: Event, ts: float, label: str) -> None:
@@ -424,6 +566,7 @@ def apply_outcome(
         if state.stage == "recycled":
             return []
         state.eng.clear()
+        state.eng_total, state.eng_basis = [None] * len(rs.half_lives), rs.decay_basis
         state.caps.clear()
         state.freq.clear()
         state.recycled_at = now
@@ -446,7 +589,7 @@ def apply_outcome(
 
 
 def explain(state: LeadState, rs: CompiledRuleset, now: float) -> dict[str, Any]:
-    """Each rule's current contribution. The engagement parts sum exactly to the engagement score."""
+    """Each rule's current contribution. The engagement parts sum to the engagement score (to rounding)."""
     t = max(now, state.clock)
     ctx = Context(state.attributes)
     hits = [r for r in rs.fit if r.test(ctx)]
@@ -459,7 +602,7 @@ def explain(state: LeadState, rs: CompiledRuleset, now: float) -> dict[str, Any]
     ]
     return {
         "fit": {"score": fit, "grade": rs.grade_for(fit), "rules": fit_rules},
-        "engagement": {"score": sum(parts.values()), "rules": engagement_rules, "at": t},
+        "engagement": {"score": engagement_at(state, rs, t), "rules": engagement_rules, "at": t},
         "disqualified": state.disqualified_reason,
         "ruleset_version": rs.version,
     }

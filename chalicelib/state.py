@@ -14,7 +14,10 @@ from typing import Any
 # disqualifiers, from which only explicit feedback (or re-qualification after recycling) moves on.
 STAGE_ORDER = {"lead": 0, "recycled": 0, "mql": 1, "sql": 2, "opportunity": 3, "customer": 4, "disqualified": -1}
 
-RECENT_IDS = 256  # dedupe memory in the state; the store's conditional writes cover older ids
+# Dedupe memory in the state: the last RECENT_IDS event ids at least, 2 * RECENT_IDS at most (trimmed
+# in one go: deleting the oldest id one at a time leaves a dict slower to iterate with every delete).
+# The store's conditional writes cover older ids.
+RECENT_IDS = 256
 HISTORY = 20
 KEY_EVENTS = 10
 
@@ -36,6 +39,11 @@ class Transition:
     event_id: str | None = None
     fast_track: bool = False
     manual: bool = False  # set by sales feedback, not by the rules
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # A flat tuple: backtest workers send transitions back by pickle (far faster than slots state).
+        return (Transition, (self.id, self.lead_id, self.from_stage, self.to_stage, self.at, self.reason,
+                             self.ruleset_version, self.event_id, self.fast_track, self.manual))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +68,10 @@ class LeadState:
     first_seen: float | None = None
     # rule id -> [value at ref time, ref time]: decays lazily, so an event touches only its rules
     eng: dict[str, list[float]] = field(default_factory=dict)
+    # one [value, ref time] per half-life of the rule set (None until a rule of it scores): the sum of
+    # ``eng``, kept as it goes so the engagement score costs one term per half-life, not per rule
+    eng_total: list[list[float] | None] = field(default_factory=list)
+    eng_basis: str | None = None  # the rule set grouping eng_total was made under (its decay_basis)
     # rule id -> counted hit times still inside a window that may matter ([count] for lifetime caps)
     caps: dict[str, list[float]] = field(default_factory=dict)
     # rule id -> [last award time, match times since]
@@ -93,14 +105,14 @@ class LeadState:
     def remember(self, event_id: str) -> None:
         ids = self.recent_ids
         ids[event_id] = None
-        if len(ids) > RECENT_IDS:
-            del ids[next(iter(ids))]
+        if len(ids) > 2 * RECENT_IDS:
+            self.recent_ids = dict.fromkeys(list(ids)[-RECENT_IDS:])
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "lead_id": self.lead_id, "email": self.email, "attributes": self.attributes, "stage": self.stage,
             "stage_history": self.stage_history, "clock": self.clock, "first_seen": self.first_seen,
-            "eng": self.eng, "caps": self.caps, "freq": self.freq, "recent_ids": list(self.recent_ids),
+            "eng": self.eng, "eng_total": self.eng_total, "eng_basis": self.eng_basis, "caps": self.caps, "freq": self.freq, "recent_ids": list(self.recent_ids),
             "key_events": self.key_events, "fit": self.fit, "fit_rules": self.fit_rules,
             "fit_version": self.fit_version, "disqualified_reason": self.disqualified_reason,
             "recycled_at": self.recycled_at, "fast_track": self.fast_track, "handed_off_at": self.handed_off_at,

@@ -245,8 +245,10 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 os.killpg(self._app.pid, signal.SIGKILL)
                 self._app.wait()
+        # One budget for all the workers (daemons: one busy with a slow job must not hold the exit).
+        deadline = time.monotonic() + 5
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._landing:
             self._landing.shutdown()
             self._landing.server_close()

@@ -21,6 +21,8 @@ import math
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from itertools import accumulate
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.backtest.authoring import stage_grades
@@ -120,9 +122,9 @@ def sql_quality(result: BacktestResult) -> dict[str, Any]:
 # -- scores --------------------------------------------------------------------------------------------
 
 _SCORES: dict[str, Callable[[LeadReport], float]] = {
-    "score": lambda r: r.max_score,
-    "engagement": lambda r: r.max_engagement,
-    "fit": lambda r: r.fit,
+    "score": attrgetter("max_score"),
+    "engagement": attrgetter("max_engagement"),
+    "fit": attrgetter("fit"),
 }
 
 
@@ -140,7 +142,8 @@ def lift_by_decile(result: BacktestResult, score: str = "score", bins: int = 10)
     the first deciles and below 1 in the last. Ties are broken by lead id, so groups are stable.
     """
     get = _score_of(score)
-    ranked = sorted(result.leads, key=lambda r: (-get(r), r.lead_id))
+    ranked = sorted(result.leads, key=attrgetter("lead_id"))
+    ranked.sort(key=get, reverse=True)  # (stable: equal scores stay in lead id order)
     total = len(ranked)
     overall = _ratio(sum(r.won for r in ranked), total)
     rows = []
@@ -174,17 +177,14 @@ def threshold_sweep(
     O(n log n) whatever ``points``.
     """
     get = _score_of(score)
-    eligible = [
+    eligible = sorted(
         (get(r), r.won) for r in result.leads
         if r.disqualified_reason is None and (grades is None or r.grade in grades)
-    ]
-    eligible.sort(key=lambda pair: pair[0])
+    )
     values = [v for v, _ in eligible]
     # won_from[i]: won deals among eligible[i:]
-    won_from = [0] * (len(eligible) + 1)
-    for i in range(len(eligible) - 1, -1, -1):
-        won_from[i] = won_from[i + 1] + eligible[i][1]
-    total_won = sum(r.won for r in result.leads)
+    won_from = list(accumulate(reversed([won for _, won in eligible]), initial=0))[::-1]
+    total_won = sum(map(attrgetter("won"), result.leads))
     if thresholds is None:
         top = values[-1] if values else 0.0
         low = max(0.0, values[0]) if values else 0.0

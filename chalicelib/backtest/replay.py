@@ -33,7 +33,7 @@ import multiprocessing
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +129,11 @@ class LeadReport:
     def reached_opportunity(self) -> bool:
         return STAGE_ORDER[self.max_stage] >= STAGE_ORDER["opportunity"]
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Reports cross from the forked workers by pickle: as a flat tuple they pickle several times
+        # faster than by the default slots state (a dict per object).
+        return (LeadReport, tuple([getattr(self, name) for name in _REPORT_FIELDS]))
+
     def to_row(self) -> dict[str, Any]:
         return {
             "lead_id": self.lead_id, "email": self.email, "stage": self.stage, "max_stage": self.max_stage,
@@ -141,6 +146,9 @@ class LeadReport:
             "outcome_at": self.outcome_at, "won": self.won, "events": self.events,
             "transitions": len(self.transitions),
         }
+
+
+_REPORT_FIELDS = tuple(f.name for f in fields(LeadReport))
 
 
 @dataclass

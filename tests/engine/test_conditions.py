@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from chalicelib.events import Event
-from chalicelib.rules.compile import Context, compile_ruleset
+from chalicelib.rules.compile import compile_ruleset
+from chalicelib.rules.conditions import Context
 from chalicelib.rules.model import RuleSet
 
 LISTS = {"competitors": ["RivalScore.io", "leadlytics.com"], "countries": ["us", "gb", "de"]}

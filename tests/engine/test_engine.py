@@ -406,7 +406,9 @@ def test_stages_only_move_forward_decay_never_demotes() -> None:
 def test_advance_without_event_uses_rules_that_need_no_event() -> None:
     state = persona(B_TRAITS)
     feed(state, [ev("trial_signup", T0)])
-    state.eng["trial-signup"][0] = 40.0  # e.g. a re-score after publishing a new rule set
+    # Engagement changed outside apply_event (as a re-score could): the derived totals and plan go.
+    state.eng["trial-signup"][0] = 40.0
+    state.eng_basis, state.stage_plan = None, None
     assert stages(advance(state, RS, None, T0)) == [("lead", "mql")]
 
 
