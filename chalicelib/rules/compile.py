@@ -1,5 +1,6 @@
-"""Compile a validated rule set, once per version: conditions to closures, rules indexed by event type,
-and the planners that fold a lead's attributes (``plans``) into what is left to check per event.
+"""Compile a validated rule set, once per version: conditions to closures (``conditions``), engagement
+rules indexed by event type and memoised by the event values they read, and the planner that folds a
+lead's attributes into what is left to check per event (``plans``).
 """
 
 from __future__ import annotations
