@@ -91,7 +91,10 @@ def _check_values(fields: dict[str, Any]) -> None:
 
 def check_redirect(url: str, allowed: tuple[str, ...]) -> str:
     """Only redirect to pages we were told about: an open redirect is a phishing tool."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        raise ValidationFailed("_redirect is not a readable URL", field="_redirect") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValidationFailed("_redirect must be an absolute http(s) URL", field="_redirect")
     origin = f"{parts.scheme}://{parts.netloc}"

@@ -87,7 +87,10 @@ def _event_path(event: Any) -> Any:
     props = event.properties
     path = props.get("path")
     if path is None and isinstance(props.get("url"), str):
-        path = urlsplit(props["url"]).path or "/"
+        try:
+            path = urlsplit(props["url"]).path or "/"
+        except ValueError:  # e.g. an unbalanced IPv6 bracket: a URL that cannot be read has no path
+            return None
     return path
 
 

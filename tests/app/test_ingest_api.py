@@ -46,6 +46,14 @@ def test_redirect_off_the_allow_list_is_refused_and_stores_nothing(api: Api) -> 
     assert _leads_table() == []
 
 
+def test_unreadable_redirect_is_refused_naming_the_field(api: Api) -> None:
+    r = api.post("/v1/forms/newsletter", raw="email=a%40acme.io&_redirect=https%3A%2F%2F%5B%3A%3A1%2Fthanks",
+                 headers=FORM_HEADERS)
+    assert r.status_code == 422
+    assert r.json_body["error"]["details"]["field"] == "_redirect"
+    assert _leads_table() == []
+
+
 def test_json_form_post_and_cors_for_allowed_origin(api: Api) -> None:
     r = api.post("/v1/forms/ebook-lead-scoring", {"email": "b@acme.io", "firstname": "Bo"},
                  headers={"Origin": "https://www.example.com"})
@@ -110,6 +118,12 @@ def test_event_batch_counts_each_event_once_on_redelivery(api: Api) -> None:
     lead = api.get("/v1/leads?email=c@acme.io", headers=ADMIN).json_body
     assert lead["event_count"] == 3
     assert lead["events"]["total"] == 3
+
+
+def test_an_unreadable_page_url_scores_as_a_page_without_a_path(api: Api) -> None:
+    event = {"type": "page_view", "email": "d@acme.io", "properties": {"url": "http://[::1/pricing"}}
+    r = api.post("/v1/events", {"events": [event]}, headers=INGEST)
+    assert r.status_code == 202 and r.json_body["accepted"] == 1
 
 
 def test_bad_event_in_a_batch_rejects_the_whole_batch(api: Api) -> None:

@@ -300,6 +300,7 @@ def test_event_type_and_source() -> None:
         ({"url": "https://acme.com/pricing?plan=pro#faq"}, "/pricing"),
         ({"url": "https://acme.com"}, "/"),
         ({"url": "https://acme.com/blog/post", "path": "/explicit"}, "/explicit"),  # an explicit path wins
+        ({"url": "http://[::1/pricing"}, None),  # urlsplit refuses it: no path, and no error
     ],
 )
 def test_event_path_is_derived_from_url(properties: dict[str, Any], expected_path: str) -> None:
