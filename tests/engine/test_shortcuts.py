@@ -94,7 +94,8 @@ PROPERTY_VALUES: list[Any] = [
     None, "/pricing", "/pricing/team", "/docs/api", "/", "/about", 5, 4.0, True, ["/pricing"], {"a": 1}, "",
 ]
 URLS = [None, "https://x.io/pricing?utm_source=linkedin", "https://x.io/pricing#plans", "https://x.io/docs/api?a=1",
-        "https://x.io/", "/pricing?x", "https://x.io/about?utm_source=google#top", 7, ["https://x.io/pricing"]]
+        "https://x.io/", "/pricing?x", "https://x.io/about?utm_source=google#top", 7, ["https://x.io/pricing"],
+        "http://[::1/pricing?utm_source=linkedin"]
 
 
 @st.composite
