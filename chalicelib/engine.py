@@ -467,7 +467,7 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
     recent = state.recent_ids
     if event_id in recent:
         return []
-    recent[event_id] = None  # LeadState.remember, inlined (it runs for every event)
+    recent[event_id] = None  # (bounded as state.RECENT_IDS says)
     if len(recent) > 2 * RECENT_IDS:
         state.recent_ids = dict.fromkeys(list(recent)[-RECENT_IDS:])
     state.event_count += 1

@@ -102,12 +102,6 @@ class LeadState:
     def seen(self, event_id: str) -> bool:
         return event_id in self.recent_ids
 
-    def remember(self, event_id: str) -> None:
-        ids = self.recent_ids
-        ids[event_id] = None
-        if len(ids) > 2 * RECENT_IDS:
-            self.recent_ids = dict.fromkeys(list(ids)[-RECENT_IDS:])
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "lead_id": self.lead_id, "email": self.email, "attributes": self.attributes, "stage": self.stage,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from chalicelib.rules.conditions import Context, Predicate, compile_condition, condition_fields
 from chalicelib.rules.model import LEAD_FIELDS, Condition, EngagementRule, Route, RuleSet
-from chalicelib.rules.plans import EventRules, StagePlanner
+from chalicelib.rules.plans import EventRules, StagePlanner, attribute_key
 
 DAY = 86400.0
 
@@ -104,16 +104,10 @@ class CompiledRuleset:
 def _attributes_read(cond: Condition) -> frozenset[str] | None:
     """The lead attributes (top-level keys: custom fields are under "custom") a condition reads, or
     None when it reads anything else."""
-    keys = set()
-    for name in condition_fields(cond):
-        head = name.partition(".")[0]
-        if head == "custom":
-            keys.add("custom")
-        elif name in LEAD_FIELDS:
-            keys.add(name)
-        else:
-            return None
-    return frozenset(keys)
+    names = condition_fields(cond)
+    if not all(name in LEAD_FIELDS or name.startswith("custom.") for name in names):
+        return None
+    return frozenset(attribute_key(name) for name in names)
 
 
 def _load_lists(ruleset: RuleSet) -> dict[str, frozenset[str]]:

@@ -51,7 +51,7 @@ def _folded_field(name: str) -> bool:
     return name == "hand_raiser" or _static_field(name)
 
 
-def _attribute_read(name: str) -> str:
+def attribute_key(name: str) -> str:
     """What an attribute leaf depends on: its top-level attribute ("custom" for custom fields), or
     "$fit" for fit and grade."""
     if name in ("fit", "grade"):
@@ -160,7 +160,7 @@ class StagePlanner:
         # Attribute leaves are evaluated per lead; hand_raiser leaves once here, for False and True.
         static = [(i, leaf) for i, leaf in enumerate(folded) if _static_field(leaf.field)]
         self.static = tuple((i, leaf_predicate(leaf, lists)) for i, leaf in static)
-        self.static_reads = tuple(_attribute_read(leaf.field) for _, leaf in static)
+        self.static_reads = tuple(attribute_key(leaf.field) for _, leaf in static)
         self.by_hand_raiser = tuple(
             tuple((i, bool(leaf_predicate(leaf, lists)(Context({}, hand_raiser=hand_raiser))))
                   for i, leaf in enumerate(folded) if not _static_field(leaf.field))
