@@ -216,13 +216,24 @@ class BacktestResult:
 
 @contextmanager
 def paused_gc() -> Iterator[None]:
-    """Collection off while millions of acyclic objects are built: each pass would only cost time."""
+    """Collection off while millions of acyclic objects are built: each pass would only cost time.
+
+    On the way out, what was built goes straight to the oldest generation (``freeze`` then
+    ``unfreeze``: two list splices) instead of sitting in the youngest, where the next young
+    collections would scan all of it before promoting it there anyway: 0.2 to 0.8 s after a
+    million-event backtest, at whatever moment the next allocation came. Cyclic garbage among
+    those objects is still found, by the next full collection. (Left alone when the process
+    froze objects of its own: unfreezing would thaw them.)
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            if not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
