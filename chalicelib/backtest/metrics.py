@@ -128,6 +128,9 @@ _SCORES: dict[str, Callable[[LeadReport], float]] = {
 }
 
 
+_WON = attrgetter("won")
+
+
 def _score_of(score: str) -> Callable[[LeadReport], float]:
     try:
         return _SCORES[score]
@@ -177,14 +180,14 @@ def threshold_sweep(
     O(n log n) whatever ``points``.
     """
     get = _score_of(score)
-    eligible = sorted(
-        (get(r), r.won) for r in result.leads
-        if r.disqualified_reason is None and (grades is None or r.grade in grades)
-    )
-    values = [v for v, _ in eligible]
+    eligible = [r for r in result.leads if r.disqualified_reason is None and (grades is None or r.grade in grades)]
+    # Sorted on the score alone (float keys sort fastest): the order among equal scores does not
+    # matter, as every count below starts at the first of a run of equal scores.
+    eligible.sort(key=get)
+    values = list(map(get, eligible))
     # won_from[i]: won deals among eligible[i:]
-    won_from = list(accumulate(reversed([won for _, won in eligible]), initial=0))[::-1]
-    total_won = sum(map(attrgetter("won"), result.leads))
+    won_from = list(accumulate(reversed(list(map(_WON, eligible))), initial=0))[::-1]
+    total_won = sum(map(_WON, result.leads))
     if thresholds is None:
         top = values[-1] if values else 0.0
         low = max(0.0, values[0]) if values else 0.0
