@@ -132,7 +132,7 @@ class LeadReport:
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Reports cross from the forked workers by pickle: as a flat tuple they pickle several times
         # faster than by the default slots state (a dict per object).
-        return (LeadReport, tuple([getattr(self, name) for name in _REPORT_FIELDS]))
+        return (LeadReport, _report_values(self))
 
     def to_row(self) -> dict[str, Any]:
         return {
@@ -148,7 +148,7 @@ class LeadReport:
         }
 
 
-_REPORT_FIELDS = tuple(f.name for f in fields(LeadReport))
+_report_values = attrgetter(*(f.name for f in fields(LeadReport)))  # every field, in order, as a tuple
 
 
 @dataclass
@@ -394,37 +394,7 @@ def _replay_lead(lead_id: str, lane: _Lane, rs: CompiledRuleset, keep_state: boo
     pending = False  # the score may have risen since it was last evaluated
     last = -math.inf
     for item in lane.items.values():
-        if type(item) is Event:
-            ts = item.ts
-            if pending and ts - last > BURST_GAP:
-                # The end of a burst of activity: the score peaks here, before it decays.
-                engagement = engagement_at(state, rs, state.clock)
-                if engagement > max_engagement:
-                    max_engagement = engagement
-                if engagement + state.fit > max_score:
-                    max_score = engagement + state.fit
-                pending = False
-            last = ts
-            found = apply_event(state, item, rs, ts)
-            if found:
-                transitions += found
-            props = item.properties
-            traits = item.traits
-            if ts < channel_ts:
-                source = props.get("utm_source") or (traits.get("utm_source") if traits else None)
-                if source:
-                    channel_ts = ts
-                    medium = props.get("utm_medium") or (traits.get("utm_medium") if traits else None)
-                    channel = (str(source), str(medium or "(none)"))
-            typ = item.type
-            if typ in offer_types:
-                offer = props.get("offer") or props.get("form_id") or props.get("asset")
-                if offer and offer not in offers:
-                    offers.append(str(offer))
-            if typ in scoring_types or traits:
-                pending = True
-        else:
-            assert isinstance(item, Outcome)
+        if isinstance(item, Outcome):
             if pending:  # sales feedback may reset engagement: take the peak first
                 engagement = engagement_at(state, rs, state.clock)
                 max_engagement = max(max_engagement, engagement)
@@ -436,6 +406,35 @@ def _replay_lead(lead_id: str, lane: _Lane, rs: CompiledRuleset, keep_state: boo
             outcome, outcome_at = item.outcome, item.ts
             won = won or item.outcome == "won"
             outcomes += 1
+            continue
+        ts = item.ts
+        if pending and ts - last > BURST_GAP:
+            # The end of a burst of activity: the score peaks here, before it decays.
+            engagement = engagement_at(state, rs, state.clock)
+            if engagement > max_engagement:
+                max_engagement = engagement
+            if engagement + state.fit > max_score:
+                max_score = engagement + state.fit
+            pending = False
+        last = ts
+        found = apply_event(state, item, rs, ts)
+        if found:
+            transitions += found
+        traits = item.traits
+        if ts < channel_ts:  # the first touch (an adopted anonymous visit comes after later events)
+            source = item.properties.get("utm_source") or (traits.get("utm_source") if traits else None)
+            if source:
+                channel_ts = ts
+                medium = item.properties.get("utm_medium") or (traits.get("utm_medium") if traits else None)
+                channel = (str(source), str(medium or "(none)"))
+        typ = item.type
+        if typ in offer_types:
+            props = item.properties
+            offer = props.get("offer") or props.get("form_id") or props.get("asset")
+            if offer and offer not in offers:
+                offers.append(str(offer))
+        if not pending and (typ in scoring_types or traits):
+            pending = True
     if pending:
         engagement = engagement_at(state, rs, state.clock)
         max_engagement = max(max_engagement, engagement)
