@@ -84,12 +84,13 @@ def main() -> None:
     synth_seconds = time.perf_counter() - started
     print(f"synthetic history: {len(history.events):,} events, {history.leads:,} leads, "
           f"{len(history.outcomes):,} outcomes in {synth_seconds:.2f} s")
-    rs = compile_ruleset(default_ruleset(), 0)  # what the online service scores with before any publish
-
     load = os.getloadavg()[0]
     runs: list[tuple[float, float, float]] = []  # (seconds, replay seconds, CPU seconds)
     for run in range(max(1, args.repeat)):
         result = metrics = None  # the previous run's objects are freed before the clock starts
+        # Compiled afresh for each run, as the online service scores before any publish: its memos
+        # (engagement rules by event values, stage plans) start empty every time.
+        rs = compile_ruleset(default_ruleset(), 0)
         cpu_started = _cpu()
         started = time.perf_counter()
         result = backtest(history.events, rs, history.outcomes, workers=args.workers)
