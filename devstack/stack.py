@@ -233,8 +233,18 @@ class LocalStack:
         self.landing_url = f"http://127.0.0.1:{self.landing_port}/"
 
     def wait(self) -> int:
-        """Block until chalice local exits on its own (stop() is the way it is meant to end)."""
-        return self._app.wait() if self._app else 0
+        """Block until chalice local exits on its own (stop() is the way it is meant to end).
+
+        Waits in slices: the kernel may hand Ctrl-C (SIGINT) to any thread, and Python runs its
+        handler only when the main thread next runs Python code, which a bare ``waitpid()`` would
+        never let it do (the stack then ignored Ctrl-C, about one start in ten).
+        """
+        while self._app:
+            try:
+                return self._app.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+        return 0
 
     def stop(self) -> None:
         self._stop.set()
