@@ -59,7 +59,7 @@ import rule_engine
 from chalicelib.engine import apply_event, new_lead
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledRuleset, compile_ruleset
-from chalicelib.rules.conditions import Context
+from chalicelib.rules.conditions import Context, as_number, dig
 from chalicelib.rules.loader import default_ruleset
 from chalicelib.rules.model import LEAD_FIELDS, AllOf, AnyOf, Condition, Leaf, NotOf, RuleSet
 from chalicelib.state import LeadState, lead_id_for
@@ -297,14 +297,6 @@ def run_baton_conditions(stream: list[tuple[str, Event]], rs: CompiledRuleset) -
 Value = Callable[[dict[str, Any], Any], Any]
 
 
-def _dig(value: Any, keys: list[str]) -> Any:
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
-
-
 def _path_of(props: dict[str, Any]) -> Any:
     path = props.get("path")
     if path is None and isinstance(props.get("url"), str):
@@ -316,8 +308,8 @@ def raw_value(name: str) -> Value:
     """How to read a field, written plainly for the rule-engine side (same meaning as Baton's)."""
     head, _, rest = name.partition(".")
     if head == "custom":
-        keys = rest.split(".")
-        return lambda attrs, event: _dig(attrs.get("custom"), keys)
+        keys = tuple(rest.split("."))
+        return lambda attrs, event: dig(attrs.get("custom"), keys)
     if head == "event":
         sub, _, deeper = rest.partition(".")
         if sub == "type":
@@ -328,22 +320,9 @@ def raw_value(name: str) -> Value:
             return lambda attrs, event: _path_of(event.properties)
         if sub == "offer":
             return lambda attrs, event: event.properties.get("offer") or event.properties.get("form_id")
-        keys = (deeper if sub == "properties" else rest).split(".")
-        return lambda attrs, event: _dig(event.properties, keys)
+        keys = tuple((deeper if sub == "properties" else rest).split("."))
+        return lambda attrs, event: dig(event.properties, keys)
     return lambda attrs, event: attrs.get(name)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return None if isinstance(value, float) and math.isnan(value) else float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.replace(",", "").strip())
-        except ValueError:
-            return None
-    return None
 
 
 def _folded(value: Any) -> Any:
@@ -364,7 +343,7 @@ def _present(value: Any) -> bool:
 
 # Variant prefix -> how a value is prepared for that kind of comparison.
 VARIANTS: dict[str, Callable[[Any], Any]] = {
-    "lc": _folded, "s": _text, "r": _raw_text, "n": _number, "p": _present, "v": lambda v: v,
+    "lc": _folded, "s": _text, "r": _raw_text, "n": as_number, "p": _present, "v": lambda v: v,
 }
 
 
@@ -498,7 +477,7 @@ class RuleEngineSide:
             if isinstance(value, str):
                 value = value.strip()
                 if key in ("company_size", "annual_revenue"):
-                    number = _number(value)
+                    number = as_number(value)
                     if number is not None:
                         value = int(number) if number.is_integer() else number
             target = attrs if key in LEAD_FIELDS else attrs.setdefault("custom", {})

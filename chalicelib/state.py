@@ -96,7 +96,7 @@ class LeadState:
     # A pilot rule set's view of this lead: {"version": n, "state": {...}}; scored, never alerted.
     shadow: dict[str, Any] | None = None
     # Derived, never stored: the lead's disqualifier and stage checks reduced by its attributes (see
-    # ``engine._plan``). Checked against the rule set, attributes and fit before each use.
+    # ``engine._make_plan``). Checked against the rule set, attributes and fit before each use.
     stage_plan: Any = field(default=None, compare=False, repr=False)
 
     def seen(self, event_id: str) -> bool:
@@ -106,7 +106,8 @@ class LeadState:
         return {
             "lead_id": self.lead_id, "email": self.email, "attributes": self.attributes, "stage": self.stage,
             "stage_history": self.stage_history, "clock": self.clock, "first_seen": self.first_seen,
-            "eng": self.eng, "eng_total": self.eng_total, "eng_basis": self.eng_basis, "caps": self.caps, "freq": self.freq, "recent_ids": list(self.recent_ids),
+            "eng": self.eng, "eng_total": self.eng_total, "eng_basis": self.eng_basis, "caps": self.caps,
+            "freq": self.freq, "recent_ids": list(self.recent_ids),
             "key_events": self.key_events, "fit": self.fit, "fit_rules": self.fit_rules,
             "fit_version": self.fit_version, "disqualified_reason": self.disqualified_reason,
             "recycled_at": self.recycled_at, "fast_track": self.fast_track, "handed_off_at": self.handed_off_at,

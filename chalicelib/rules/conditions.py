@@ -143,7 +143,9 @@ def _member(value: Any, options: frozenset[Any]) -> bool:
         return False
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """A value as a number for a numeric comparison: "1,200" reads 1200.0; booleans, NaN and text
+    that is not a number read None (never over or under anything)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
@@ -166,7 +168,7 @@ def leaf_predicate(leaf: Leaf, lists: dict[str, frozenset[str]]) -> Predicate:
             num = float(value)
 
             def eq_num(c: Context) -> bool:
-                return _number(get(c)) == num
+                return as_number(get(c)) == num
 
             return eq_num if op == "eq" else (lambda c: not eq_num(c))
 
@@ -226,7 +228,7 @@ def leaf_predicate(leaf: Leaf, lists: dict[str, frozenset[str]]) -> Predicate:
         def numeric(c: Context) -> bool:
             got = get(c)
             if type(got) is not float:  # (a float is its own number: the usual case, fit and engagement)
-                got = _number(got)
+                got = as_number(got)
                 if got is None:
                     return False
             return compare(got)
