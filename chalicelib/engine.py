@@ -105,22 +105,20 @@ def _merge(state: LeadState, traits: dict[str, Any] | Any) -> set[str]:
 
 
 def compute_fit(state: LeadState, rs: CompiledRuleset) -> None:
-    ctx = Context(state.attributes)
-    hits = [rule for rule in rs.fit if rule.test(ctx)]
-    state.fit = float(sum(rule.points for rule in hits))
-    state.fit_rules = [rule.id for rule in hits]
+    _refit(state, rs, None)
     state.fit_version = rs.version
     state.stage_plan = None
 
 
-def _refit(state: LeadState, rs: CompiledRuleset, changed: set[str]) -> None:
-    """``compute_fit`` after ``changed`` attributes changed: rules reading none of them keep their answer.
-    (The caller refreshes the stage plan.)"""
+def _refit(state: LeadState, rs: CompiledRuleset, changed: set[str] | None) -> None:
+    """The fit after ``changed`` attributes changed (None: any): rules reading none of them keep
+    their answer. (The caller refreshes the stage plan.)"""
     ctx = Context(state.attributes)
-    held = set(state.fit_rules)
+    held = set(state.fit_rules) if changed is not None else set()
     hits = [
         rule for rule in rs.fit
-        if (rule.test(ctx) if rule.reads is None or not rule.reads.isdisjoint(changed) else rule.id in held)
+        if (rule.test(ctx) if changed is None or rule.reads is None or not rule.reads.isdisjoint(changed)
+            else rule.id in held)
     ]
     state.fit = float(sum(rule.points for rule in hits))
     state.fit_rules = [rule.id for rule in hits]
