@@ -16,7 +16,8 @@ but which of several capped events counted can depend on arrival order.
 Per lead, the engine keeps a plan (``_LeadPlan``, derived, never stored): the disqualifiers and
 stage rules with the lead's attribute leaves already evaluated (``rules.plans``). When every check
 of a plan fails and they can only turn true with a higher score, the plan notes it ("quiet"), and
-later events skip the checks until the score rises or the stage changes.
+later events skip the checks until the score rises or the stage changes. While the points scored
+since cannot have lifted the score to the next threshold, they skip it without computing the score.
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledEngagement, CompiledRuleset
 from chalicelib.rules.conditions import Context
 from chalicelib.rules.model import LEAD_FIELDS
-from chalicelib.rules.plans import StagePlan
+from chalicelib.rules.plans import Answers, StagePlan, fit_hits
 from chalicelib.state import HISTORY, KEY_EVENTS, RECENT_IDS, STAGE_ORDER, LeadState, Transition
 
 LN2 = math.log(2)
+# A quiet plan's checks are skipped while its score bound stays this far under the next threshold:
+# the bound is exact but the score is summed in floating point, so a hair under is not under.
+_BOUND_MARGIN = 1e-6
 FUTURE_SKEW = 300.0  # seconds: a sender's clock may run a little fast; beyond that we clamp
 MAX_CUSTOM = 100  # custom attributes kept per lead (bounded state)
 MAX_TEXT = 500
@@ -111,15 +115,13 @@ def compute_fit(state: LeadState, rs: CompiledRuleset) -> None:
 
 
 def _refit(state: LeadState, rs: CompiledRuleset, changed: set[str] | None) -> None:
-    """The fit after ``changed`` attributes changed (None: any): rules reading none of them keep
-    their answer. (The caller refreshes the stage plan.)"""
+    """The fit after ``changed`` attributes changed (None: any). (The caller refreshes the stage plan.)"""
     ctx = Context(state.attributes)
-    held = set(state.fit_rules) if changed is not None else set()
-    hits = [
-        rule for rule in rs.fit
-        if (rule.test(ctx) if changed is None or rule.reads is None or not rule.reads.isdisjoint(changed)
-            else rule.id in held)
-    ]
+    memo = rs.fit_memo
+    if memo is not None and memo.rules is rs.fit:  # (the memo stands for these rules only)
+        hits = memo.hits(ctx, changed, state.fit_rules)
+    else:
+        hits = fit_hits(rs.fit, ctx, changed, state.fit_rules)
     state.fit = float(sum(rule.points for rule in hits))
     state.fit_rules = [rule.id for rule in hits]
 
@@ -127,10 +129,10 @@ def _refit(state: LeadState, rs: CompiledRuleset, changed: set[str] | None) -> N
 class _LeadPlan:
     """A lead's stage plan and what it was made from; dropped by copies and pickling (rebuilt on use)."""
 
-    __slots__ = ("attrs", "fit", "grade", "plans", "quiet", "rs", "stale", "static", "untouched")
+    __slots__ = ("attrs", "fit", "grade", "headroom", "plans", "quiet", "rs", "stale", "static")
 
     def __init__(
-        self, rs: CompiledRuleset, attrs: dict[str, Any], fit: float, grade: str, static: tuple[bool, ...],
+        self, rs: CompiledRuleset, attrs: dict[str, Any], fit: float, grade: str, static: Answers,
         plans: tuple[StagePlan, StagePlan],
     ) -> None:
         self.rs = rs
@@ -144,9 +146,11 @@ class _LeadPlan:
         # (plan, stage, fast track, engagement, bound): a monotone plan's checks all failed there, so
         # they fail while the score is no higher or below the bound (the next engagement leaf value)
         self.quiet: tuple[StagePlan, str, bool, float, float] | None = None
-        # No points were scored since ``quiet`` was noted, and every running total was >= 0 then: the
-        # score can only have decayed since, so the quiet checks need not even read it.
-        self.untouched = False
+        # The positive points scored since ``quiet`` was noted, or None when some running total was
+        # negative then. With every total >= 0 at the note, each total can only decay toward zero, so
+        # the score is at most quiet's score + headroom (negative points only lower it): while that is
+        # under quiet's bound the checks fail again, and the score need not be computed.
+        self.headroom: float | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> None:
         return None
@@ -311,6 +315,14 @@ def _frequency_reached(state: LeadState, rule: CompiledEngagement, ts: float) ->
     if ts <= last_award:
         return False
     window, count = rule.freq_window, rule.freq_count
+    if ts >= record[-1]:  # in order (the usual case): every match kept is in (ts - window, ts]
+        since = ts - window
+        recent = [m for m in record[1:] if m > since] if len(record) > 1 and record[1] <= since else record[1:]
+        if len(recent) + 1 >= count:
+            record[:] = [ts]
+            return True
+        record[:] = [last_award, *recent, ts]  # (fewer than ``count``: all are kept)
+        return False
     matches = sorted([*record[1:], ts])
     matches = [m for m in matches if m > ts - window]
     # ``count`` matches must fit in one window; a late event can sit beside later ones, so check spans.
@@ -375,7 +387,8 @@ def advance(state: LeadState, rs: CompiledRuleset, event: Event | None, t: float
     if plan.monotone:
         quiet = held.quiet
         if quiet is not None and quiet[0] is plan and quiet[1] == state.stage and quiet[2] == state.fast_track:
-            if held.untouched:
+            headroom = held.headroom
+            if headroom is not None and (headroom == 0.0 or quiet[3] + headroom + _BOUND_MARGIN < quiet[4]):
                 return []
             if plan.reads_engagement:
                 engagement = engagement_at(state, rs, t)
@@ -425,7 +438,7 @@ def advance(state: LeadState, rs: CompiledRuleset, event: Event | None, t: float
             above = bisect.bisect_left(bounds, engagement)  # the first bound >= the score
             held.quiet = (plan, state.stage, state.fast_track, engagement,
                           bounds[above] if above < len(bounds) else math.inf)
-        held.untouched = all(acc is None or acc[0] >= 0 for acc in _totals(state, rs))
+        held.headroom = 0.0 if all(acc is None or acc[0] >= 0 for acc in _totals(state, rs)) else None
     return out
 
 
@@ -498,6 +511,7 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
         candidates = memo.candidates(event) if memo is not None and memo.rules is rules else _plain(rules)
         ctx: Context | None = None
         totals: list[list[float] | None] | None = None
+        gained = 0.0  # positive points scored (a quiet plan's headroom)
         for rule, test in candidates:
             if test is not None:
                 if ctx is None:
@@ -516,13 +530,15 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
                 else:
                     totals = state.eng_total = _totals(state, rs)
                     state.eng_basis = rs.decay_basis
-                if state.stage_plan is not None:
-                    state.stage_plan.untouched = False
             points, half_life = float(rule.points), rule.half_life
+            if points > 0:
+                gained += points
             totals[rule.group] = _add(totals[rule.group], points, ts, half_life)
             state.eng[rule.id] = _add(state.eng.get(rule.id), points, ts, half_life)
             if points >= 10 or points <= -10:
                 _key_event(state, event, ts, rule.label)
+        if gained and state.stage_plan is not None and state.stage_plan.headroom is not None:
+            state.stage_plan.headroom += gained
     elif kind in rs.hand_raisers:
         _key_event(state, event, ts, kind)
     if state.stage in _TERMINAL_FOR_RULES:  # (advance's first test, here: a quarter of events stop there)

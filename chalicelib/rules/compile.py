@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from chalicelib.rules.conditions import Context, Predicate, compile_condition, condition_fields
 from chalicelib.rules.model import LEAD_FIELDS, Condition, EngagementRule, Route, RuleSet
-from chalicelib.rules.plans import EventRules, StagePlanner, attribute_key
+from chalicelib.rules.plans import EventRules, FitRules, StagePlanner, attribute_key
 
 DAY = 86400.0
 
@@ -87,6 +87,8 @@ class CompiledRuleset:
     decay_basis: str = ""
     # Each event type's engagement rules with their event leaves memoised by the event's values.
     event_rules: dict[str, EventRules] = field(default_factory=dict, repr=False, compare=False)
+    # The fit rules with the single-field ones answered by the field's value (None: tested each time).
+    fit_memo: FitRules | None = field(default=None, repr=False, compare=False)
 
     def grade_for(self, fit: float) -> str:
         for grade, floor in self.grades:
@@ -192,13 +194,14 @@ def compile_ruleset(ruleset: RuleSet, version: int | None = None) -> CompiledRul
     conditions: list[Condition | None] = [d.when for d in ruleset.disqualifiers]
     conditions += [stages.fast_track.when if stages.fast_track else None, stages.mql.when, stages.sql.when]
     planner = StagePlanner(disqualifiers, conditions, fast_track, mql, sql, lists)
+    fit = tuple(
+        CompiledFit(r.id, r.label, r.points, compile_condition(r.when, lists), _attributes_read(r.when))
+        for r in ruleset.fit
+    )
     return CompiledRuleset(
         version=version,
         source=ruleset,
-        fit=tuple(
-            CompiledFit(r.id, r.label, r.points, compile_condition(r.when, lists), _attributes_read(r.when))
-            for r in ruleset.fit
-        ),
+        fit=fit,
         engagement_by_type=engagement_by_type,
         engagement_by_id={r.id: r for r in engagement},
         disqualifiers=disqualifiers,
@@ -221,6 +224,7 @@ def compile_ruleset(ruleset: RuleSet, version: int | None = None) -> CompiledRul
         decay_rates=tuple(math.log(2) / h if h is not None else 0.0 for h in half_lives),
         decay_basis=hashlib.sha256(grouping.encode()).hexdigest()[:16],
         event_rules={k: EventRules(rules, when[k], lists) for k, rules in engagement_by_type.items()},
+        fit_memo=FitRules(fit, [r.when for r in ruleset.fit]),
     )
 
 

@@ -16,12 +16,16 @@ Two uses:
   offer), and a site has a few hundred distinct pages and campaigns. The event leaves are evaluated
   once per distinct combination of the event values they read (an "alpha memory", as in Rete), so
   most events cost one dict lookup for all their rules instead of one test per rule.
+- ``FieldAnswers``: the same for the lead's side. Fit rules and a plan's attribute leaves mostly read
+  one field (a job title, a company size, an email domain), and leads share those values far more
+  than whole profiles: each field's tests run once per distinct value and the answers are kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.rules.conditions import (
@@ -31,12 +35,18 @@ from chalicelib.rules.conditions import (
     any_of,
     condition_fields,
     dig,
+    getter,
     leaf_predicate,
 )
 from chalicelib.rules.model import AllOf, AnyOf, Condition, Leaf, NotOf
 
 if TYPE_CHECKING:
-    from chalicelib.rules.compile import CompiledDisqualifier, CompiledEngagement, CompiledRuleset
+    from chalicelib.rules.compile import (
+        CompiledDisqualifier,
+        CompiledEngagement,
+        CompiledFit,
+        CompiledRuleset,
+    )
 
 _PER_EVENT_FIELDS = frozenset({"engagement", "hand_raiser", "stage", "fast_track"})
 
@@ -119,6 +129,109 @@ def _grows_with_engagement(cond: Condition, negated: bool = False) -> bool:
     return all(_grows_with_engagement(c, negated) for c in parts)
 
 
+Answers = tuple[tuple[bool, ...], ...]  # per field (in FieldAnswers.groups order), its tests' answers
+_MEMO_KEY_TYPES = (str, int, float, bool, type(None))
+# A field's reader, its tests, and their answers by the field's (type, value).
+_Group = tuple[Callable[[Context], Any], tuple[Predicate, ...], dict[tuple[type, Any], tuple[bool, ...]]]
+
+
+class FieldAnswers:
+    """Tests that each read one field of the lead (or fit, or grade), answered per distinct value.
+
+    The tests are grouped by the field they read; a group's answers depend on that field's value
+    alone, so they are kept by value: text, numbers, booleans and None, keyed with their type (1,
+    1.0 and True are equal as keys but not to every test). Lists and mappings (multi-select or
+    nested custom fields) are tested each time. Bounded: past ``MAX_VALUES`` values per field, new
+    values are tested and not kept.
+    """
+
+    MAX_VALUES = 4096
+
+    def __init__(self, fields: Sequence[str], tests: Sequence[Predicate]) -> None:
+        positions: dict[str, list[int]] = {}
+        for i, name in enumerate(fields):
+            positions.setdefault(name, []).append(i)
+        self.groups: tuple[_Group, ...] = tuple(
+            (getter(name), tuple(tests[i] for i in where), {}) for name, where in positions.items()
+        )
+        self.reads = tuple(attribute_key(name) for name in positions)  # what each group depends on
+        # Where each test's answer is: (group, index in the group), in the order the tests were given.
+        self.where = tuple(
+            place for _, place in sorted(
+                (i, (g, j)) for g, where in enumerate(positions.values()) for j, i in enumerate(where))
+        )
+        self.order = tuple(chain.from_iterable(positions.values()))  # the tests, group by group
+
+    def answers(self, ctx: Context, previous: Answers | None = None, changed: set[str] | None = None) -> Answers:
+        """Every group's answers; with ``previous`` ones, only groups reading a ``changed`` attribute
+        (or "$fit") are looked up again."""
+        if previous is None or changed is None:
+            return tuple([_answer(group, ctx) for group in self.groups])
+        return tuple([
+            _answer(group, ctx) if reads in changed else held
+            for group, reads, held in zip(self.groups, self.reads, previous, strict=True)
+        ])
+
+
+def _answer(group: _Group, ctx: Context) -> tuple[bool, ...]:
+    read, tests, memo = group
+    value = read(ctx)
+    if value.__class__ not in _MEMO_KEY_TYPES:
+        return tuple([bool(test(ctx)) for test in tests])
+    key = (value.__class__, value)
+    found = memo.get(key)
+    if found is None:
+        found = tuple([bool(test(ctx)) for test in tests])
+        if len(memo) < FieldAnswers.MAX_VALUES:
+            memo[key] = found
+    return found
+
+
+class FitRules:
+    """A rule set's fit rules with the single-field ones answered through ``FieldAnswers``.
+
+    ``rules`` is what it stands for: the engine uses it only for that tuple (a copy of the rule set
+    with other fit rules has none). Rules reading several fields are tested as they are.
+    """
+
+    def __init__(self, rules: tuple[CompiledFit, ...], conditions: Sequence[Condition]) -> None:
+        self.rules = rules
+        single: list[tuple[int, str]] = []
+        for i, cond in enumerate(conditions):
+            fields = condition_fields(cond)
+            if len(fields) == 1 and _static_field(name := next(iter(fields))):
+                single.append((i, name))
+        self.answers = FieldAnswers([name for _, name in single], [rules[i].test for i, _ in single])
+        places = dict(zip((i for i, _ in single), self.answers.where, strict=True))
+        self.where: tuple[tuple[int, int] | None, ...] = tuple(places.get(i) for i in range(len(rules)))
+
+    def hits(self, ctx: Context, changed: set[str] | None, held: Iterable[str]) -> list[CompiledFit]:
+        # A lookup per field: cheaper than working out which fields changed.
+        return fit_hits(self.rules, ctx, changed, held, self.where, self.answers.answers(ctx))
+
+
+def fit_hits(
+    rules: tuple[CompiledFit, ...], ctx: Context, changed: set[str] | None, held: Iterable[str],
+    where: tuple[tuple[int, int] | None, ...] | None = None, answers: Answers = (),
+) -> list[CompiledFit]:
+    """The fit rules that hold for ``ctx``: from ``answers`` where ``where`` places a rule's, else
+    tested, but with ``changed`` attributes (None: any), rules reading none of them keep their answer
+    (``held``: the ids that held)."""
+    kept = set(held) if changed is not None else set()
+    out = []
+    for i, rule in enumerate(rules):
+        place = where[i] if where is not None else None
+        if place is not None:
+            hit = answers[place[0]][place[1]]
+        elif changed is None or rule.reads is None or not rule.reads.isdisjoint(changed):
+            hit = rule.test(ctx)
+        else:
+            hit = rule.id in kept
+        if hit:
+            out.append(rule)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class StagePlan:
     """The per-event checks for leads whose folded leaves came out the same (shared between them)."""
@@ -159,14 +272,15 @@ class StagePlanner:
         self.folded = len(folded)
         # Attribute leaves are evaluated per lead; hand_raiser leaves once here, for False and True.
         static = [(i, leaf) for i, leaf in enumerate(folded) if _static_field(leaf.field)]
-        self.static = tuple((i, leaf_predicate(leaf, lists)) for i, leaf in static)
-        self.static_reads = tuple(attribute_key(leaf.field) for _, leaf in static)
+        self.static = FieldAnswers([leaf.field for _, leaf in static], [leaf_predicate(leaf, lists) for _, leaf in static])
+        # The folded position of each static answer, in the order ``static_values`` gives them.
+        self.static_positions = tuple(static[k][0] for k in self.static.order)
         self.by_hand_raiser = tuple(
             tuple((i, bool(leaf_predicate(leaf, lists)(Context({}, hand_raiser=hand_raiser))))
                   for i, leaf in enumerate(folded) if not _static_field(leaf.field))
             for hand_raiser in (False, True)
         )
-        self.plans: dict[tuple[bool, tuple[bool, ...]], StagePlan] = {}
+        self.plans: dict[tuple[bool, Answers], StagePlan] = {}
         self.monotone = all(cond is None or _grows_with_engagement(cond) for cond in conditions)
         bounds: list[Leaf] = []
         for cond in conditions:
@@ -180,28 +294,21 @@ class StagePlanner:
             and self.compiled[0] is rs.fast_track and self.compiled[1] is rs.mql and self.compiled[2] is rs.sql
         )
 
-    def static_values(
-        self, ctx: Context, previous: tuple[bool, ...] | None = None, changed: set[str] | None = None
-    ) -> tuple[bool, ...]:
-        """The attribute leaves' values for a context with the lead's attributes, fit and grade; with
-        ``previous`` values, only the leaves reading a ``changed`` attribute (or "$fit") are evaluated."""
-        if previous is None or changed is None:
-            return tuple([bool(leaf(ctx)) for _, leaf in self.static])
-        return tuple([
-            bool(leaf(ctx)) if reads in changed else value
-            for (_, leaf), reads, value in zip(self.static, self.static_reads, previous, strict=True)
-        ])
+    def static_values(self, ctx: Context, previous: Answers | None = None, changed: set[str] | None = None) -> Answers:
+        """The attribute leaves' values for a context with the lead's attributes, fit and grade, by
+        field; with ``previous`` values, only the fields of a ``changed`` attribute (or "$fit") are read."""
+        return self.static.answers(ctx, previous, changed)
 
-    def plans_for(self, static: tuple[bool, ...]) -> tuple[StagePlan, StagePlan]:
+    def plans_for(self, static: Answers) -> tuple[StagePlan, StagePlan]:
         """A lead's plans, given its attribute leaves' values, for an event that is not and is a hand-raiser."""
         return self._plan(False, static), self._plan(True, static)
 
-    def _plan(self, hand_raiser: bool, static: tuple[bool, ...]) -> StagePlan:
+    def _plan(self, hand_raiser: bool, static: Answers) -> StagePlan:
         key = (hand_raiser, static)
         plan = self.plans.get(key)
         if plan is None:
             values = [False] * self.folded
-            for (i, _), value in zip(self.static, static, strict=True):
+            for i, value in zip(self.static_positions, chain.from_iterable(static), strict=True):
                 values[i] = value
             for i, value in self.by_hand_raiser[hand_raiser]:
                 values[i] = value

@@ -1,9 +1,12 @@
 """The engine's shortcuts decide exactly as the long way round.
 
 - engagement rules by event values (``EventRules``): the memo gives the rules whole evaluation would;
+- fit rules and plan leaves by attribute values (``FieldAnswers``): the same for the lead's side;
 - running engagement totals per half-life: the score equals the rules' parts, whatever the history;
 - fit refreshed from the attributes that changed equals fit computed afresh;
-- stage plans refreshed from what changed, and "quiet" plans skipping checks, change no transition.
+- stage plans refreshed from what changed, and "quiet" plans skipping checks (also without computing
+  the score while the points scored since cannot reach the next threshold), change no transition;
+- frequency rules counted the quick way for events in order award as the definition says.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,9 +33,10 @@ from chalicelib.engine import (
 )
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledRuleset, compile_ruleset
+from chalicelib.rules.conditions import Context, compile_condition
 from chalicelib.rules.loader import default_ruleset
-from chalicelib.rules.model import RuleSet
-from chalicelib.rules.plans import EventRules, url_base
+from chalicelib.rules.model import Leaf, RuleSet
+from chalicelib.rules.plans import EventRules, FieldAnswers, url_base
 from chalicelib.state import LeadState, lead_id_for
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -89,6 +94,10 @@ RICH = {
 }
 RICH_RS = compile_ruleset(RuleSet.model_validate(RICH), version=1)
 DEFAULT = compile_ruleset(default_ruleset(), version=1)
+# RICH with stage rules that only ever turn true with a higher score (so plans go quiet), and a
+# hand-raiser that is not a fast track.
+MONOTONE = {**RICH, "name": "monotone", "stages": {**RICH["stages"], "sql": {"when": {"all": [
+    {"field": "grade", "op": "eq", "value": "A"}, {"field": "engagement", "op": "gte", "value": 35}]}}}}
 
 PROPERTY_VALUES: list[Any] = [
     None, "/pricing", "/pricing/team", "/docs/api", "/", "/about", 5, 4.0, True, ["/pricing"], {"a": 1}, "",
@@ -134,17 +143,18 @@ def _replay(stream: list[Event], rs: CompiledRuleset, email: str = "pat@acme.io"
 
 
 def _long_way(rs: CompiledRuleset) -> CompiledRuleset:
-    """The same rule set without its shortcuts: no memo by event values, no stage planner."""
-    return replace(rs, planner=None, event_rules={})
+    """The same rule set without its shortcuts: no memo by event or attribute values, no stage planner."""
+    return replace(rs, planner=None, event_rules={}, fit_memo=None)
 
 
 # --- engagement rules by event values ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize("source", [RICH, MONOTONE], ids=["rich", "monotone"])
 @FAST
 @given(stream=events())
-def test_shortcuts_match_the_long_way_on_random_streams(stream: list[Event]) -> None:
-    rs = compile_ruleset(RICH_RS.source, 1)  # a fresh memo for each example
+def test_shortcuts_match_the_long_way_on_random_streams(source: dict[str, Any], stream: list[Event]) -> None:
+    rs = compile_ruleset(RuleSet.model_validate(source), 1)  # a fresh memo for each example
     assert _replay(stream, rs) == _replay(stream, _long_way(rs))
 
 
@@ -242,7 +252,7 @@ def test_fit_refreshed_from_changed_attributes_equals_fit_afresh(stream: list[Ev
 
 def test_planned_and_quiet_engine_matches_whole_conditions_on_a_history() -> None:
     history = generate(300, seed=5, n_events=6000)
-    for rs in (compile_ruleset(default_ruleset(), 1), RICH_RS):
+    for rs in (compile_ruleset(default_ruleset(), 1), RICH_RS, compile_ruleset(RuleSet.model_validate(MONOTONE), 1)):
         short, long = {}, {}
         for replays, ruleset in ((short, rs), (long, _long_way(rs))):
             states: dict[str, LeadState] = {}
@@ -254,3 +264,104 @@ def test_planned_and_quiet_engine_matches_whole_conditions_on_a_history() -> Non
             for email, state in states.items():
                 replays[email].append(state.to_dict())
         assert short == long
+
+
+# --- answers by attribute value -------------------------------------------------------------------------
+
+ATTRIBUTE_VALUES: list[Any] = [None, "", "VP Sales", "vp sales", "Student", 1, 1.0, True, False, 100, 100.0, "100",
+                               "1,200", 5, float("nan"), ["VP"], {"a": 1}]
+
+
+@FAST
+@given(profiles=st.lists(st.fixed_dictionaries({
+    "job_title": st.sampled_from(ATTRIBUTE_VALUES), "company_size": st.sampled_from(ATTRIBUTE_VALUES),
+    "custom": st.fixed_dictionaries({"plan": st.sampled_from([*ATTRIBUTE_VALUES, "pro", "PRO"])}),
+    "email_domain": st.sampled_from(["rival.io", "acme.io", None, 3]),
+}), min_size=1, max_size=12))
+def test_fit_by_attribute_values_equals_fit_tested_rule_by_rule(profiles: list[dict[str, Any]]) -> None:
+    rs = compile_ruleset(RICH_RS.source, 1)  # one memo across the profiles: values seen before answer
+    for attributes in profiles:
+        short, long = LeadState("L1", attributes=attributes), LeadState("L1", attributes=attributes)
+        compute_fit(short, rs)
+        compute_fit(long, _long_way(rs))
+        assert (short.fit, short.fit_rules) == (long.fit, long.fit_rules)
+        ctx = Context(attributes, None, short.fit, rs.grade_for(short.fit))
+        assert rs.planner is not None
+        by_field = rs.planner.static
+        answers = [answer for group in by_field.answers(ctx) for answer in group]
+        assert answers == [bool(test(ctx)) for _, tests, _ in by_field.groups for test in tests]
+
+
+def _answers(field: str, op: str, value: Any) -> FieldAnswers:
+    return FieldAnswers([field], [compile_condition(Leaf(field=field, op=op, value=value), {})])
+
+
+def test_answers_are_kept_by_type_and_value() -> None:
+    answers = _answers("company_size", "eq", 1)
+    # True == 1 == 1.0 as dict keys, but a boolean is not a number to a numeric test.
+    assert [answers.answers(Context({"company_size": v}))[0][0] for v in (True, 1, 1.0, "1", False, 0)] == [
+        False, True, True, True, False, False]
+    assert len(answers.groups[0][2]) == 6
+
+
+def test_lists_and_mappings_are_tested_each_time_and_the_memo_is_bounded() -> None:
+    answers = _answers("job_title", "contains", "vp")
+    assert answers.answers(Context({"job_title": ["VP"]})) == ((True,),)
+    assert answers.answers(Context({"job_title": {"vp": 1}})) == ((False,),)
+    assert answers.groups[0][2] == {}
+    for i in range(FieldAnswers.MAX_VALUES + 50):
+        assert answers.answers(Context({"job_title": f"vp {i}"})) == ((True,),)
+    assert len(answers.groups[0][2]) == FieldAnswers.MAX_VALUES
+
+
+def test_only_changed_fields_are_looked_up_again() -> None:
+    answers = FieldAnswers(["job_title", "country"], [compile_condition(Leaf(field="job_title", op="eq", value="vp"), {}),
+                                                      compile_condition(Leaf(field="country", op="eq", value="de"), {})])
+    before = answers.answers(Context({"job_title": "vp", "country": "de"}))
+    assert before == ((True,), (True,))
+    assert answers.answers(Context({"job_title": "cto", "country": "fr"}), before, {"country"}) == ((True,), (False,))
+
+
+# --- a quiet plan's score bound ----------------------------------------------------------------------------
+
+
+def test_a_quiet_lead_becomes_mql_at_the_event_that_reaches_the_threshold() -> None:
+    """Points scored while quiet are counted toward the threshold: skipping the score stops there."""
+    rs = compile_ruleset(RuleSet.model_validate({**MONOTONE, "decay": {"half_life_days": None}}), 1)
+    state = new_lead("L1", "pat@acme.io")
+    apply_event(state, Event("e0", "identify", T0, traits={"job_title": "VP", "company_size": 10}), rs, T0)
+    assert rs.grade_for(state.fit) == "B"  # MQL at 20 points
+    stages = []
+    for i in range(1, 21):  # a point per page that is not the home page: quiet until the 20th point
+        event = Event(f"e{i}", "page_view", T0 + i * 3600, properties={"path": f"/p{i}"})
+        stages.append([t.to_stage for t in apply_event(state, event, rs, event.ts)])
+    assert stages == [[]] * 19 + [["mql"]]
+    assert engagement_at(state, rs, state.clock) == 20
+
+
+# --- frequency rules ----------------------------------------------------------------------------------------
+
+
+@FAST
+@given(gaps=st.lists(st.sampled_from([0.0, 1.0, 3600.0, DAY, 2 * DAY, 3 * DAY, 5 * DAY]), min_size=1, max_size=30),
+       count=st.integers(2, 5), within_days=st.sampled_from([1, 3, 7]))
+def test_frequency_rules_award_as_defined_for_events_in_order(gaps: list[float], count: int, within_days: int) -> None:
+    rs = compile_ruleset(RuleSet.model_validate({
+        "name": "burst", "decay": {"half_life_days": None}, "grades": [{"grade": "D"}],
+        "engagement": [{"id": "burst", "label": "Burst", "events": ["page_view"], "points": 1,
+                        "frequency": {"count": count, "within_days": within_days}}],
+        "stages": {"mql": {"when": {"field": "engagement", "op": "gte", "value": 10**6}},
+                   "sql": {"when": {"field": "engagement", "op": "gte", "value": 10**6}}},
+    }), 1)
+    state = new_lead("L1", "pat@acme.io")
+    since: list[float] = []  # the definition: matches since the last award, inside the window
+    awards, last_award = 0, -math.inf
+    ts = T0
+    for i, gap in enumerate(gaps):
+        ts += gap
+        apply_event(state, Event(f"e{i}", "page_view", ts), rs, ts)
+        if ts > last_award:  # (a match at the instant of an award is part of it)
+            since = [m for m in since if m > ts - within_days * DAY] + [ts]
+            if len(since) >= count:
+                awards, last_award, since = awards + 1, ts, []
+        assert state.eng.get("burst", [0.0])[0] == awards
