@@ -1,6 +1,7 @@
 """Engine throughput, and the same conditions evaluated by the ``rule-engine`` package, side by side.
 
     .venv/bin/python bench/engine.py [--events 100000] [--leads 2000] [--repeat 3] [--profile]
+    .venv/bin/python bench/engine.py --instructions [--events 4000] [--leads 80]
 
 What is timed (best of ``--repeat`` runs, ``time.perf_counter``):
 
@@ -20,8 +21,9 @@ What is timed (best of ``--repeat`` runs, ``time.perf_counter``):
 Both sides share everything the engine does besides evaluating conditions: dedupe, caps, running
 engagement totals, fit refreshed from the attributes that changed. What the rule-engine side does not
 get is what Baton's compiler knows from a condition's structure: stage plans (a lead's attribute
-leaves evaluated once per attribute change, checks skipped while they cannot turn true) and
-engagement rules memoised by the event values they read (``chalicelib.rules.plans``).
+leaves evaluated once per attribute change, checks skipped while they cannot turn true), engagement
+rules memoised by the event values they read, and single-field fit rules and plan leaves answered
+by the field's value (``chalicelib.rules.plans``).
 
 rule-engine is given its fastest fair formulation: values are looked up, case-folded and turned into
 numbers in plain Python before evaluation (flat symbols rather than the slow ``event.path`` mapping
@@ -32,6 +34,13 @@ The prepared stream and rule sets are frozen out of the garbage collector's reac
 (``gc.freeze``): both sides then pay for the collections of what they allocate, not for scanning the
 benchmark's own input again and again.
 
+``--instructions`` counts CPU instructions per event instead of seconds, under valgrind (callgrind):
+each side scores the stream once to warm up, then once or twice in separate processes, and the
+difference is one warm run. Counts repeat to within about 1 % whatever else the machine is doing,
+where its wall-clock speed varies by a third; they miss what memory stalls cost (more with more
+leads awake at once), so they are the engine's work, not its time. Slow (valgrind runs Python about
+50 times slower): about ten minutes at its default 4,000 events on two cores.
+
 The last line printed is JSON with the figures.
 """
 
@@ -41,12 +50,16 @@ import argparse
 import gc
 import json
 import math
+import os
 import platform
 import random
 import re
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -610,14 +623,78 @@ def best_of_interleaved(repeat: int, runs: dict[str, Callable[[], float]]) -> di
     return best
 
 
+# --- instructions per event (valgrind) ---------------------------------------------------------------
+
+SIDES = ("default", "generated", "rule_engine_engine")
+
+
+def score_side(side: str, events: int, leads: int, seed: int, runs: int) -> None:
+    """Score the stream ``runs`` times with one side, printing nothing: what ``--instructions`` counts."""
+    stream = build_stream(leads, events, seed)
+    generated = compile_ruleset(generated_ruleset(), version=2)
+    rs = {"default": lambda: compile_ruleset(default_ruleset(), version=1), "generated": lambda: generated,
+          "rule_engine_engine": lambda: rule_engine_ruleset(generated)[0]}[side]()
+    gc.collect()
+    gc.freeze()
+    for _ in range(runs):
+        run_baton(stream, rs)
+
+
+def count_instructions(side: str, events: int, leads: int, seed: int, runs: int) -> int:
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+               "--score-side", side, "--runs", str(runs), "--events", str(events), "--leads", str(leads),
+               "--seed", str(seed)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def instructions(events: int, leads: int, seed: int) -> int:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
+    # Per side, processes scoring once and twice: they differ by one warm run alone (imports, stream,
+    # compile and the first run alike). Run side by side, one per core: counts do not mind.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        counts = {(side, runs): pool.submit(count_instructions, side, events, leads, seed, runs)
+                  for side in SIDES for runs in (1, 2)}
+        per_event = {side: (counts[side, 2].result() - counts[side, 1].result()) / events for side in SIDES}
+    ratio = per_event["rule_engine_engine"] / per_event["generated"]
+    print(f"Baton engine benchmark, CPU instructions per event (valgrind): {events:,} events, {leads:,} leads, "
+          f"one warm run (Python {platform.python_version()}, rule-engine {rule_engine.__version__})")
+    print(f"  Baton, default rule set:                   {per_event['default']:>12,.0f}")
+    print(f"  Baton, generated 50-rule set:              {per_event['generated']:>12,.0f}")
+    print(f"  rule-engine conditions in the same engine: {per_event['rule_engine_engine']:>12,.0f}")
+    print(f"  ratio (50 rules): {ratio:.1f}x; 50x would need {per_event['rule_engine_engine'] / 50:,.0f} per event")
+    print(json.dumps({
+        "events": events, "leads": leads,
+        "instructions_per_event": round(per_event["default"]),
+        "instructions_per_event_50_rules": round(per_event["generated"]),
+        "rule_engine_instructions_per_event": round(per_event["rule_engine_engine"]),
+        "instructions_ratio_vs_rule_engine": round(ratio, 2),
+    }))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--leads", type=int, default=2_000)
+    parser.add_argument("--events", type=int, help="default 100,000 (4,000 with --instructions)")
+    parser.add_argument("--leads", type=int, help="default 2,000 (80 with --instructions)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", action="store_true", help="cProfile Baton on the 50-rule set and print the top")
+    parser.add_argument("--instructions", action="store_true", help="count instructions per event under valgrind")
+    parser.add_argument("--score-side", choices=SIDES, help=argparse.SUPPRESS)  # (what --instructions runs)
+    parser.add_argument("--runs", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.score_side:
+        score_side(args.score_side, args.events, args.leads, args.seed, args.runs)
+        return 0
+    if args.instructions:
+        return instructions(args.events or 4_000, args.leads or 80, args.seed)
+    args.events = args.events or 100_000
+    args.leads = args.leads or 2_000
 
     t = time.perf_counter()
     stream = build_stream(args.leads, args.events, args.seed)
