@@ -32,7 +32,7 @@ from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledEngagement, CompiledRuleset
 from chalicelib.rules.conditions import Context
 from chalicelib.rules.model import LEAD_FIELDS
-from chalicelib.rules.plans import Answers, StagePlan, fit_hits
+from chalicelib.rules.plans import Answers, StagePlan
 from chalicelib.state import HISTORY, KEY_EVENTS, RECENT_IDS, STAGE_ORDER, LeadState, Transition
 
 LN2 = math.log(2)
@@ -119,9 +119,14 @@ def _refit(state: LeadState, rs: CompiledRuleset, changed: set[str] | None) -> N
     ctx = Context(state.attributes)
     memo = rs.fit_memo
     if memo is not None and memo.rules is rs.fit:  # (the memo stands for these rules only)
-        hits = memo.hits(ctx, changed, state.fit_rules)
-    else:
-        hits = fit_hits(rs.fit, ctx, changed, state.fit_rules)
+        hits = memo.hits(ctx)
+    else:  # rules reading none of the changed attributes keep their answer
+        held = set(state.fit_rules) if changed is not None else set()
+        hits = [
+            rule for rule in rs.fit
+            if (rule.test(ctx) if changed is None or rule.reads is None or not rule.reads.isdisjoint(changed)
+                else rule.id in held)
+        ]
     state.fit = float(sum(rule.points for rule in hits))
     state.fit_rules = [rule.id for rule in hits]
 

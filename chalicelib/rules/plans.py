@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, compress
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.rules.conditions import (
@@ -38,7 +39,7 @@ from chalicelib.rules.conditions import (
     getter,
     leaf_predicate,
 )
-from chalicelib.rules.model import AllOf, AnyOf, Condition, Leaf, NotOf
+from chalicelib.rules.model import LEAD_FIELDS, AllOf, AnyOf, Condition, Leaf, NotOf
 
 if TYPE_CHECKING:
     from chalicelib.rules.compile import (
@@ -130,106 +131,102 @@ def _grows_with_engagement(cond: Condition, negated: bool = False) -> bool:
 
 
 Answers = tuple[tuple[bool, ...], ...]  # per field (in FieldAnswers.groups order), its tests' answers
-_MEMO_KEY_TYPES = (str, int, float, bool, type(None))
-# A field's reader, its tests, and their answers by the field's (type, value).
-_Group = tuple[Callable[[Context], Any], tuple[Predicate, ...], dict[tuple[type, Any], tuple[bool, ...]]]
+_SCALARS = (int, float, bool, type(None))  # besides text, the values answers are kept for
+# A field's name when it is a plain attribute (else None: read through the getter), its getter, its
+# tests, and their answers by value: text as itself, other scalars as (type, value). Tests reading
+# several fields make a group with neither getter nor answers: they are tested each time.
+_Group = tuple[
+    str | None, Callable[[Context], Any] | None, tuple[Predicate, ...], dict[Any, tuple[bool, ...]] | None
+]
 
 
 class FieldAnswers:
     """Tests that each read one field of the lead (or fit, or grade), answered per distinct value.
 
     The tests are grouped by the field they read; a group's answers depend on that field's value
-    alone, so they are kept by value: text, numbers, booleans and None, keyed with their type (1,
+    alone, so they are kept by value: text as it is, numbers, booleans and None with their type (1,
     1.0 and True are equal as keys but not to every test). Lists and mappings (multi-select or
     nested custom fields) are tested each time. Bounded: past ``MAX_VALUES`` values per field, new
-    values are tested and not kept.
+    values are tested and not kept. A test whose field is given as None reads several: it is tested
+    each time.
     """
 
     MAX_VALUES = 4096
 
-    def __init__(self, fields: Sequence[str], tests: Sequence[Predicate]) -> None:
-        positions: dict[str, list[int]] = {}
+    def __init__(self, fields: Sequence[str | None], tests: Sequence[Predicate]) -> None:
+        positions: dict[str | None, list[int]] = {}
         for i, name in enumerate(fields):
             positions.setdefault(name, []).append(i)
         self.groups: tuple[_Group, ...] = tuple(
-            (getter(name), tuple(tests[i] for i in where), {}) for name, where in positions.items()
+            (name if name in LEAD_FIELDS else None, getter(name), tuple(tests[i] for i in where), {})
+            if name is not None else (None, None, tuple(tests[i] for i in where), None)
+            for name, where in positions.items()
         )
-        self.reads = tuple(attribute_key(name) for name in positions)  # what each group depends on
-        # Where each test's answer is: (group, index in the group), in the order the tests were given.
-        self.where = tuple(
-            place for _, place in sorted(
-                (i, (g, j)) for g, where in enumerate(positions.values()) for j, i in enumerate(where))
-        )
+        # What each group depends on ("*" for several fields: always looked at again).
+        self.reads = tuple(attribute_key(name) if name is not None else "*" for name in positions)
         self.order = tuple(chain.from_iterable(positions.values()))  # the tests, group by group
 
     def answers(self, ctx: Context, previous: Answers | None = None, changed: set[str] | None = None) -> Answers:
         """Every group's answers; with ``previous`` ones, only groups reading a ``changed`` attribute
         (or "$fit") are looked up again."""
-        if previous is None or changed is None:
-            return tuple([_answer(group, ctx) for group in self.groups])
-        return tuple([
-            _answer(group, ctx) if reads in changed else held
-            for group, reads, held in zip(self.groups, self.reads, previous, strict=True)
-        ])
-
-
-def _answer(group: _Group, ctx: Context) -> tuple[bool, ...]:
-    read, tests, memo = group
-    value = read(ctx)
-    if value.__class__ not in _MEMO_KEY_TYPES:
-        return tuple([bool(test(ctx)) for test in tests])
-    key = (value.__class__, value)
-    found = memo.get(key)
-    if found is None:
-        found = tuple([bool(test(ctx)) for test in tests])
-        if len(memo) < FieldAnswers.MAX_VALUES:
-            memo[key] = found
-    return found
+        attrs = ctx.attrs
+        out = []
+        # (One loop, spelled out: this runs for every lead whose details change.)
+        for index, (name, read, tests, memo) in enumerate(self.groups):
+            if memo is None or read is None:
+                out.append(tuple([bool(test(ctx)) for test in tests]))
+                continue
+            if previous is not None and changed is not None and self.reads[index] not in changed:
+                out.append(previous[index])
+                continue
+            value = attrs.get(name) if name is not None else read(ctx)
+            kind = value.__class__
+            if kind is str:
+                key: Any = value
+            elif kind in _SCALARS:
+                key = (kind, value)
+            else:
+                out.append(tuple([bool(test(ctx)) for test in tests]))
+                continue
+            found = memo.get(key)
+            if found is None:
+                found = tuple([bool(test(ctx)) for test in tests])
+                if len(memo) < self.MAX_VALUES:
+                    memo[key] = found
+            out.append(found)
+        return tuple(out)
 
 
 class FitRules:
-    """A rule set's fit rules with the single-field ones answered through ``FieldAnswers``.
+    """A rule set's fit rules answered through ``FieldAnswers``: by value for rules reading one field,
+    tested each time for the others.
 
     ``rules`` is what it stands for: the engine uses it only for that tuple (a copy of the rule set
-    with other fit rules has none). Rules reading several fields are tested as they are.
+    with other fit rules has none).
     """
 
     def __init__(self, rules: tuple[CompiledFit, ...], conditions: Sequence[Condition]) -> None:
         self.rules = rules
-        single: list[tuple[int, str]] = []
-        for i, cond in enumerate(conditions):
-            fields = condition_fields(cond)
-            if len(fields) == 1 and _static_field(name := next(iter(fields))):
-                single.append((i, name))
-        self.answers = FieldAnswers([name for _, name in single], [rules[i].test for i, _ in single])
-        places = dict(zip((i for i, _ in single), self.answers.where, strict=True))
-        self.where: tuple[tuple[int, int] | None, ...] = tuple(places.get(i) for i in range(len(rules)))
+        fields: list[str | None] = []
+        for cond in conditions:
+            names = condition_fields(cond)
+            name = next(iter(names)) if len(names) == 1 else None
+            fields.append(name if name is not None and _static_field(name) else None)
+        self.answers = FieldAnswers(fields, [rule.test for rule in rules])
+        # The answers come field by field; the rules' own order is the order fit_rules lists them in.
+        position = {test: k for k, test in enumerate(self.answers.order)}
+        self._in_rule_order = _picker([position[i] for i in range(len(rules))])
 
-    def hits(self, ctx: Context, changed: set[str] | None, held: Iterable[str]) -> list[CompiledFit]:
-        # A lookup per field: cheaper than working out which fields changed.
-        return fit_hits(self.rules, ctx, changed, held, self.where, self.answers.answers(ctx))
+    def hits(self, ctx: Context) -> list[CompiledFit]:
+        """The rules that hold (every rule: a lookup per field costs less than finding what changed)."""
+        return list(compress(self.rules, self._in_rule_order(tuple(chain.from_iterable(self.answers.answers(ctx))))))
 
 
-def fit_hits(
-    rules: tuple[CompiledFit, ...], ctx: Context, changed: set[str] | None, held: Iterable[str],
-    where: tuple[tuple[int, int] | None, ...] | None = None, answers: Answers = (),
-) -> list[CompiledFit]:
-    """The fit rules that hold for ``ctx``: from ``answers`` where ``where`` places a rule's, else
-    tested, but with ``changed`` attributes (None: any), rules reading none of them keep their answer
-    (``held``: the ids that held)."""
-    kept = set(held) if changed is not None else set()
-    out = []
-    for i, rule in enumerate(rules):
-        place = where[i] if where is not None else None
-        if place is not None:
-            hit = answers[place[0]][place[1]]
-        elif changed is None or rule.reads is None or not rule.reads.isdisjoint(changed):
-            hit = rule.test(ctx)
-        else:
-            hit = rule.id in kept
-        if hit:
-            out.append(rule)
-    return out
+def _picker(indices: list[int]) -> Callable[[tuple[bool, ...]], tuple[bool, ...]]:
+    """``values -> tuple(values[i] for i in indices)``, in C where it can be."""
+    if len(indices) >= 2:
+        return itemgetter(*indices)
+    return lambda values: tuple(values[i] for i in indices)
 
 
 @dataclass(frozen=True, slots=True)

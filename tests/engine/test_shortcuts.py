@@ -272,14 +272,31 @@ ATTRIBUTE_VALUES: list[Any] = [None, "", "VP Sales", "vp sales", "Student", 1, 1
                                "1,200", 5, float("nan"), ["VP"], {"a": 1}]
 
 
+# Fit rules whose fields interleave, with rules reading two fields among them: answers come field by
+# field and must be put back in the rules' order.
+INTERLEAVED = {**RICH, "name": "interleaved", "fit": [
+    {"id": "vp", "label": "VP", "when": {"field": "job_title", "op": "matches", "value": "(?i)\\bvp\\b"}, "points": 15},
+    {"id": "big", "label": "Big", "when": {"field": "company_size", "op": "gte", "value": 100}, "points": 10},
+    {"id": "both", "label": "Pro or tiny", "points": 3, "when": {"any": [
+        {"field": "custom.plan", "op": "eq", "value": "pro"}, {"field": "company_size", "op": "lt", "value": 10}]}},
+    {"id": "sales", "label": "Sales", "when": {"field": "job_title", "op": "contains", "value": "sales"}, "points": 4},
+    {"id": "plan", "label": "Plan", "when": {"field": "custom.plan", "op": "eq", "value": "pro"}, "points": 5},
+    {"id": "exact", "label": "Exactly 100", "when": {"field": "company_size", "op": "eq", "value": 100}, "points": -2},
+    {"id": "rival", "label": "Rival", "points": -20, "when": {"all": [
+        {"field": "email_domain", "op": "in_list", "value": "competitors"}, {"field": "job_title", "op": "exists"}]}},
+]}
+
+
+@pytest.mark.parametrize("source", [RICH, INTERLEAVED], ids=["rich", "interleaved"])
 @FAST
 @given(profiles=st.lists(st.fixed_dictionaries({
     "job_title": st.sampled_from(ATTRIBUTE_VALUES), "company_size": st.sampled_from(ATTRIBUTE_VALUES),
     "custom": st.fixed_dictionaries({"plan": st.sampled_from([*ATTRIBUTE_VALUES, "pro", "PRO"])}),
     "email_domain": st.sampled_from(["rival.io", "acme.io", None, 3]),
 }), min_size=1, max_size=12))
-def test_fit_by_attribute_values_equals_fit_tested_rule_by_rule(profiles: list[dict[str, Any]]) -> None:
-    rs = compile_ruleset(RICH_RS.source, 1)  # one memo across the profiles: values seen before answer
+def test_fit_by_attribute_values_equals_fit_tested_rule_by_rule(source: dict[str, Any],
+                                                                profiles: list[dict[str, Any]]) -> None:
+    rs = compile_ruleset(RuleSet.model_validate(source), 1)  # one memo across the profiles
     for attributes in profiles:
         short, long = LeadState("L1", attributes=attributes), LeadState("L1", attributes=attributes)
         compute_fit(short, rs)
@@ -289,7 +306,7 @@ def test_fit_by_attribute_values_equals_fit_tested_rule_by_rule(profiles: list[d
         assert rs.planner is not None
         by_field = rs.planner.static
         answers = [answer for group in by_field.answers(ctx) for answer in group]
-        assert answers == [bool(test(ctx)) for _, tests, _ in by_field.groups for test in tests]
+        assert answers == [bool(test(ctx)) for _, _, tests, _ in by_field.groups for test in tests]
 
 
 def _answers(field: str, op: str, value: Any) -> FieldAnswers:
@@ -301,17 +318,17 @@ def test_answers_are_kept_by_type_and_value() -> None:
     # True == 1 == 1.0 as dict keys, but a boolean is not a number to a numeric test.
     assert [answers.answers(Context({"company_size": v}))[0][0] for v in (True, 1, 1.0, "1", False, 0)] == [
         False, True, True, True, False, False]
-    assert len(answers.groups[0][2]) == 6
+    assert len(answers.groups[0][3]) == 6
 
 
 def test_lists_and_mappings_are_tested_each_time_and_the_memo_is_bounded() -> None:
     answers = _answers("job_title", "contains", "vp")
     assert answers.answers(Context({"job_title": ["VP"]})) == ((True,),)
     assert answers.answers(Context({"job_title": {"vp": 1}})) == ((False,),)
-    assert answers.groups[0][2] == {}
+    assert answers.groups[0][3] == {}
     for i in range(FieldAnswers.MAX_VALUES + 50):
         assert answers.answers(Context({"job_title": f"vp {i}"})) == ((True,),)
-    assert len(answers.groups[0][2]) == FieldAnswers.MAX_VALUES
+    assert len(answers.groups[0][3]) == FieldAnswers.MAX_VALUES
 
 
 def test_only_changed_fields_are_looked_up_again() -> None:
