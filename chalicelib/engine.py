@@ -55,6 +55,12 @@ def new_lead(lead_id: str, email: str | None = None) -> LeadState:
 
 
 def set_email(state: LeadState, email: str) -> None:
+    """Give the lead its address; the fit (which reads the email domain) is recomputed at the next event."""
+    _set_email(state, email)
+    state.fit_version = -1
+
+
+def _set_email(state: LeadState, email: str) -> None:
     state.email = email
     state.attributes["email"] = email
     state.attributes["email_domain"] = email.rpartition("@")[2]
@@ -103,8 +109,8 @@ def _merge(state: LeadState, traits: dict[str, Any] | Any) -> set[str]:
                 custom[key] = value
                 changed.add("custom")
     if state.email is None and isinstance(traits.get("email"), str) and "@" in traits["email"]:
-        set_email(state, traits["email"].strip().lower())
-        changed.update(("email", "email_domain"))
+        _set_email(state, traits["email"].strip().lower())
+        changed.update(("email", "email_domain"))  # (the caller refits from what changed)
     return changed
 
 

@@ -47,6 +47,16 @@ def test_plan_follows_attribute_changes_outside_events() -> None:
     assert state.stage == "disqualified"
 
 
+def test_fit_follows_an_address_given_outside_events() -> None:
+    rs = compile_ruleset(default_ruleset(), 1)
+    state = new_lead("L1")  # known by id only, then by address (the service sets it before scoring)
+    apply_event(state, Event("e1", "page_view", 1000.0, properties={"path": "/"}), rs, 1000.0)
+    assert state.fit_rules == []
+    set_email(state, "pat@gmail.com")
+    apply_event(state, Event("e2", "page_view", 1001.0, "pat@gmail.com", properties={"path": "/"}), rs, 1001.0)
+    assert state.fit_rules == ["free-email"] and state.fit == -10
+
+
 def test_plan_is_not_copied_or_pickled() -> None:
     rs = compile_ruleset(default_ruleset(), 1)
     state = new_lead("L1", "a@acme.com")
