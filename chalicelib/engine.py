@@ -79,17 +79,10 @@ def _clean(key: str, value: Any) -> Any:
     return value
 
 
-def merge_traits(state: LeadState, traits: dict[str, Any] | Any) -> bool:
-    """Fold attribute updates in; returns whether anything changed. Blank values never erase."""
-    if _merge(state, traits):
-        state.stage_plan = None  # any change to the attributes must drop (or refresh) the plan
-        return True
-    return False
-
-
 def _merge(state: LeadState, traits: dict[str, Any] | Any) -> set[str]:
-    """``merge_traits``, returning the attributes that changed ("custom" for custom fields); the
-    caller refreshes the stage plan."""
+    """Fold attribute updates in (blank values never erase); returns the attributes that changed
+    ("custom" for custom fields). The caller refits from them and refreshes the stage plan: every
+    change to the attributes goes through here or through ``set_email``."""
     changed: set[str] = set()
     attrs = state.attributes
     for key, raw in traits.items():

@@ -3,7 +3,7 @@
 A condition is a tree of pure leaves. When some leaves' inputs are known, those leaves can be
 evaluated once and the condition reduced to a *residual* over the others (or to a constant); the
 residual answers exactly as the whole condition would, for as long as those inputs stay the same.
-Two uses:
+Three uses:
 
 - ``StagePlanner``: disqualifiers and stage rules are checked on every event, but most of their
   leaves read only the lead's attributes (and fit/grade, which derive from them), and ``hand_raiser``
@@ -18,7 +18,8 @@ Two uses:
   most events cost one dict lookup for all their rules instead of one test per rule.
 - ``FieldAnswers``: the same for the lead's side. Fit rules and a plan's attribute leaves mostly read
   one field (a job title, a company size, an email domain), and leads share those values far more
-  than whole profiles: each field's tests run once per distinct value and the answers are kept.
+  than whole profiles: each field's tests run once per distinct value and the answers are kept
+  (``FitRules`` for the fit, ``StagePlanner`` for its attribute leaves).
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ class FieldAnswers:
         out = []
         # (One loop, spelled out: this runs for every lead whose details change.)
         for index, (name, read, tests, memo) in enumerate(self.groups):
-            if memo is None or read is None:
+            if memo is None or read is None:  # (tests reading several fields)
                 out.append(tuple([bool(test(ctx)) for test in tests]))
                 continue
             if previous is not None and changed is not None and self.reads[index] not in changed:
