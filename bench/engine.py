@@ -36,8 +36,8 @@ benchmark's own input again and again.
 
 ``--instructions`` counts CPU instructions per event instead of seconds, under valgrind (callgrind):
 each side scores the stream once to warm up, then once or twice in separate processes, and the
-difference is one warm run. Counts repeat to within about 1 % whatever else the machine is doing,
-where its wall-clock speed varies by a third; they miss what memory stalls cost (more with more
+difference is one warm run. With Python's hash seed fixed, counts repeat whatever else the machine
+is doing, where its wall-clock speed varies by a third; they miss what memory stalls cost (more with more
 leads awake at once), so they are the engine's work, not its time. Slow (valgrind runs Python about
 50 times slower): about ten minutes at its default 4,000 events on two cores.
 
@@ -644,7 +644,9 @@ def count_instructions(side: str, events: int, leads: int, seed: int, runs: int)
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
                "--score-side", side, "--runs", str(runs), "--events", str(events), "--leads", str(leads),
                "--seed", str(seed)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    # One hash seed: dict and set layouts (and so the counts) otherwise vary by a few per cent a run.
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if found is None:
         raise SystemExit(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
