@@ -37,9 +37,9 @@ benchmark's own input again and again.
 ``--instructions`` counts CPU instructions per event instead of seconds, under valgrind (callgrind):
 each side scores the stream once to warm up, then once or twice in separate processes, and the
 difference is one warm run. With Python's hash seed fixed, counts repeat whatever else the machine
-is doing, where its wall-clock speed varies by a third; they miss what memory stalls cost (more with more
-leads awake at once), so they are the engine's work, not its time. Slow (valgrind runs Python about
-50 times slower): about ten minutes at its default 4,000 events on two cores.
+is doing, where its wall-clock speed varies by a third; they miss what memory stalls cost (more with
+more leads awake at once), so they are the engine's work, not its time. Slow (valgrind runs Python
+about 50 times slower): about five minutes at its default 4,000 events on two cores.
 
 The last line printed is JSON with the figures.
 """
