@@ -631,9 +631,12 @@ SIDES = ("default", "generated", "rule_engine_engine")
 def score_side(side: str, events: int, leads: int, seed: int, runs: int) -> None:
     """Score the stream ``runs`` times with one side, printing nothing: what ``--instructions`` counts."""
     stream = build_stream(leads, events, seed)
-    generated = compile_ruleset(generated_ruleset(), version=2)
-    rs = {"default": lambda: compile_ruleset(default_ruleset(), version=1), "generated": lambda: generated,
-          "rule_engine_engine": lambda: rule_engine_ruleset(generated)[0]}[side]()
+    if side == "default":
+        rs = compile_ruleset(default_ruleset(), version=1)
+    else:
+        rs = compile_ruleset(generated_ruleset(), version=2)
+        if side == "rule_engine_engine":
+            rs = rule_engine_ruleset(rs)[0]
     gc.collect()
     gc.freeze()
     for _ in range(runs):
