@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy chalicelib devstack
+	$(BIN)/mypy chalicelib baton devstack
 
 # --include-checks I: informational findings (e.g. implicit retention) are fixed too.
 cfn-lint: $(STAMP)
@@ -50,18 +50,25 @@ cfn-lint: $(STAMP)
 # - the SNS and SQS handlers' topic and queue names follow BATON_STAGE (prod, from
 #   .chalice/config.json), never a BATON_HANDOFF_TOPIC / BATON_RESCORE_QUEUE left in this shell.
 # - with a YAML merge template chalice writes sam.yaml: it is converted to sam.json.
+# - chalice zips app.py and chalicelib/ as they are on disk: it packages a staged copy without
+#   __pycache__ (sharing chalice's dependency-layer cache in .chalice/deployments), so the zip holds
+#   the sources only. The analyst package, baton/, is never in it.
 BUILD ?= build
 AWS_DEFAULT_REGION ?= us-east-1
 PACKAGE_STAGE := prod
 OUTBOX_STREAM_PLACEHOLDER := arn:aws:dynamodb:$(AWS_DEFAULT_REGION):000000000000:table/baton-$(PACKAGE_STAGE)-outbox/stream/PLACEHOLDER
 
 package: $(STAMP)
-	rm -rf $(BUILD)/app $(BUILD)/data-plane.yaml $(BUILD)/alarms.yaml
+	rm -rf $(BUILD)/app $(BUILD)/data-plane.yaml $(BUILD)/alarms.yaml $(BUILD)/src
 	mkdir -p $(BUILD)
 	cp infra/data-plane.yaml infra/alarms.yaml $(BUILD)/
+	$(PY) -c 'import shutil, sys; [shutil.copytree(d, sys.argv[1] + "/" + d, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "deployments")) for d in (".chalice", "chalicelib")]' $(BUILD)/src
+	cp app.py requirements.txt $(BUILD)/src/
+	mkdir -p .chalice/deployments && ln -s $(CURDIR)/.chalice/deployments $(BUILD)/src/.chalice/deployments
 	env -u BATON_HANDOFF_TOPIC -u BATON_RESCORE_QUEUE -u AWS_ENDPOINT_URL \
 		AWS_DEFAULT_REGION=$(AWS_DEFAULT_REGION) BATON_OUTBOX_STREAM_ARN=$(OUTBOX_STREAM_PLACEHOLDER) \
-		$(BIN)/chalice package --stage $(PACKAGE_STAGE) --merge-template infra/app-overrides.yaml $(BUILD)/app
+		$(BIN)/chalice --project-dir $(BUILD)/src package --stage $(PACKAGE_STAGE) \
+		--merge-template $(CURDIR)/infra/app-overrides.yaml $(abspath $(BUILD))/app
 	$(PY) -c 'import json, sys, yaml; from pathlib import Path as P; P(sys.argv[2]).write_text(json.dumps(yaml.safe_load(P(sys.argv[1]).read_text()), indent=2))' \
 		$(BUILD)/app/sam.yaml $(BUILD)/app/sam.json
 	rm $(BUILD)/app/sam.yaml

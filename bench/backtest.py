@@ -29,10 +29,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chalicelib.backtest import backtest, summary
-from chalicelib.backtest.online import parity, replay_online
-from chalicelib.backtest.replay import Outcome
-from chalicelib.backtest.synth import History, generate
+from baton.backtest import backtest
+from baton.backtest.online import parity, replay_online
+from baton.backtest.replay import Outcome
+from baton.metrics import summary
+from baton.synth import History, generate
 from chalicelib.events import Event
 from chalicelib.rules import compile_ruleset, default_ruleset
 from chalicelib.state import lead_id_for

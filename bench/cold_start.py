@@ -1,9 +1,11 @@
 """Cold start: importing app.py in fresh processes against importing chalice + boto3 + pydantic alone.
 
 Heavy libraries (slack_sdk, cryptography, pandas, the disposable-domain list) must load only in the
-handlers that use them; this measures that the API Lambda's import stays near the floor.
+handlers that use them; this measures that the API Lambda's import stays near the floor. It also
+builds the package (`make package` into a temporary directory, ~10 s) and reports the size of the
+app's deployment.zip, which holds app.py and chalicelib/ only (dependencies ship in a layer).
 
-    .venv/bin/python bench/cold_start.py [--runs 15]
+    .venv/bin/python bench/cold_start.py [--runs 15] [--no-package]
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +33,21 @@ def once(code: str) -> float:
     return float(out.strip().splitlines()[-1])
 
 
+def package_size() -> tuple[int, int]:
+    """(bytes, files) of the app's deployment.zip, built by `make package` into a temporary directory."""
+    venv = Path(sys.prefix)
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run(["make", "--no-print-directory", "-o", str(venv / ".baton-installed"), "package",
+                        f"VENV={venv}", f"BUILD={out}"], cwd=ROOT, check=True, capture_output=True)
+        zipped = Path(out) / "app" / "deployment.zip"
+        with zipfile.ZipFile(zipped) as archive:
+            return zipped.stat().st_size, len(archive.namelist())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--no-package", action="store_true", help="skip building the package")
     args = parser.parse_args()
     once(APP)  # warm the bytecode caches, as a deployed package has them
     once(FLOOR)
@@ -49,8 +65,13 @@ def main() -> None:
     print(f"import app.py: median {app_median:.1f} ms over {args.runs} fresh processes")
     print(f"import chalice + boto3 + pydantic: median {floor_median:.1f} ms")
     print(f"ratio {app_median / floor_median:.2f} (target <= 1.25); heavy modules loaded by app.py: {heavy or 'none'}")
-    print(json.dumps({"app_import_ms": round(app_median, 1), "floor_ms": round(floor_median, 1),
-                      "ratio": round(app_median / floor_median, 3), "runs": args.runs}))
+    figures = {"app_import_ms": round(app_median, 1), "floor_ms": round(floor_median, 1),
+               "ratio": round(app_median / floor_median, 3), "runs": args.runs}
+    if not args.no_package:
+        size, files = package_size()
+        print(f"deployment.zip: {size / 1024:.0f} KB, {files} files (app.py + chalicelib; dependencies in a layer)")
+        figures |= {"zip_bytes": size, "zip_files": files}
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

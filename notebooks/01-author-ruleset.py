@@ -22,7 +22,8 @@
 # amounts to: the document marketing and sales sign. Nothing is published here: backtest the
 # candidate in `02-backtest`, compare and publish it in `03-compare-and-publish`.
 #
-# All logic lives in `chalicelib` (rules, validation, SLA rendering); this notebook only calls it.
+# All logic lives in `chalicelib` (rules, validation) and `baton` (authoring, SLA rendering); this notebook
+# only calls it.
 
 # %% tags=["parameters"]
 mql_engagement = 40  # the candidate's MQL engagement threshold (the default asks 30)
@@ -31,15 +32,10 @@ candidate_path = ""  # write the candidate rule set here as YAML (empty: do not 
 
 # %%
 import json
-import sys
 from pathlib import Path
 
-try:
-    import chalicelib  # installed (`make deps`) or started from the repository root
-except ImportError:  # started from notebooks/: use the checkout this notebook belongs to
-    sys.path.insert(0, str(Path.cwd().parent))
-
-from chalicelib.backtest.authoring import thresholds, to_yaml, with_threshold
+from baton.backtest.authoring import thresholds, to_yaml, with_threshold
+from baton.sla_doc import render_sla
 from chalicelib.errors import ValidationFailed
 from chalicelib.rules import default_ruleset, parse_ruleset
 
@@ -91,17 +87,10 @@ except ValidationFailed as exc:
 # ## The SLA this rule set amounts to
 
 # %%
-try:
-    from chalicelib.rules.sla_doc import render_sla
-except ImportError:  # the SLA renderer ships with the rules package; older checkouts lack it
-    render_sla = None
-    print("chalicelib.rules.sla_doc.render_sla is not available in this checkout: skipping the SLA document.")
+from IPython.display import Markdown, display
 
-sla = render_sla(candidate) if render_sla else ""
-if sla:
-    from IPython.display import Markdown, display
-
-    display(Markdown(sla))
+sla = render_sla(candidate)
+display(Markdown(sla))
 
 # %%
 if candidate_path:

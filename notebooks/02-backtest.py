@@ -38,20 +38,15 @@ workers = 2
 
 # %%
 import json
-import sys
 import time
 from pathlib import Path
 
-try:
-    import chalicelib  # installed (`make deps`) or started from the repository root
-except ImportError:  # started from notebooks/: use the checkout this notebook belongs to
-    sys.path.insert(0, str(Path.cwd().parent))
-
 import matplotlib.pyplot as plt
 
-from chalicelib.backtest import backtest, summary, to_frame
-from chalicelib.backtest.io import read_history
-from chalicelib.backtest.synth import generate
+from baton.backtest import backtest
+from baton.backtest.io import read_history
+from baton.metrics import summary, to_frame
+from baton.synth import generate
 from chalicelib.rules import default_ruleset, load_ruleset
 
 # %matplotlib inline

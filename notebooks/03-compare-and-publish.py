@@ -41,23 +41,18 @@ confirm = False  # publish for real only when True
 
 # %%
 import json
-import sys
 import time
 from pathlib import Path
-
-try:
-    import chalicelib  # installed (`make deps`) or started from the repository root
-except ImportError:  # started from notebooks/: use the checkout this notebook belongs to
-    sys.path.insert(0, str(Path.cwd().parent))
 
 import pandas as pd
 from IPython.display import display
 
-from chalicelib.backtest import backtest, compare, stage_matrix, summary
-from chalicelib.backtest.authoring import with_threshold
-from chalicelib.backtest.io import read_history
-from chalicelib.backtest.publish import fetch_active, fetch_shadow_comparison, publish_ruleset
-from chalicelib.backtest.synth import generate
+from baton.backtest import backtest
+from baton.backtest.authoring import with_threshold
+from baton.backtest.io import read_history
+from baton.backtest.publish import fetch_active, fetch_shadow_comparison, publish_ruleset
+from baton.metrics import compare, stage_matrix, summary
+from baton.synth import generate
 from chalicelib.rules import default_ruleset, load_ruleset
 from chalicelib.rulesets import RulesetService
 from chalicelib.store.memory import InMemoryRulesets

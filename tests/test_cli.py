@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import cli
+from baton import cli
+from baton.sla_doc import describe, render_sla
 from chalicelib.rules.loader import DEFAULT_RULESET_PATH, default_ruleset, json_schema
-from chalicelib.rules.sla_doc import describe, render_sla
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = str(DEFAULT_RULESET_PATH)
@@ -245,8 +245,8 @@ def test_commands_are_registered_in_one_table(capsys: pytest.CaptureFixture[str]
 def test_export_pulls_live_events_and_outcomes_to_parquet(moto_aws: dict[str, str], tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
+    from baton.cli import main
     from chalicelib import bootstrap
-    from chalicelib.cli import main
     from chalicelib.events import Event
 
     bootstrap.use(None)

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib.backtest import backtest
-from chalicelib.backtest.export import export_command, export_store
-from chalicelib.backtest.io import read_events, read_outcomes
-from chalicelib.backtest.online import _normalised, merged
-from chalicelib.backtest.synth import generate
+from baton.backtest import backtest
+from baton.backtest.export import export_command, export_store
+from baton.backtest.io import read_events, read_outcomes
+from baton.backtest.online import _normalised, merged
+from baton.synth import generate
 from chalicelib.events import Event
 from chalicelib.leads import LeadService
 from chalicelib.rulesets import RulesetService

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.backtest import backtest
-from chalicelib.backtest.io import (
+from baton.backtest import backtest
+from baton.backtest.io import (
     format_time,
     parse_time,
     read_events,
@@ -17,8 +17,8 @@ from chalicelib.backtest.io import (
     write_events,
     write_outcomes,
 )
-from chalicelib.backtest.replay import Outcome
-from chalicelib.backtest.synth import generate
+from baton.backtest.replay import Outcome
+from baton.synth import generate
 from chalicelib.events import Event
 from chalicelib.rules import default_ruleset
 from chalicelib.state import lead_id_for

@@ -8,15 +8,14 @@ from typing import Any
 
 import pytest
 
-from chalicelib.backtest import (
-    BacktestResult,
-    LeadReport,
-    backtest,
+from baton.backtest import BacktestResult, LeadReport, backtest
+from baton.metrics import (
     by_channel,
     by_offer,
     compare,
     funnel,
     lift_by_decile,
+    quantile,
     recommend_threshold,
     sql_quality,
     stage_counts,
@@ -27,7 +26,6 @@ from chalicelib.backtest import (
     to_frame,
     weekly_sqls,
 )
-from chalicelib.backtest.metrics import quantile
 from chalicelib.events import Event
 from chalicelib.rules import compile_ruleset, default_ruleset, parse_ruleset
 
@@ -149,7 +147,7 @@ def test_sweep_limited_to_grades(twenty: BacktestResult) -> None:
 
 
 def test_stage_grades_are_read_from_the_stage_rules() -> None:
-    from chalicelib.backtest.authoring import stage_grades
+    from baton.backtest.authoring import stage_grades
 
     ruleset = default_ruleset()
     assert stage_grades(ruleset, "mql") == {"A", "B"}
@@ -218,8 +216,8 @@ def test_to_frame_helpers(ten: BacktestResult) -> None:
 def test_metrics_do_not_import_pandas_until_asked() -> None:
     import subprocess
 
-    code = ("import sys, chalicelib.backtest, chalicelib.backtest.io, chalicelib.backtest.synth, "
-            "chalicelib.backtest.export, chalicelib.backtest.online;"
+    code = ("import sys, baton.backtest, baton.backtest.io, baton.synth, "
+            "baton.backtest.export, baton.backtest.online;"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'pyarrow', 'numpy')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

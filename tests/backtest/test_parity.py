@@ -1,7 +1,7 @@
 """The backtest and the online service must agree lead for lead on any event stream.
 
 The online side is ``LeadService`` over the in-memory repositories, fed one event at a time in time
-order with a clock reading each event's time (``chalicelib.backtest.online``); the comparison covers
+order with a clock reading each event's time (``baton.backtest.online``); the comparison covers
 the stored state as a whole (stage, history, fit, engagement accumulators, caps, dedupe memory),
 the transitions and the engagement score.
 """
@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.backtest import backtest, replay
-from chalicelib.backtest.online import merged, parity, replay_online
-from chalicelib.backtest.replay import Outcome
-from chalicelib.backtest.synth import generate
+from baton.backtest import backtest, replay
+from baton.backtest.online import merged, parity, replay_online
+from baton.backtest.replay import Outcome
+from baton.synth import generate
 from chalicelib.events import Event
 from chalicelib.rules import default_ruleset
 from chalicelib.state import lead_id_for

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from chalicelib.backtest.replay import paused_gc
+from baton.backtest.replay import paused_gc
 
 
 class _Node:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.backtest.authoring import thresholds, to_yaml, with_threshold
-from chalicelib.backtest.publish import PublishError, fetch_active, fetch_shadow_comparison, publish_ruleset
+from baton.backtest.authoring import thresholds, to_yaml, with_threshold
+from baton.backtest.publish import PublishError, fetch_active, fetch_shadow_comparison, publish_ruleset
 from chalicelib.rules import default_ruleset, parse_ruleset
 from chalicelib.rules.loader import parse_ruleset_text
 from chalicelib.rulesets import RulesetService

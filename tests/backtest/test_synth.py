@@ -6,8 +6,9 @@ from collections import Counter
 
 import pytest
 
-from chalicelib.backtest import backtest, funnel
-from chalicelib.backtest.synth import HAND_RAISERS, History, generate
+from baton.backtest import backtest
+from baton.metrics import funnel
+from baton.synth import HAND_RAISERS, History, generate
 from chalicelib.rules import default_ruleset
 
 

@@ -6,7 +6,7 @@ import copy
 import pickle
 from dataclasses import replace
 
-from chalicelib.backtest.synth import generate
+from baton.synth import generate
 from chalicelib.engine import apply_event, apply_outcome, new_lead, set_email
 from chalicelib.events import Event
 from chalicelib.rules import compile_ruleset, default_ruleset

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.backtest.synth import generate
+from baton.synth import generate
 from chalicelib.engine import (
     apply_event,
     apply_outcome,

@@ -70,7 +70,7 @@ def test_local_stack_serves_health_and_stops_on_sigint(tmp_path: Path) -> None:
             assert all(check["ok"] for check in body["checks"].values())
             # The default rule set is published, and `baton rules publish` publishes through the API.
             api = f"http://127.0.0.1:{app_port}"
-            publish = [sys.executable, "-m", "chalicelib.cli", "rules", "publish", "chalicelib/rules/default.yaml",
+            publish = [sys.executable, "-m", "baton.cli", "rules", "publish", "chalicelib/rules/default.yaml",
                        "--api", api, "--token", "dev-admin-token"]
             dry = subprocess.run(publish, cwd=ROOT, capture_output=True, text=True, timeout=60)
             assert dry.returncode == 0 and "dry run" in dry.stdout, dry.stderr

@@ -67,7 +67,7 @@ def test_author_ruleset(kernel: str, tmp_path: Path) -> None:
     assert out["validation_error_paths"] == ["engagement[0].caps.window_days", "stages.mql.when.any[0].all[1].field"]
     assert out["sla_chars"] > 500  # the SLA document was rendered
 
-    from chalicelib.backtest.authoring import thresholds
+    from baton.backtest.authoring import thresholds
     from chalicelib.rules import load_ruleset
 
     written = load_ruleset(tmp_path / "candidate.yaml")
@@ -83,8 +83,8 @@ def test_backtest_on_synthetic_history(kernel: str, tmp_path: Path) -> None:
 
 
 def test_backtest_on_files(kernel: str, tmp_path: Path) -> None:
-    from chalicelib.backtest.io import write_events, write_outcomes
-    from chalicelib.backtest.synth import generate
+    from baton.backtest.io import write_events, write_outcomes
+    from baton.synth import generate
 
     history = generate(120, seed=11)
     data = tmp_path / "history"

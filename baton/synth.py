@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any
 
-from chalicelib.backtest.replay import Outcome, paused_gc
+from baton.backtest.replay import Outcome, paused_gc
 from chalicelib.events import Event
 from chalicelib.rules.loader import default_ruleset
 

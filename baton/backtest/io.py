@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from chalicelib.backtest.replay import Outcome, paused_gc
+from baton.backtest.replay import Outcome, paused_gc
 from chalicelib.engine import OUTCOMES
 from chalicelib.events import Event, content_event_id
 from chalicelib.state import lead_id_for

@@ -118,7 +118,7 @@ def _configure_doc(parser: argparse.ArgumentParser) -> None:
 
 
 def rules_doc(args: argparse.Namespace) -> int:
-    from chalicelib.rules.sla_doc import render_sla
+    from baton.sla_doc import render_sla
 
     ruleset = _load_or_report(args.file)
     if ruleset is None:
@@ -156,7 +156,7 @@ def _configure_publish(parser: argparse.ArgumentParser) -> None:
 
 def rules_publish(args: argparse.Namespace) -> int:
     """Validate locally, then create a version and publish it through the API (which re-scores)."""
-    from chalicelib.backtest.publish import PublishError, publish_ruleset
+    from baton.backtest.publish import PublishError, publish_ruleset
 
     ruleset = _load_or_report(args.file)
     if ruleset is None:
@@ -179,7 +179,7 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
 
 def export(args: argparse.Namespace) -> int:
     """Pull live events and outcomes from the configured DynamoDB tables into Parquet."""
-    from chalicelib.backtest.export import export_command
+    from baton.backtest.export import export_command
 
     return export_command(args)
 

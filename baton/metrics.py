@@ -25,8 +25,8 @@ from itertools import accumulate
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.backtest.authoring import stage_grades
-from chalicelib.backtest.replay import BacktestResult, LeadReport, paused_gc
+from baton.backtest.authoring import stage_grades
+from baton.backtest.replay import BacktestResult, LeadReport, paused_gc
 from chalicelib.engine import explain
 from chalicelib.rules.compile import CompiledRuleset
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.backtest.replay import BacktestResult, Outcome
+from baton.backtest.replay import BacktestResult, Outcome
 from chalicelib.engine import engagement_at
 from chalicelib.events import Event
 from chalicelib.leads import LeadService

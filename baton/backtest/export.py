@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.backtest.io import write_events, write_outcomes
-from chalicelib.backtest.replay import Outcome
+from baton.backtest.io import write_events, write_outcomes
+from baton.backtest.replay import Outcome
 from chalicelib.events import Event
 from chalicelib.store.base import LeadRepository
 
