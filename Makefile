@@ -73,6 +73,7 @@ package: $(STAMP)
 		$(BUILD)/app/sam.yaml $(BUILD)/app/sam.json
 	rm $(BUILD)/app/sam.yaml
 	$(BIN)/cfn-lint --include-checks I -- $(BUILD)/data-plane.yaml $(BUILD)/alarms.yaml $(BUILD)/app/sam.json
+	rm -rf $(BUILD)/src
 	@echo "built: $(BUILD)/data-plane.yaml $(BUILD)/alarms.yaml $(BUILD)/app/sam.json + deployment.zip"
 
 # System Chromium for the browser tests (tests/e2e); Playwright never downloads a browser.

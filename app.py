@@ -116,21 +116,14 @@ def health() -> Response:
 
 @_api("/v1/forms/{form_id}", ["POST"], content_types=FORM_TYPES)
 def submit_form(form_id: str) -> Response:
-    from chalicelib.forms import form_answer, parse_submission
+    from chalicelib.forms import submit
 
     c = container()
-    rs = c.rulesets.active()
-    submission = parse_submission(
-        form_id, _headers().get("content-type", ""), app.current_request.raw_body or b"", rs.source, c.clock(),
-        c.settings.redirect_allowlist,
-    )
-    answer: dict[str, Any] = {"ok": True}
-    if submission.event is not None:
-        result = c.leads.ingest([submission.event])
-        answer = {"ok": True, **form_answer(result["leads"][0])}
-    if submission.redirect and submission.is_browser_post:
-        return Response(body="", status_code=303, headers={"Location": submission.redirect, **_cors_headers()})
-    return Response(body=answer, status_code=200, headers=_cors_headers())
+    reply = submit(form_id, _headers().get("content-type", ""), app.current_request.raw_body or b"", c.leads,
+                   c.settings.redirect_allowlist)
+    if reply.redirect:
+        return Response(body="", status_code=303, headers={"Location": reply.redirect, **_cors_headers()})
+    return Response(body=reply.body, status_code=200, headers=_cors_headers())
 
 
 @app.route("/v1/forms/{form_id}", methods=["OPTIONS"])
@@ -161,23 +154,18 @@ def identify() -> Response:
 
 @_api("/v1/leads", ["GET"], auth=ADMIN)
 def find_lead() -> Any:
-    from chalicelib.emails import normalize_email
-    from chalicelib.state import lead_id_for
+    from chalicelib.paging import page_params
 
     params = app.current_request.query_params or {}
-    email = normalize_email(params.get("email"), "email")
-    return _lead(lead_id_for(email), params)
+    limit, cursor = page_params(params)
+    return container().leads.get_by_email(params.get("email"), limit=limit, cursor=cursor)
 
 
 @_api("/v1/leads/{lead_id}", ["GET"], auth=ADMIN)
 def get_lead(lead_id: str) -> Any:
-    return _lead(lead_id, app.current_request.query_params or {})
-
-
-def _lead(lead_id: str, params: dict[str, str]) -> Any:
     from chalicelib.paging import page_params
 
-    limit, cursor = page_params(params)
+    limit, cursor = page_params(app.current_request.query_params or {})
     return container().leads.get(lead_id, limit=limit, cursor=cursor)
 
 

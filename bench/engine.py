@@ -69,12 +69,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rule_engine
 
+from chalicelib.attributes import LEAD_FIELDS
 from chalicelib.engine import apply_event, new_lead
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledRuleset, compile_ruleset
 from chalicelib.rules.conditions import Context, as_number, dig
 from chalicelib.rules.loader import default_ruleset
-from chalicelib.rules.model import LEAD_FIELDS, AllOf, AnyOf, Condition, Leaf, NotOf, RuleSet
+from chalicelib.rules.model import AllOf, AnyOf, Condition, Leaf, NotOf, RuleSet
 from chalicelib.state import LeadState, lead_id_for
 
 T0 = 1_735_689_600.0  # 2025-01-01

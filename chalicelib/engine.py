@@ -28,10 +28,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.attributes import LEAD_FIELDS
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledEngagement, CompiledRuleset
 from chalicelib.rules.conditions import Context
-from chalicelib.rules.model import LEAD_FIELDS
 from chalicelib.rules.plans import Answers, StagePlan
 from chalicelib.state import HISTORY, KEY_EVENTS, RECENT_IDS, STAGE_ORDER, LeadState, Transition
 

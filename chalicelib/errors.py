@@ -48,11 +48,6 @@ class Unauthorized(BatonError):
     status = 401
 
 
-class Forbidden(BatonError):
-    code = "forbidden"
-    status = 403
-
-
 class NotFound(BatonError):
     code = "not_found"
     status = 404

@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from chalicelib.attributes import UTM_KEYS, attribute_for, coerce
 from chalicelib.emails import normalize_email
 from chalicelib.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from chalicelib.events import Event, content_event_id
 from chalicelib.rules.model import RuleSet
+
+if TYPE_CHECKING:
+    from chalicelib.leads import LeadService
 
 MAX_BODY = 32 * 1024
 MAX_FIELDS = 60
 MAX_VALUE = 2000
 HONEYPOTS = ("_gotcha", "_honeypot")  # hidden fields people never fill and naive bots always do
 
-# Form field names people actually use, mapped to Baton's lead attributes.
-ALIASES = {
-    "email": "email", "e-mail": "email", "email_address": "email", "emailaddress": "email",
-    "first_name": "first_name", "firstname": "first_name", "fname": "first_name", "given_name": "first_name",
-    "last_name": "last_name", "lastname": "last_name", "lname": "last_name", "family_name": "last_name",
-    "surname": "last_name",
-    "company": "company", "company_name": "company", "organization": "company", "organisation": "company",
-    "job_title": "job_title", "jobtitle": "job_title", "title": "job_title", "role": "job_title",
-    "company_size": "company_size", "employees": "company_size", "num_employees": "company_size",
-    "numemployees": "company_size",
-    "industry": "industry", "country": "country", "phone": "phone", "phone_number": "phone", "tel": "phone",
-    "seniority": "seniority", "department": "department", "website": "website",
-    "annual_revenue": "annual_revenue", "revenue": "annual_revenue", "lead_source": "lead_source",
-    "utm_source": "utm_source", "utm_medium": "utm_medium", "utm_campaign": "utm_campaign",
-    "utm_term": "utm_term", "utm_content": "utm_content",
-}
-_UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
 @dataclass
@@ -129,20 +116,23 @@ def parse_submission(
     if any(fields.get(h) not in (None, "") for h in HONEYPOTS):
         return Submission(None, redirect, browser)
     traits: dict[str, Any] = {}
+    email: Any = None
     for name, value in fields.items():
         if name.startswith("_") or name in ("anonymous_id", "event_id"):
             continue
-        key = ALIASES.get(name.strip().lower().replace(" ", "_"), name)
+        key = attribute_for(name) or name
         if key == "email":
+            email = email or value
             continue
-        traits[key] = ", ".join(map(str, value)) if isinstance(value, list) else value
+        text = ", ".join(map(str, value)) if isinstance(value, list) else value
+        traits[key] = coerce(key, text, name) if text not in (None, "") else text
     if "name" in traits and "first_name" not in traits and isinstance(traits["name"], str):
         first, _, last = traits.pop("name").strip().partition(" ")
         traits["first_name"], traits["last_name"] = first, last
-    email = normalize_email(fields.get("email") or fields.get("email_address") or fields.get("e-mail"))
+    email = normalize_email(email)
     anonymous_id = fields.get("anonymous_id") or fields.get("_anonymous_id")
     offer = (spec.offer if spec else None) or form_id
-    properties = {"form_id": form_id, "offer": offer, **{k: traits[k] for k in _UTM if k in traits}}
+    properties = {"form_id": form_id, "offer": offer, **{k: traits[k] for k in UTM_KEYS if k in traits}}
     event_type = spec.event if spec else "form_submitted"
     # A double-clicked submit arrives twice within seconds: same content in the same minute is one event.
     given_id = fields.get("_submission_id")
@@ -157,7 +147,26 @@ def parse_submission(
     return Submission(event, redirect, browser, fields)
 
 
-def form_answer(summary: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FormReply:
+    body: dict[str, Any]
+    redirect: str | None = None  # a browser's plain HTML post is sent on to this page (303)
+
+
+def submit(
+    form_id: str, content_type: str, raw_body: bytes, leads: LeadService, redirect_allowlist: tuple[str, ...] = (),
+) -> FormReply:
+    """A web form post, read against the active rule set's forms and scored like any event."""
+    submission = parse_submission(form_id, content_type, raw_body, leads.rulesets.active().source, leads.clock(),
+                                  redirect_allowlist)
+    body: dict[str, Any] = {"ok": True}
+    if submission.event is not None:
+        result = leads.ingest([submission.event])
+        body |= _form_answer(result["leads"][0])
+    return FormReply(body, submission.redirect if submission.is_browser_post else None)
+
+
+def _form_answer(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: summary[k] for k in ("lead_id", "stage", "fit", "grade", "engagement", "handed_to_sales")}
 
 

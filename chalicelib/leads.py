@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.emails import normalize_email
 from chalicelib.engine import apply_event, apply_outcome, explain, new_lead, set_email
 from chalicelib.errors import ConcurrencyConflict, DuplicateEvents, NotFound, Unavailable
 from chalicelib.events import Event
@@ -250,10 +251,17 @@ class LeadService:
         return {"lead_id": lead_id, "erased_items": self.leads.erase(lead_id)}
 
     # -- reading ---------------------------------------------------------------------------------
-    def get(self, lead_id: str, *, limit: int = 20, cursor: int = 0) -> dict[str, Any]:
+    def get_by_email(self, email: Any, *, limit: int = 20, cursor: int = 0) -> dict[str, Any]:
+        """The lead an address belongs to (leads are keyed by a digest of the normalised address)."""
+        lead_id = lead_id_for(normalize_email(email, "email"))
+        return self.get(lead_id, limit=limit, cursor=cursor, missing=NotFound("no lead with that email",
+                                                                              details={"field": "email"}))
+
+    def get(self, lead_id: str, *, limit: int = 20, cursor: int = 0, missing: NotFound | None = None
+            ) -> dict[str, Any]:
         stored = self.leads.get(lead_id)
         if stored is None:
-            raise NotFound(f"no lead {lead_id}", details={"field": "lead_id"})
+            raise missing or NotFound(f"no lead {lead_id}", details={"field": "lead_id"})
         state = stored.state
         now = self.clock()
         version = state.ruleset_version

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from chalicelib.attributes import coerce_all
 from chalicelib.emails import normalize_email
 from chalicelib.engine import OUTCOMES
 from chalicelib.errors import BadRequest, ValidationFailed
@@ -181,7 +182,8 @@ def to_event(item: EventIn, source: str = "api", now: float | None = None) -> Ev
     email = normalize_email(item.email) if item.email else None
     subject = email or item.anonymous_id or ""
     event_id = item.event_id or content_event_id(source, item.type, ts, subject, item.properties)
-    return Event(event_id, item.type, ts, email, item.anonymous_id, item.properties, item.traits, source)
+    traits = coerce_all(item.traits, "traits")
+    return Event(event_id, item.type, ts, email, item.anonymous_id, item.properties, traits, source)
 
 
 def parse_events(data: Any, now: float) -> list[Event]:
@@ -213,5 +215,7 @@ def parse_identify(data: Any, now: float) -> Event:
     item = validate(IdentifyIn, data)
     email = normalize_email(item.email)
     ts = to_epoch(item.occurred_at) if item.occurred_at else now
+    # (the id hashes the traits as sent: a redelivery from before coercion existed hashes the same)
     event_id = item.event_id or content_event_id("api", IDENTIFY, ts, f"{item.anonymous_id}>{email}", item.traits)
-    return Event(event_id, IDENTIFY, ts, email, item.anonymous_id, {}, item.traits, "api")
+    traits = coerce_all(item.traits, "traits")
+    return Event(event_id, IDENTIFY, ts, email, item.anonymous_id, {}, traits, "api")

@@ -11,8 +11,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from chalicelib.attributes import LEAD_FIELDS
 from chalicelib.rules.conditions import Context, Predicate, compile_condition, condition_fields
-from chalicelib.rules.model import LEAD_FIELDS, Condition, EngagementRule, Route, RuleSet
+from chalicelib.rules.model import Condition, EngagementRule, Route, RuleSet
 from chalicelib.rules.plans import EventRules, FitRules, StagePlanner, attribute_key
 
 DAY = 86400.0

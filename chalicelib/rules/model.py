@@ -21,24 +21,14 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from chalicelib.attributes import LEAD_FIELDS
 from chalicelib.events import KNOWN_TYPES
 
 STAGES = ("lead", "mql", "sql", "opportunity", "customer")
-GRADES = ("A", "B", "C", "D")
 
-# Lead attributes a condition may name directly; anything else lives under ``custom.<path>``.
-LEAD_FIELDS = frozenset(
-    {
-        "email", "email_domain", "first_name", "last_name", "company", "job_title", "seniority",
-        "department", "industry", "company_size", "annual_revenue", "country", "phone", "website",
-        "lead_source", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-    }
-)
-# Scores and facts the engine computes; usable in stage rules and routing.
+# Scores and facts the engine computes; usable in stage rules and routing. (Lead attributes are
+# ``attributes.LEAD_FIELDS``; events are read as ``event.<field>`` or ``event.properties.<path>``.)
 SCORE_FIELDS = frozenset({"fit", "grade", "engagement", "hand_raiser", "stage", "fast_track"})
-# Event fields; anything else is read from the event's properties (``event.properties.<path>``
-# or the shorthand ``event.<name>``).
-EVENT_FIELDS = frozenset({"type", "source", "url", "path", "asset", "offer", "campaign"})
 
 Op = Literal[
     "eq", "ne", "in", "not_in", "contains", "starts_with", "ends_with", "matches",

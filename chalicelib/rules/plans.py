@@ -30,6 +30,7 @@ from itertools import chain, compress
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.attributes import LEAD_FIELDS
 from chalicelib.rules.conditions import (
     Context,
     Predicate,
@@ -40,7 +41,7 @@ from chalicelib.rules.conditions import (
     getter,
     leaf_predicate,
 )
-from chalicelib.rules.model import LEAD_FIELDS, AllOf, AnyOf, Condition, Leaf, NotOf
+from chalicelib.rules.model import AllOf, AnyOf, Condition, Leaf, NotOf
 
 if TYPE_CHECKING:
     from chalicelib.rules.compile import (

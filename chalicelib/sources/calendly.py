@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from chalicelib.attributes import coerce
 from chalicelib.errors import Unauthorized
 from chalicelib.events import MEETING_BOOKED, MEETING_CANCELED
 
 from .base import WebhookRequest, WebhookResult, ok
 from .payload import (
-    LEAD_TRAITS,
     as_list,
     as_object,
     at,
-    coerce_trait,
     load_json,
     make_event,
     normalize_email,
@@ -163,7 +162,7 @@ class CalendlySource:
             name = mapping.get(_question_key(question))
             if name and answer not in (None, ""):
                 value = (
-                    coerce_trait(name, answer, at(at(qpath, i), "answer")) if name in LEAD_TRAITS else answer
+                    coerce(name, answer, at(at(qpath, i), "answer"))
                 )
                 traits.setdefault(name, value)
         return qa, traits

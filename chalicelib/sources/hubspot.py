@@ -16,15 +16,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from chalicelib.attributes import coerce
 from chalicelib.events import IDENTIFY
 
 from .base import WebhookRequest, WebhookResult, ok
 from .payload import (
-    LEAD_TRAITS,
     as_list,
     as_object,
     at,
-    coerce_trait,
     epoch_number,
     int_field,
     load_json,
@@ -139,7 +138,7 @@ class HubSpotSource:
                 vpath = at(path, "propertyValue")
                 if trait == "email":
                     email = normalize_email(value, vpath)
-                traits[trait] = coerce_trait(trait, value, vpath) if trait in LEAD_TRAITS else value
+                traits[trait] = coerce(trait, value, vpath)
                 properties["property_name"] = prop
             events.append(
                 make_event(

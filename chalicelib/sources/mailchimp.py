@@ -13,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from chalicelib.attributes import coerce
 from chalicelib.errors import Unauthorized
 from chalicelib.events import EMAIL_BOUNCE, IDENTIFY, SPAM_REPORT, UNSUBSCRIBE, content_event_id
 
 from .base import WebhookRequest, WebhookResult, ok
 from .payload import (
-    LEAD_TRAITS,
     at,
-    coerce_trait,
     make_event,
     normalize_email,
     obj_field,
@@ -114,5 +113,5 @@ class MailchimpSource:
                 continue
             name = mapping.get(tag.upper(), tag)
             path = at(at("data", "merges"), tag)
-            traits[name] = coerce_trait(name, value, path) if name in LEAD_TRAITS else value
+            traits[name] = coerce(name, value, path)
         return traits

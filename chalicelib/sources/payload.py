@@ -15,35 +15,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from chalicelib.attributes import UTM_KEYS
 from chalicelib.emails import normalize_email as shared_normalize_email
 from chalicelib.errors import BadRequest, BatonError, ValidationFailed
 from chalicelib.events import Event
-
-# Lead attribute names Baton's rules use. Vendor fields map onto these where the meaning is obvious.
-LEAD_TRAITS = frozenset(
-    {
-        "email",
-        "first_name",
-        "last_name",
-        "company",
-        "job_title",
-        "seniority",
-        "department",
-        "industry",
-        "company_size",
-        "annual_revenue",
-        "country",
-        "phone",
-        "website",
-        "lead_source",
-        "utm_source",
-        "utm_medium",
-        "utm_campaign",
-        "utm_term",
-        "utm_content",
-    }
-)
-UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 _MAX_FORM_DEPTH = 8
 # Epoch seconds accepted as an event time: 1970 .. year 3000 (keeps datetime arithmetic safe).
@@ -230,54 +205,6 @@ def normalize_email(value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise ValidationFailed(f"{path} must be an email address", field=path)
     return shared_normalize_email(value, path)
-
-
-def _to_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        text = value.replace(",", "").replace(" ", "").rstrip("+")
-        # A range such as "50-100" or "1000+" (HubSpot, form dropdowns) counts as its lower bound.
-        head = text.split("-", 1)[0] if re.fullmatch(r"\d+-\d+", text) else text
-        if head.isdigit() and len(head) <= 15:
-            return int(head)
-    return None
-
-
-def _to_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str):
-        text = value.replace(",", "").replace("$", "").replace(" ", "")
-        if not re.fullmatch(r"\d{1,18}(\.\d+)?", text):
-            return None
-        number = float(text)
-    else:
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
-
-
-def coerce_trait(name: str, value: Any, path: str) -> Any:
-    """Give the typed traits their type; everything else passes through unchanged."""
-    if name == "email":
-        return normalize_email(value, path)
-    if name == "company_size":
-        size = _to_int(value)
-        if size is None or size < 0:
-            raise ValidationFailed(f"{path} must be a whole number of employees", field=path)
-        return size
-    if name == "annual_revenue":
-        revenue = _to_number(value)
-        if revenue is None:
-            raise ValidationFailed(f"{path} must be a number", field=path)
-        return revenue
-    return value
 
 
 def utm_from(data: Mapping[str, Any]) -> dict[str, str]:

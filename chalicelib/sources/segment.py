@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from chalicelib.attributes import coerce
 from chalicelib.errors import ValidationFailed
 from chalicelib.events import (
     CONTENT_DOWNLOAD,
@@ -32,10 +33,8 @@ from chalicelib.events import (
 
 from .base import WebhookRequest, WebhookResult, ok
 from .payload import (
-    LEAD_TRAITS,
     as_object,
     at,
-    coerce_trait,
     load_json,
     make_event,
     normalize_email,
@@ -102,7 +101,7 @@ def _traits(raw: Mapping[str, Any], path: str) -> dict[str, Any]:
                 ("employee_count", "company_size"),
             ):
                 if value.get(sub) not in (None, ""):
-                    traits[trait] = coerce_trait(trait, value[sub], at(cpath, sub))
+                    traits[trait] = coerce(trait, value[sub], at(cpath, sub))
             continue
         if key == "address" and isinstance(value, dict):
             if isinstance(value.get("country"), str) and value["country"]:
@@ -110,7 +109,7 @@ def _traits(raw: Mapping[str, Any], path: str) -> dict[str, Any]:
             traits["address"] = value
             continue
         name = _TRAIT_NAMES.get(key, key)
-        traits[name] = coerce_trait(name, value, at(path, key)) if name in LEAD_TRAITS else value
+        traits[name] = coerce(name, value, at(path, key))
     return traits
 
 

@@ -11,16 +11,15 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
+from chalicelib.attributes import coerce
 from chalicelib.errors import Unauthorized, ValidationFailed
 from chalicelib.events import DEMO_REQUEST, FORM_SUBMITTED
 
 from .base import WebhookRequest, WebhookResult, ok
 from .payload import (
-    LEAD_TRAITS,
     as_list,
     as_object,
     at,
-    coerce_trait,
     load_json,
     make_event,
     normalize_email,
@@ -154,7 +153,6 @@ class TypeformSource:
                 continue
             name = _trait_name(ref, answer.get("type"), field_map)
             value_path = at(apath, str(answer.get("type")))
-            if name in LEAD_TRAITS:
-                value = coerce_trait(name, value, value_path)
+            value = coerce(name, value, value_path)
             traits.setdefault(name, value)  # the first answer for a trait wins
         return traits

@@ -80,6 +80,7 @@ def test_honeypot_answers_ok_and_stores_nothing(api: Api) -> None:
         ("/v1/forms/demo", "email=a%40b.io&x=" + "y" * 40000, FORM_HEADERS, 413, "body"),
         ("/v1/forms/demo", "email=a%40b.io&notes=" + "y" * 2500, FORM_HEADERS, 422, "notes"),
         ("/v1/forms/demo", '{"email": "a@b.io", "nested": {"a": 1}}', {}, 422, "nested"),
+        ("/v1/forms/demo", "email=a%40b.io&Employees=lots", FORM_HEADERS, 422, "Employees"),
     ],
 )
 def test_bad_form_input_is_a_4xx_naming_the_field_and_stores_nothing(
@@ -172,8 +173,29 @@ def test_outcomes_drive_stages_and_are_stored(api: Api) -> None:
     assert api.post(f"/v1/leads/{lead_id}/outcome", {"outcome": "won"}).status_code == 401
 
 
+def test_company_size_is_coerced_alike_from_a_form_and_from_the_events_api(api: Api) -> None:
+    """One vocabulary: a range counts as its lower bound whichever way it arrives."""
+    r = api.post("/v1/forms/demo", raw="email=e%40acme.io&Number+of+employees=50-200", headers=FORM_HEADERS)
+    assert r.status_code == 200, r.json_body
+    event = {"type": "page_view", "email": "f@acme.io", "traits": {"company_size": "1000+"}}
+    assert api.post("/v1/events", event, headers=INGEST).status_code == 202
+    sizes = [api.get(f"/v1/leads?email={who}@acme.io", headers=ADMIN).json_body["attributes"]["company_size"]
+             for who in ("e", "f")]
+    assert sizes == [50, 1000]
+    bad = {"events": [event, {**event, "traits": {"company_size": "a few"}}]}
+    r = api.post("/v1/events", bad, headers=INGEST)
+    assert r.status_code == 422 and r.json_body["error"]["details"]["field"] == "events[1].traits.company_size"
+    r = api.post("/v1/identify", {"anonymous_id": "a-1", "email": "g@acme.io", "traits": {"annual_revenue": "?"}},
+                 headers=INGEST)
+    assert r.status_code == 422 and r.json_body["error"]["details"]["field"] == "traits.annual_revenue"
+    assert api.get("/v1/leads?email=g@acme.io", headers=ADMIN).status_code == 404
+
+
 def test_lead_lookup_errors(api: Api) -> None:
     assert api.get("/v1/leads/Lmissing", headers=ADMIN).status_code == 404
+    r = api.get("/v1/leads?email=nobody@acme.io", headers=ADMIN)
+    assert r.status_code == 404 and r.json_body["error"]["message"] == "no lead with that email"
+    assert r.json_body["error"]["details"] == {"field": "email"}
     r = api.get("/v1/leads?email=bad", headers=ADMIN)
     assert r.status_code == 422 and r.json_body["error"]["details"]["field"] == "email"
     assert api.get("/v1/leads?email=a@b.io&limit=0", headers=ADMIN).status_code == 422

@@ -1,0 +1,134 @@
+"""The lead-attribute vocabulary: the attributes Baton knows, their types, the names people and
+vendors give them, and how a value becomes the attribute's type.
+
+Every path that writes attributes reads names and coerces values here (web forms, ``/v1/events``
+and ``/v1/identify``, vendor webhooks, imported history), so ``company_size: "50-200"`` is 50
+whichever way it arrives, and a value that cannot be read is refused naming its field. Rule sets
+read the same list: a condition names one of these attributes directly, anything else lives
+under ``custom.<name>``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from chalicelib.emails import normalize_email
+from chalicelib.errors import ValidationFailed
+
+AttributeType = Literal["text", "email", "integer", "number"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    name: str
+    type: AttributeType
+    description: str
+    aliases: tuple[str, ...] = ()  # other field names forms and exports use for it
+    derived: bool = False  # set by Baton itself, never taken from a sender
+
+
+ATTRIBUTES: tuple[Attribute, ...] = (
+    Attribute("email", "email", "the lead's address: it identifies the lead",
+              ("e_mail", "email_address", "emailaddress")),
+    Attribute("email_domain", "text", "the part of the address after @", derived=True),
+    Attribute("first_name", "text", "given name", ("firstname", "fname", "given_name")),
+    Attribute("last_name", "text", "family name", ("lastname", "lname", "family_name", "surname")),
+    Attribute("company", "text", "the organisation",
+              ("company_name", "organization", "organisation")),
+    Attribute("job_title", "text", "job title", ("jobtitle", "title", "role")),
+    Attribute("seniority", "text", "seniority level (e.g. executive, manager)"),
+    Attribute("department", "text", "department or function"),
+    Attribute("industry", "text", "the organisation's industry"),
+    Attribute("company_size", "integer",
+              "employees; a range such as 50-200 or 1000+ counts as its lower bound",
+              ("employees", "num_employees", "numemployees", "number_of_employees")),
+    Attribute("annual_revenue", "number", "the organisation's yearly revenue", ("revenue",)),
+    Attribute("country", "text", "country name or ISO code"),
+    Attribute("phone", "text", "phone number", ("phone_number", "tel")),
+    Attribute("website", "text", "the organisation's website"),
+    Attribute("lead_source", "text", "where the lead came from, as the team names it"),
+    Attribute("utm_source", "text", "campaign source (utm_source)"),
+    Attribute("utm_medium", "text", "campaign medium (utm_medium)"),
+    Attribute("utm_campaign", "text", "campaign name (utm_campaign)"),
+    Attribute("utm_term", "text", "campaign term (utm_term)"),
+    Attribute("utm_content", "text", "campaign content (utm_content)"),
+)
+
+BY_NAME: dict[str, Attribute] = {a.name: a for a in ATTRIBUTES}
+# The attributes a rule condition may name directly (anything else is ``custom.<name>``).
+LEAD_FIELDS = frozenset(BY_NAME)
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+_ALIASES: dict[str, str] = {
+    alias: a.name for a in ATTRIBUTES if not a.derived for alias in (a.name, *a.aliases)
+}
+_SEPARATORS = re.compile(r"[\s\-]+")
+_RANGE = re.compile(r"(\d+)-\d+")
+
+
+def attribute_for(field_name: str) -> str | None:
+    """The attribute a form or export field names (``Company Name`` -> ``company``), or None."""
+    return _ALIASES.get(_SEPARATORS.sub("_", field_name.strip().lower()))
+
+
+def coerce(name: str, value: Any, path: str) -> Any:
+    """``value`` as attribute ``name``'s type; a ``ValidationFailed`` naming ``path`` when it cannot
+    be. Text attributes and custom ones pass through unchanged."""
+    attribute = BY_NAME.get(name)
+    if attribute is None or attribute.type == "text":
+        return value
+    if attribute.type == "email":
+        if not isinstance(value, str):
+            raise ValidationFailed(f"{path} must be an email address", field=path)
+        return normalize_email(value, path)
+    if attribute.type == "integer":
+        size = whole_number(value)
+        if size is None:
+            raise ValidationFailed(
+                f"{path} must be a whole number (a range such as 50-200 or 1000+ counts as its lower bound), "
+                f"got {value!r:.40}", field=path)
+        return size
+    amount = non_negative_number(value)
+    if amount is None:
+        raise ValidationFailed(f"{path} must be a number, got {value!r:.40}", field=path)
+    return amount
+
+
+def coerce_all(traits: dict[str, Any], path: str) -> dict[str, Any]:
+    """Every known attribute of ``traits`` coerced (``path`` prefixes the field in errors)."""
+    prefix = f"{path}." if path else ""
+    return {k: coerce(k, v, prefix + k) if v not in (None, "") else v for k, v in traits.items()}
+
+
+def whole_number(value: Any) -> int | None:
+    """A count as sent by forms and CRMs: 250, 250.0, "1,000", "50-200" (50), "1000+" (1000)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() and value >= 0 else None
+    if not isinstance(value, str):
+        return None
+    text = value.replace(",", "").replace(" ", "").rstrip("+")
+    if match := _RANGE.fullmatch(text):
+        text = match.group(1)
+    return int(text) if text.isdigit() and len(text) <= 15 else None
+
+
+def non_negative_number(value: Any) -> float | None:
+    """An amount as sent by forms and CRMs: 1200, 1200.5, "$1,200.50"."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.replace(",", "").replace("$", "").replace(" ", "")
+        if not re.fullmatch(r"\d{1,18}(\.\d+)?", text):
+            return None
+        number = float(text)
+    else:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
