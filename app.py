@@ -274,7 +274,7 @@ def slack_notifier(event: Any) -> None:
 
 
 def _relay() -> dict[str, int]:
-    from chalicelib.publisher import relay
+    from chalicelib.outbox.relay import relay
 
     c = container()
     return relay(c.outbox, c.publisher())

@@ -65,7 +65,7 @@ class Container:
 
     def publisher(self) -> Any:
         if "publisher" not in self.extras:
-            from chalicelib.publisher import SnsPublisher
+            from chalicelib.outbox.relay import SnsPublisher
 
             self.extras["publisher"] = SnsPublisher(self.settings.handoff_topic_arn)
         return self.extras["publisher"]

@@ -7,9 +7,9 @@ from typing import Any
 
 from chalicelib.engine import explain
 from chalicelib.handoff_message import SCHEMA_V1
+from chalicelib.outbox.items import OutboxItem
 from chalicelib.rules.compile import CompiledRoute, CompiledRuleset
 from chalicelib.state import LeadState, Transition
-from chalicelib.store.base import OutboxItem
 
 TOP_REASONS = 8
 _LEAD_FIELDS = ("first_name", "last_name", "job_title", "company", "country", "industry")

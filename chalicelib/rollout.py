@@ -15,12 +15,13 @@ from typing import Any
 from chalicelib.engine import explain
 from chalicelib.errors import BatonError, ConcurrencyConflict, Conflict, NotFound
 from chalicelib.handoff import iso, outbox_items
+from chalicelib.outbox.items import OutboxItem
 from chalicelib.queues import Queue
 from chalicelib.rescore import replay, rescore_state, shadow_view
 from chalicelib.rules.compile import CompiledRuleset
 from chalicelib.rulesets import RulesetService
 from chalicelib.state import STAGE_ORDER, LeadState, Transition
-from chalicelib.store.base import Commit, LeadRepository, OutboxItem, OutboxRepository
+from chalicelib.store.base import Commit, LeadRepository, OutboxRepository
 
 log = logging.getLogger(__name__)
 SEGMENTS = 4

@@ -359,8 +359,8 @@ def emf_lines(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
 
 def test_the_stuck_handoffs_alarm_matches_what_the_sweeper_emits(alarms: dict[str, Any], emf_lines: Any) -> None:
     """The alarm sees the metric only if namespace, name and the whole dimension set match."""
-    from chalicelib.publisher import relay
-    from chalicelib.store.base import OutboxItem
+    from chalicelib.outbox.items import OutboxItem
+    from chalicelib.outbox.relay import relay
     from chalicelib.store.memory import InMemoryOutbox
 
     class Failing:

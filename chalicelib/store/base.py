@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.events import Event
+from chalicelib.outbox.claims import DeliveryClaims
+from chalicelib.outbox.items import OutboxItem
 from chalicelib.state import LeadState
 
 # DynamoDB transactions take at most 100 items; keep room for the state, outbox and links.
@@ -17,17 +19,6 @@ MAX_EVENTS_PER_COMMIT = 90
 class StoredLead:
     state: LeadState
     version: int  # optimistic-concurrency counter of the stored item
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """A message that must reach the handoff topic: written with the state, delivered after."""
-
-    id: str  # the transition id: also the consumer's dedupe key
-    kind: str  # "handoff" | "digest" | ...
-    body: dict[str, Any]
-    attributes: dict[str, str]
-    created_at: float
 
 
 @dataclass(frozen=True)
@@ -82,7 +73,9 @@ class LeadRepository(Protocol):
         ...
 
 
-class OutboxRepository(Protocol):
+class OutboxRepository(DeliveryClaims, Protocol):
+    """Pending outbox items (see ``chalicelib/outbox``) and the consumers' delivery claims."""
+
     def pending(self, limit: int = 50) -> list[OutboxItem]: ...
 
     def delete(self, item_id: str) -> None: ...
@@ -90,12 +83,6 @@ class OutboxRepository(Protocol):
     def put(self, item: OutboxItem) -> None:
         """For messages not tied to a lead write (reminders, digests)."""
         ...
-
-    def claim(self, key: str, ttl_seconds: int) -> bool:
-        """Record ``key`` once; False when it was already claimed (a redelivery)."""
-        ...
-
-    def release(self, key: str) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,9 @@ from chalicelib.errors import (
     Unavailable,
 )
 from chalicelib.events import Event
+from chalicelib.outbox.items import OutboxItem
 from chalicelib.state import LeadState
-from chalicelib.store.base import ActivePointer, Commit, OutboxItem, RulesetVersion, StoredLead
+from chalicelib.store.base import ActivePointer, Commit, RulesetVersion, StoredLead
 
 ANONYMOUS_TTL = 90 * 86400
 _THROTTLED = {

@@ -12,8 +12,9 @@ from typing import Any
 
 from chalicelib.errors import ConcurrencyConflict, Conflict, DuplicateEvents, NotFound
 from chalicelib.events import Event
+from chalicelib.outbox.items import OutboxItem
 from chalicelib.state import LeadState
-from chalicelib.store.base import ActivePointer, Commit, OutboxItem, RulesetVersion, StoredLead
+from chalicelib.store.base import ActivePointer, Commit, RulesetVersion, StoredLead
 
 
 class InMemoryLeads:

@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 import pytest
 
 from chalicelib.errors import DeliveryFailed
-from chalicelib.publisher import SnsPublisher
-from chalicelib.store.base import OutboxItem
+from chalicelib.outbox.items import OutboxItem
+from chalicelib.outbox.relay import SnsPublisher
 from tests.app.conftest import ADMIN, FORM_HEADERS, Api
 
 SIGNING_SECRET = "test-signing-secret"

@@ -82,7 +82,7 @@ class FlakyPublisher:
     """The real SNS publisher behind an outage of ``failures`` publishes."""
 
     def __init__(self, failures: int) -> None:
-        from chalicelib.publisher import SnsPublisher
+        from chalicelib.outbox.relay import SnsPublisher
 
         self.failures = failures
         self.real = SnsPublisher(os.environ["BATON_HANDOFF_TOPIC_ARN"])

@@ -10,8 +10,9 @@ import pytest
 
 from chalicelib.errors import ConcurrencyConflict, Conflict, DuplicateEvents, NotFound
 from chalicelib.events import Event
+from chalicelib.outbox.items import OutboxItem
 from chalicelib.state import LeadState
-from chalicelib.store.base import ActivePointer, Commit, OutboxItem
+from chalicelib.store.base import ActivePointer, Commit
 
 
 @pytest.fixture(params=["memory", "dynamodb"])

@@ -17,7 +17,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.aws import client
 from chalicelib.errors import DeliveryFailed
 from chalicelib.observability import metric
-from chalicelib.store.base import OutboxItem, OutboxRepository
+from chalicelib.outbox.items import OutboxItem
+from chalicelib.store.base import OutboxRepository
 
 log = logging.getLogger(__name__)
 
