@@ -251,7 +251,7 @@ def compare_shadow() -> Any:
 
 @_api("/v1/slack/interactions", ["POST"], content_types=["application/x-www-form-urlencoded"])
 def slack_interactions() -> Response:
-    from chalicelib.notify import handle_interaction
+    from chalicelib.handoff.interactions import handle_interaction
 
     c = container()
     answer = handle_interaction(_body(256 * 1024), _headers(), c.secrets, c.leads, c.notifier, c.clock)
@@ -265,12 +265,10 @@ HANDOFF_TOPIC = os.environ.get("BATON_HANDOFF_TOPIC", f"baton-{os.environ.get('B
 
 @app.on_sns_message(topic=HANDOFF_TOPIC, name="slack_notifier")
 def slack_notifier(event: Any) -> None:
-    from chalicelib.notify import deliver
+    from chalicelib.handoff.delivery import deliver_sns_event
 
     c = container()
-    attributes = {k: v.get("Value", "") for k, v in (event.to_dict()["Records"][0]["Sns"].get("MessageAttributes")
-                                                     or {}).items()}
-    deliver(event.message, attributes, c.outbox, c.notifier())
+    deliver_sns_event(event.to_dict(), c.outbox, c.notifier())
 
 
 def _relay() -> dict[str, int]:
@@ -299,7 +297,7 @@ def outbox_sweeper(event: Any) -> dict[str, int]:
 
 @app.schedule(Rate(15, unit=Rate.MINUTES), name="sla_checker")
 def sla_checker(event: Any) -> dict[str, Any]:
-    from chalicelib.sla import check_sla
+    from chalicelib.handoff.reminders import check_sla
 
     c = container()
     return check_sla(c.leads_repo, c.rulesets, c.clock())

@@ -75,7 +75,7 @@ class Container:
         if "notifier" not in self.extras:
             import json
 
-            from chalicelib.slack.delivery import notifier_from_settings
+            from chalicelib.handoff.notifiers import notifier_from_settings
 
             urls = self.secrets.get("slack/webhook-urls")
             self.extras["notifier"] = notifier_from_settings(

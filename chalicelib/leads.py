@@ -17,8 +17,8 @@ from typing import Any
 from chalicelib.emails import normalize_email
 from chalicelib.engine import apply_event, apply_outcome, explain, new_lead, set_email
 from chalicelib.errors import ConcurrencyConflict, DuplicateEvents, NotFound, Unavailable
-from chalicelib.events import Event
-from chalicelib.handoff import iso, outbox_items
+from chalicelib.events import Event, iso
+from chalicelib.handoff.body import outbox_items
 from chalicelib.observability import metric
 from chalicelib.rescore import shadow_view
 from chalicelib.rulesets import RulesetService

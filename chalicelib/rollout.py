@@ -14,7 +14,8 @@ from typing import Any
 
 from chalicelib.engine import explain
 from chalicelib.errors import BatonError, ConcurrencyConflict, Conflict, NotFound
-from chalicelib.handoff import iso, outbox_items
+from chalicelib.events import iso
+from chalicelib.handoff.body import outbox_items
 from chalicelib.outbox.items import OutboxItem
 from chalicelib.queues import Queue
 from chalicelib.rescore import replay, rescore_state, shadow_view

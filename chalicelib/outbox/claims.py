@@ -30,7 +30,7 @@ def deliver_once(claims: DeliveryClaims, key: str, send: Callable[[], None], ttl
         return False
     try:
         send()
-    except BaseException:
+    except Exception:
         claims.release(key)
         raise
     return True

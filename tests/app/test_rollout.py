@@ -74,7 +74,7 @@ def test_publish_rescores_every_lead_and_sends_one_digest(api: Api, queue: InMem
     assert len(digests) == 1
     digest = digests[0]["body"]["S"]
     assert json.loads(digest)["total"] == 30
-    from chalicelib.notify import render
+    from chalicelib.handoff.delivery import render
 
     channel, text, blocks = render(digest, "digest")  # what the Slack consumer posts for it
     assert channel == "#marketing-mql" and "30 stage changes" in text and "and 10 more" in json.dumps(blocks)

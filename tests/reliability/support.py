@@ -73,7 +73,7 @@ class Signer:
 
 
 def slack_headers(body: bytes, now: float, secret: str = SLACK_SIGNING_SECRET) -> dict[str, str]:
-    from chalicelib.slack.signature import compute_signature
+    from chalicelib.handoff.signature import compute_signature
 
     stamp = str(int(now))
     return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": compute_signature(secret, stamp, body)}

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.slack.slack_fakes import FakeSlack, Reply, serving_fake_slack
 
 from chalicelib.errors import DeliveryFailed
 from tests.reliability.support import ADMIN_TOKEN, INGEST_TOKEN, Service, read_jsonl
-from tests.slack.slack_fakes import FakeSlack, Reply, serving_fake_slack
 
 pytestmark = pytest.mark.reliability
 
@@ -103,7 +103,8 @@ def fake_slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSlack]:
 
 
 def slack_notifier(fake: FakeSlack, waits: list[float]) -> Any:
-    from chalicelib.slack.delivery import RetryPolicy, WebhookNotifier
+    from chalicelib.handoff.notifiers import WebhookNotifier
+    from chalicelib.handoff.retry import RetryPolicy
 
     policy = RetryPolicy(max_retries=2, backoff_seconds=0.5, sleep=waits.append)  # nobody really sleeps
     return WebhookNotifier(f"{fake.base}/services/T1/B1/x", retry=policy)

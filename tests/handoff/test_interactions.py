@@ -10,9 +10,9 @@ import pytest
 from slack_fakes import PAYLOADS
 
 from chalicelib.errors import BadRequest
-from chalicelib.handoff_message import HandoffMessage
-from chalicelib.slack.blocks import handoff_blocks, outcome_blocks
-from chalicelib.slack.interactions import Ignored, Interaction, parse_interaction
+from chalicelib.handoff.blocks import handoff_blocks, outcome_blocks
+from chalicelib.handoff.interactions import Ignored, Interaction, parse_interaction
+from chalicelib.handoff.message import HandoffMessage
 
 LEAD = "L01JD5Q4X2Y3Z4A5B6C7D8E9F0"
 TRANSITION = "t_01JD5Q7Z8K3M4N5P6R7S8T9V0W"

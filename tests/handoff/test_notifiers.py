@@ -14,14 +14,14 @@ import pytest
 from slack_fakes import FakeSlack, Reply
 
 from chalicelib.errors import DeliveryFailed
-from chalicelib.slack.delivery import (
+from chalicelib.handoff.notifiers import (
     BotNotifier,
     FileNotifier,
     PostedMessage,
-    RetryPolicy,
     WebhookNotifier,
     notifier_from_settings,
 )
+from chalicelib.handoff.retry import RetryPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*New SQL*", "verbatim": True}}]
@@ -66,12 +66,12 @@ def assert_no_secrets(err: DeliveryFailed, fake: FakeSlack) -> None:
     assert TOKEN not in dumped
 
 
-def test_importing_the_slack_adapter_does_not_import_slack_sdk() -> None:
+def test_importing_the_handoff_package_does_not_import_slack_sdk() -> None:
     code = (
         "import sys\n"
-        "import chalicelib.handoff_message, chalicelib.slack\n"
-        "import chalicelib.slack.blocks, chalicelib.slack.interactions, chalicelib.slack.signature\n"
-        "from chalicelib.slack.delivery import BotNotifier, FileNotifier, WebhookNotifier, notifier_from_settings\n"
+        "import chalicelib.handoff, chalicelib.handoff.message, chalicelib.handoff.delivery\n"
+        "import chalicelib.handoff.blocks, chalicelib.handoff.interactions, chalicelib.handoff.signature\n"
+        "from chalicelib.handoff.notifiers import BotNotifier, FileNotifier, WebhookNotifier, notifier_from_settings\n"
         "BotNotifier('xoxb-x'); WebhookNotifier('https://hooks.slack.com/services/T/B/x'); FileNotifier('/tmp/x')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('slack_sdk', 'slack')))\n"
     )

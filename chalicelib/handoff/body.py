@@ -1,12 +1,16 @@
-"""Turn committed transitions into handoff messages (pure: called inside the lead write)."""
+"""Build the handoff message body for committed transitions (pure: called inside the lead write).
+
+The body is a plain dict in the ``baton.handoff.v1`` shape (``message.HandoffMessage``); it is
+stored with the lead state as an outbox item, and the relay publishes it as JSON.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib.engine import explain
-from chalicelib.handoff_message import SCHEMA_V1
+from chalicelib.events import iso
+from chalicelib.handoff.message import SCHEMA_V1
 from chalicelib.outbox.items import OutboxItem
 from chalicelib.rules.compile import CompiledRoute, CompiledRuleset
 from chalicelib.state import LeadState, Transition
@@ -15,13 +19,8 @@ TOP_REASONS = 8
 _LEAD_FIELDS = ("first_name", "last_name", "job_title", "company", "country", "industry")
 
 
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _route(rs: CompiledRuleset, state: LeadState, stage: str) -> CompiledRoute:
+def route_for(rs: CompiledRuleset, state: LeadState, stage: str) -> CompiledRoute:
+    """Where an alert for ``stage`` goes: marketing for MQLs, the lead's sales route for SQLs."""
     if stage == "mql":
         return rs.mql_route
     for route in rs.routes:
@@ -48,7 +47,7 @@ def handoff_body(state: LeadState, transition: Transition, rs: CompiledRuleset, 
         for r in explained["engagement"]["rules"]
     ]
     reasons.sort(key=lambda r: -abs(r["points"]))
-    route = _route(rs, state, transition.to_stage)
+    route = route_for(rs, state, transition.to_stage)
     deadline = transition.at + route.sla_hours * 3600 if transition.to_stage == "sql" else None
     return {
         "schema": SCHEMA_V1,
@@ -102,27 +101,3 @@ def outbox_items(
         body = handoff_body(state, transition, rs, source)
         items.append(OutboxItem(transition.id, "handoff", body, message_attributes(body), now))
     return items
-
-
-def sql_transition(state: LeadState) -> Transition | None:
-    """The transition that made the lead an SQL, rebuilt from its stage history."""
-    for entry in reversed(state.stage_history):
-        if entry["stage"] == "sql":
-            return Transition(
-                id=entry["transition_id"], lead_id=state.lead_id, from_stage="mql", to_stage="sql",
-                at=entry["at"], reason=entry["reason"], ruleset_version=entry.get("ruleset_version"),
-                fast_track=state.fast_track,
-            )
-    return None
-
-
-def reminder_item(state: LeadState, rs: CompiledRuleset, kind: str, now: float) -> OutboxItem | None:
-    """An SLA reminder or escalation for an SQL nobody has acted on (same body, plus ``kind``)."""
-    transition = sql_transition(state)
-    if transition is None:
-        return None
-    body = handoff_body(state, transition, rs, "sla")
-    body["kind"] = kind
-    body["overdue_hours"] = round(max(0.0, now - (transition.at + body["route"]["sla_hours"] * 3600)) / 3600, 1)
-    attributes = {**message_attributes(body), "kind": kind}
-    return OutboxItem(f"{transition.id}.{kind}", kind, body, attributes, now)

@@ -10,7 +10,7 @@ import pytest
 from slack_fakes import handoff_dict
 
 from chalicelib.errors import BadRequest
-from chalicelib.handoff_message import SCHEMA_V1, HandoffMessage, parse_handoff
+from chalicelib.handoff.message import SCHEMA_V1, HandoffMessage, parse_handoff
 
 
 def _bad(data: Any) -> BadRequest:

@@ -11,9 +11,8 @@ Three implementations, chosen by :func:`notifier_from_settings` (bot > webhook >
 ``slack_sdk`` costs ~110 ms to import, so it is imported only when a notifier first talks to
 Slack, never when this module is imported (the API Lambda imports it and never posts).
 
-Retries use slack_sdk's own retry hooks (:class:`RetryPolicy`): 429 honouring ``Retry-After``,
-5xx and connection errors with exponential backoff, at most ``max_retries`` retries in all.
-The wait goes through an injectable ``sleep`` (tests never really sleep). When retries are
+Every call retries through one :class:`~chalicelib.handoff.retry.RetryPolicy` (``retry``: 429
+honouring ``Retry-After``, 5xx and connection errors with exponential backoff). When retries are
 exhausted, :class:`DeliveryFailed` is raised with the HTTP status and Slack's error code in
 ``details``, never a URL or a token (an incoming-webhook URL is itself a secret). The caller
 keeps the message (outbox / queue redelivery / dead-letter queue): nothing is dropped here.
@@ -23,21 +22,17 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, TextIO
 
 from chalicelib.errors import DeliveryFailed
+from chalicelib.handoff.retry import RetryPolicy, retry_after_seconds
 
 if TYPE_CHECKING:  # for type checkers only: importing slack_sdk is what we avoid at runtime
-    from slack_sdk.http_retry.handler import RetryHandler
-    from slack_sdk.http_retry.request import HttpRequest
-    from slack_sdk.http_retry.response import HttpResponse
-    from slack_sdk.http_retry.state import RetryState
     from slack_sdk.web import WebClient
 
 Block = dict[str, Any]
@@ -69,155 +64,7 @@ class SlackNotifier(Protocol):
     ) -> None: ...
 
 
-# --- retries ---------------------------------------------------------------------------------
-
-
-@dataclass
-class RetryPolicy:
-    """Bounded retries shared by every Slack call of a notifier.
-
-    ``max_wait_seconds`` caps how long one ``Retry-After`` is waited for in-process: a Lambda
-    must not sleep for minutes, so a longer one fails fast with ``details["retry_after"]`` and
-    the queue redelivers later. ``waits`` records the requested waits, in order (the last 100).
-    """
-
-    max_retries: int = 3
-    backoff_seconds: float = 0.5
-    max_wait_seconds: float = 30.0
-    sleep: Callable[[float], None] = time.sleep
-    waits: list[float] = field(default_factory=list)
-
-    def wait(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        if len(self.waits) > 100:  # a warm Lambda keeps its notifier: keep the record bounded
-            del self.waits[:-100]
-        self.sleep(seconds)
-
-    def backoff(self, attempt: int) -> float:
-        return float(self.backoff_seconds * (2**attempt))
-
-    def handlers(self) -> list[RetryHandler]:
-        rate_limit, server_error, connection = _handler_classes()
-        return [rate_limit(self), server_error(self), connection(self)]
-
-
-def retry_after_seconds(headers: Mapping[str, Any]) -> float:
-    """``Retry-After`` in seconds (header name in any case, value a str or a list of str)."""
-    for name, value in headers.items():
-        if name.lower() == "retry-after":
-            if isinstance(value, (list, tuple)):
-                value = value[0] if value else ""
-            try:
-                seconds = float(str(value).strip())
-            except ValueError:  # an HTTP-date: Slack does not send those, wait a second
-                return 1.0
-            return max(0.0, seconds) if math.isfinite(seconds) else 1.0
-    return 1.0
-
-
-_HANDLERS: tuple[Any, Any, Any] | None = None
-
-
-def _handler_classes() -> tuple[Any, Any, Any]:
-    """slack_sdk's handlers, subclassed to wait through the policy (built on first use)."""
-    global _HANDLERS
-    if _HANDLERS is not None:
-        return _HANDLERS
-    from http.client import RemoteDisconnected
-    from urllib.error import URLError
-
-    from slack_sdk.http_retry.builtin_handlers import (
-        ConnectionErrorRetryHandler,
-        RateLimitErrorRetryHandler,
-        ServerErrorRetryHandler,
-    )
-
-    class RateLimit(RateLimitErrorRetryHandler):
-        """429: wait exactly what Slack asked (``Retry-After``), no more, no jitter."""
-
-        def __init__(self, policy: RetryPolicy) -> None:
-            super().__init__(max_retry_count=policy.max_retries)
-            self.policy = policy
-
-        def _can_retry(
-            self,
-            *,
-            state: RetryState,
-            request: HttpRequest,
-            response: HttpResponse | None = None,
-            error: Exception | None = None,
-        ) -> bool:
-            return (
-                response is not None
-                and response.status_code == 429
-                and retry_after_seconds(response.headers) <= self.policy.max_wait_seconds
-            )
-
-        def prepare_for_next_attempt(
-            self,
-            *,
-            state: RetryState,
-            request: HttpRequest,
-            response: HttpResponse | None = None,
-            error: Exception | None = None,
-        ) -> None:
-            state.next_attempt_requested = True
-            self.policy.wait(retry_after_seconds(response.headers) if response is not None else 1.0)
-            state.increment_current_attempt()
-
-    class ServerError(ServerErrorRetryHandler):
-        """Any 5xx (the built-in one retries only 500 and 503), exponential backoff."""
-
-        def __init__(self, policy: RetryPolicy) -> None:
-            super().__init__(max_retry_count=policy.max_retries)
-            self.policy = policy
-
-        def _can_retry(
-            self,
-            *,
-            state: RetryState,
-            request: HttpRequest,
-            response: HttpResponse | None = None,
-            error: Exception | None = None,
-        ) -> bool:
-            return response is not None and 500 <= response.status_code <= 599
-
-        def prepare_for_next_attempt(
-            self,
-            *,
-            state: RetryState,
-            request: HttpRequest,
-            response: HttpResponse | None = None,
-            error: Exception | None = None,
-        ) -> None:
-            state.next_attempt_requested = True
-            self.policy.wait(self.policy.backoff(state.current_attempt))
-            state.increment_current_attempt()
-
-    class Connection(ConnectionErrorRetryHandler):
-        """Refused / reset / dropped connections and timeouts, exponential backoff."""
-
-        def __init__(self, policy: RetryPolicy) -> None:
-            super().__init__(
-                max_retry_count=policy.max_retries,
-                error_types=[URLError, ConnectionError, RemoteDisconnected, TimeoutError],
-            )
-            self.policy = policy
-
-        def prepare_for_next_attempt(
-            self,
-            *,
-            state: RetryState,
-            request: HttpRequest,
-            response: HttpResponse | None = None,
-            error: Exception | None = None,
-        ) -> None:
-            state.next_attempt_requested = True
-            self.policy.wait(self.policy.backoff(state.current_attempt))
-            state.increment_current_attempt()
-
-    _HANDLERS = (RateLimit, ServerError, Connection)
-    return _HANDLERS
+# --- helpers ---------------------------------------------------------------------------------
 
 
 def _sdk_logger() -> logging.Logger:

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from slack_fakes import PAYLOADS, handoff_dict
 
 from chalicelib.errors import BadRequest
-from chalicelib.handoff_message import HandoffMessage
-from chalicelib.slack.blocks import (
+from chalicelib.handoff.blocks import (
     ACTION_ACCEPT,
     ACTION_RECYCLE,
     ACTION_REJECT,
@@ -30,6 +29,7 @@ from chalicelib.slack.blocks import (
     text_length,
     truncate,
 )
+from chalicelib.handoff.message import HandoffMessage
 
 AT = datetime(2026, 11, 23, 10, 5, tzinfo=timezone.utc)
 

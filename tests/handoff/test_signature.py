@@ -7,7 +7,7 @@ import time
 import pytest
 
 from chalicelib.errors import Unauthorized
-from chalicelib.slack.signature import compute_signature, verify_slack_request
+from chalicelib.handoff.signature import compute_signature, verify_slack_request
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TIMESTAMP = "1531420618"

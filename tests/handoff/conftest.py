@@ -1,4 +1,4 @@
-"""Fixtures for the Slack adapter tests (helpers live in ``slack_fakes``)."""
+"""Fixtures for the handoff tests (helpers live in ``slack_fakes``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from slack_fakes import FakeSlack, handoff_dict, serving_fake_slack
 
-from chalicelib.handoff_message import HandoffMessage
+from chalicelib.handoff.message import HandoffMessage
 
 
 @pytest.fixture

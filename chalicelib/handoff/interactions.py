@@ -1,8 +1,9 @@
-"""Parse Slack interaction requests (Accept / Recycle / Reject clicks). Pure: no I/O.
+"""Slack interactions: a rep's Accept / Recycle / Reject click becomes a sales outcome.
 
-Slack posts ``application/x-www-form-urlencoded`` with one field, ``payload``, holding JSON.
-Verify the signature on the raw body first (``signature.verify_slack_request``), then call
-:func:`parse_interaction` on the same bytes.
+:func:`handle_interaction` is the route's one call: it verifies the signature on the raw body
+(``signature.verify_slack_request``), parses it with :func:`parse_interaction` (pure: no I/O),
+records the outcome and updates the Slack message. Slack posts
+``application/x-www-form-urlencoded`` with one field, ``payload``, holding JSON.
 
 Only ``block_actions`` carrying one of Baton's action ids is acted on; every other interaction
 (view submissions, shortcuts, foreign buttons, a reject menu cleared back to empty) gives an
@@ -14,15 +15,23 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
 
-from chalicelib.errors import BadRequest
-from chalicelib.handoff_message import ID_MAX_LENGTH, ID_PATTERN
-from chalicelib.slack.blocks import ACTION_IDS, REJECT_REASONS
+from chalicelib.errors import BadRequest, Unauthorized
+from chalicelib.handoff.blocks import ACTION_IDS, REJECT_REASONS, outcome_blocks
+from chalicelib.handoff.message import ID_MAX_LENGTH, ID_PATTERN
+from chalicelib.handoff.signature import verify_slack_request
+
+if TYPE_CHECKING:
+    from chalicelib.leads import LeadService
 
 MAX_BODY_BYTES = 256 * 1024
+# Slack action -> sales outcome
+_OUTCOMES = {"accept": "accepted", "reject": "rejected", "recycle": "recycled"}
 _ID = re.compile(ID_PATTERN)
 
 
@@ -177,3 +186,35 @@ def parse_interaction(raw_body: bytes) -> InteractionResult:
         action_ts=_opt_str(act.get("action_ts"), "payload.actions[0].action_ts"),
         team_id=_opt_str(team.get("id"), "payload.team.id"),
     )
+
+
+def handle_interaction(
+    raw_body: bytes, headers: Mapping[str, str], secrets: Any, leads: LeadService, notifier: Callable[[], Any],
+    clock: Callable[[], float],
+) -> dict[str, Any]:
+    """Accept / Reject / Recycle from the Slack alert: verify, record the outcome, update the message.
+
+    Nothing is read or changed before the signature checks out.
+    """
+    secret = secrets.get("slack/signing-secret")
+    if not secret:
+        raise Unauthorized("the Slack signing secret is not configured", details={"field": "X-Slack-Signature"})
+    verify_slack_request(secret, headers, raw_body, clock())
+    parsed = parse_interaction(raw_body)
+    if parsed.ignored:
+        return {"ignored": parsed.reason}
+    outcome = _OUTCOMES[parsed.action]
+    result = leads.record_outcome(
+        parsed.lead_id, outcome, reason=parsed.reason, actor=f"slack:{parsed.user_id}", source="slack"
+    )
+    blocks = outcome_blocks(
+        parsed.original_blocks, parsed.action, parsed.user_id, parsed.reason,
+        datetime.fromtimestamp(clock(), tz=timezone.utc),
+    )
+    text = f"{outcome} by {parsed.user_name or parsed.user_id}"
+    slack = notifier()
+    if parsed.response_url:
+        slack.respond(parsed.response_url, text, blocks, replace_original=True)
+    elif parsed.channel_id and parsed.message_ts and slack.can_update:
+        slack.update(parsed.channel_id, parsed.message_ts, text, blocks)
+    return {"outcome": outcome, "stage": result["stage"]}

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib.errors import BadRequest
-from chalicelib.handoff_message import HandoffMessage
+from chalicelib.handoff.message import HandoffMessage
 
 Block = dict[str, Any]
 

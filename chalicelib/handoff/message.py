@@ -1,7 +1,9 @@
 """The handoff message: the versioned JSON body published to SNS for each stage transition.
 
-Producers (the outbox relay) build a :class:`HandoffMessage` and publish ``msg.to_json()``;
-consumers (the Slack notifier, reminders) call :func:`parse_handoff` on the SNS ``Message``.
+:class:`HandoffMessage` is the contract, and what consumers get: the Slack consumer calls
+:func:`parse_handoff` on the SNS ``Message`` of handoffs, reminders and escalations. Producers
+do not build this model: ``handoff.body.handoff_body`` builds a plain dict in its shape inside
+the lead write, the dict is stored as an outbox item, and the relay publishes it as JSON.
 The contract is documented in ``docs/handoff-message.md``.
 
 Compatibility rules for ``baton.handoff.v1``: unknown fields are ignored (producers may add

@@ -1,0 +1,69 @@
+"""Sales SLAs: an SQL nobody acted on gets one reminder, then (if the route has one) an escalation.
+
+A reminder carries the handoff body of the transition that made the lead an SQL, plus ``kind``
+and ``overdue_hours``; it goes through the outbox like the handoff itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.errors import ConcurrencyConflict
+from chalicelib.handoff.body import handoff_body, message_attributes, route_for
+from chalicelib.outbox.items import OutboxItem
+from chalicelib.rules.compile import CompiledRuleset
+from chalicelib.rulesets import RulesetService
+from chalicelib.state import LeadState, Transition
+from chalicelib.store.base import Commit, LeadRepository
+
+
+def sql_transition(state: LeadState) -> Transition | None:
+    """The transition that made the lead an SQL, rebuilt from its stage history."""
+    for entry in reversed(state.stage_history):
+        if entry["stage"] == "sql":
+            return Transition(
+                id=entry["transition_id"], lead_id=state.lead_id, from_stage="mql", to_stage="sql",
+                at=entry["at"], reason=entry["reason"], ruleset_version=entry.get("ruleset_version"),
+                fast_track=state.fast_track,
+            )
+    return None
+
+
+def reminder_item(state: LeadState, rs: CompiledRuleset, kind: str, now: float) -> OutboxItem | None:
+    """An SLA reminder or escalation for an SQL nobody has acted on (same body, plus ``kind``)."""
+    transition = sql_transition(state)
+    if transition is None:
+        return None
+    body = handoff_body(state, transition, rs, "sla")
+    body["kind"] = kind
+    body["overdue_hours"] = round(max(0.0, now - (transition.at + body["route"]["sla_hours"] * 3600)) / 3600, 1)
+    attributes = {**message_attributes(body), "kind": kind}
+    return OutboxItem(f"{transition.id}.{kind}", kind, body, attributes, now)
+
+
+def check_sla(leads: LeadRepository, rulesets: RulesetService, now: float) -> dict[str, Any]:
+    reminded = escalated = 0
+    for lead_id in leads.sla_due(now):
+        stored = leads.get(lead_id)
+        if stored is None:
+            continue
+        state = stored.state
+        if state.stage != "sql" or state.accepted_at is not None or state.sla_deadline is None:
+            continue
+        rs = rulesets.compiled(state.ruleset_version) if state.ruleset_version else rulesets.active()
+        route = route_for(rs, state, "sql")
+        kind = "reminder" if state.sla_reminders == 0 else "escalation"
+        item = reminder_item(state, rs, kind, now)
+        state.sla_reminders += 1
+        # After the reminder, a second SLA period before escalating, if the route escalates at all.
+        escalates = kind == "reminder" and route.escalation_channel is not None
+        state.sla_deadline = now + route.sla_hours * 3600 if escalates else None
+        try:
+            leads.commit(Commit(state, stored.version, outbox=[item] if item else []))
+        except ConcurrencyConflict:
+            continue  # sales acted meanwhile, or another sweep got there: the next run decides
+        if kind == "reminder":
+            reminded += 1
+        else:
+            escalated += 1
+    return {"reminded": reminded, "escalated": escalated}
