@@ -47,9 +47,9 @@ def _body(limit: int = MAX_JSON_BODY) -> bytes:
 
 
 def _json_body() -> Any:
-    from chalicelib.schemas import parse_json
+    from chalicelib.json_body import load_json
 
-    return parse_json(_body())
+    return load_json(_body())
 
 
 def _api(path: str, methods: list[str], *, auth: tuple[str, ...] = (), content_types: list[str] | None = None,

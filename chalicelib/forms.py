@@ -49,9 +49,9 @@ def _read_fields(content_type: str, raw_body: bytes) -> dict[str, Any]:
             raise PayloadTooLarge(f"a form may have at most {MAX_FIELDS} fields", details={"field": "body"}) from None
         return {k: v[0] if len(v) == 1 else v for k, v in parsed.items()}
     if media == "application/json":
-        from chalicelib.schemas import parse_json
+        from chalicelib.json_body import load_json
 
-        data = parse_json(raw_body)
+        data = load_json(raw_body)
         if not isinstance(data, dict):
             raise BadRequest("a JSON form submission must be an object of field names to values",
                              details={"field": "body"})

@@ -137,11 +137,11 @@ def _default_compiled() -> CompiledRuleset:
 def read_upload(raw: bytes, content_type: str) -> Any:
     """A rule set as posted: JSON, or YAML text (validated later, with line numbers for YAML)."""
     from chalicelib.errors import BadRequest
+    from chalicelib.json_body import load_json
     from chalicelib.rules.loader import parse_ruleset_text
-    from chalicelib.schemas import parse_json
 
     if content_type.split(";")[0].strip().lower() == "application/json":
-        return parse_json(raw)
+        return load_json(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -21,7 +21,7 @@ from pydantic import (
 from chalicelib.attributes import coerce_all
 from chalicelib.emails import normalize_email
 from chalicelib.engine import OUTCOMES
-from chalicelib.errors import BadRequest, ValidationFailed
+from chalicelib.errors import ValidationFailed
 from chalicelib.events import IDENTIFY, KNOWN_TYPES, Event, content_event_id, to_epoch
 from chalicelib.rules.loader import format_path
 
@@ -141,25 +141,6 @@ class OutcomeIn(BaseModel):
 
 
 assert set(OUTCOMES) == set(OutcomeIn.model_fields["outcome"].annotation.__args__)  # type: ignore[union-attr]
-
-
-def parse_json(raw_body: bytes) -> Any:
-    if not raw_body:
-        raise BadRequest("the request body is empty; send a JSON object", details={"field": "body"})
-    try:
-        return json.loads(raw_body)
-    except (ValueError, RecursionError) as exc:
-        # ValueError covers JSONDecodeError, UnicodeDecodeError and integers beyond Python's
-        # 4300-digit limit; RecursionError absurdly deep nesting ("[[[[..."): all are bad input.
-        if isinstance(exc, json.JSONDecodeError):
-            where = f" at line {exc.lineno} column {exc.colno}"
-        elif isinstance(exc, RecursionError):
-            where = ": nested too deeply"
-        elif isinstance(exc, UnicodeDecodeError):
-            where = ""
-        else:
-            where = ": a number is too long"
-        raise BadRequest(f"the body is not valid JSON{where}", details={"field": "body"}) from None
 
 
 def validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:

@@ -13,7 +13,6 @@ a wrong shape raises :class:`BadRequest` whose ``details["field"]`` is the JSON 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from chalicelib.errors import BadRequest, Unauthorized
 from chalicelib.handoff.blocks import ACTION_IDS, REJECT_REASONS, outcome_blocks
 from chalicelib.handoff.message import ID_MAX_LENGTH, ID_PATTERN
 from chalicelib.handoff.signature import verify_slack_request
+from chalicelib.json_body import load_json
 
 if TYPE_CHECKING:
     from chalicelib.leads import LeadService
@@ -101,20 +101,11 @@ def _load_payload(raw_body: bytes) -> dict[str, Any]:
     values = form.get("payload")
     if not values or not values[0]:
         raise _bad("payload", "form field is missing")
-    try:
-        payload = json.loads(values[0])
-    except (ValueError, RecursionError):  # also numbers too long to convert, nesting too deep
-        raise _bad("payload", "is not valid JSON") from None
-    return _obj(payload, "payload")
+    return _obj(load_json(values[0], "payload"), "payload")
 
 
 def _decode_value(raw: Any, path: str, with_reason: bool) -> tuple[str, str, str | None]:
-    text = _req_str(raw, path)
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        raise _bad(path, "is not Baton's JSON value") from None
-    value = _obj(value, path)
+    value = _obj(load_json(_req_str(raw, path), path), path)
     ids = []
     for key in ("l", "t"):
         item = value.get(key)

@@ -13,13 +13,20 @@ from typing import Any
 from chalicelib.attributes import coerce
 from chalicelib.errors import Unauthorized
 from chalicelib.events import MEETING_BOOKED, MEETING_CANCELED
+from chalicelib.json_body import load_json
+from chalicelib.signing import (
+    check_signature,
+    check_window,
+    hmac_digest,
+    parse_unix_timestamp,
+    require_header,
+)
 
 from .base import WebhookRequest, WebhookResult, ok
 from .payload import (
     as_list,
     as_object,
     at,
-    load_json,
     make_event,
     normalize_email,
     obj_field,
@@ -29,7 +36,6 @@ from .payload import (
     str_field,
     utm_from,
 )
-from .signing import check_signature, check_window, hmac_digest, parse_unix_timestamp, require_header
 
 SIGNATURE_HEADER = "Calendly-Webhook-Signature"
 TOLERANCE_SECONDS = 180.0
@@ -84,7 +90,7 @@ class CalendlySource:
     name = "calendly"
 
     def verify(self, request: WebhookRequest, secret: str, now: float) -> None:
-        timestamp, signature = _signature_parts(require_header(request, SIGNATURE_HEADER))
+        timestamp, signature = _signature_parts(require_header(request.headers, SIGNATURE_HEADER))
         check_window(
             parse_unix_timestamp(timestamp, SIGNATURE_HEADER), now, TOLERANCE_SECONDS, SIGNATURE_HEADER
         )

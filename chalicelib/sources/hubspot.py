@@ -18,6 +18,14 @@ from typing import Any
 
 from chalicelib.attributes import coerce
 from chalicelib.events import IDENTIFY
+from chalicelib.json_body import load_json
+from chalicelib.signing import (
+    check_signature,
+    check_window,
+    hmac_digest,
+    parse_unix_timestamp,
+    require_header,
+)
 
 from .base import WebhookRequest, WebhookResult, ok
 from .payload import (
@@ -26,14 +34,12 @@ from .payload import (
     at,
     epoch_number,
     int_field,
-    load_json,
     make_event,
     normalize_email,
     opt_str,
     setting_map,
     str_field,
 )
-from .signing import check_signature, check_window, hmac_digest, parse_unix_timestamp, require_header
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
 TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
@@ -92,8 +98,8 @@ class HubSpotSource:
     name = "hubspot"
 
     def verify(self, request: WebhookRequest, secret: str, now: float) -> None:
-        signature = require_header(request, SIGNATURE_HEADER)
-        timestamp = require_header(request, TIMESTAMP_HEADER)
+        signature = require_header(request.headers, SIGNATURE_HEADER)
+        timestamp = require_header(request.headers, TIMESTAMP_HEADER)
         check_window(
             parse_unix_timestamp(timestamp, TIMESTAMP_HEADER, millis=True),
             now,

@@ -16,6 +16,7 @@ from typing import Any
 from chalicelib.attributes import coerce
 from chalicelib.errors import Unauthorized
 from chalicelib.events import EMAIL_BOUNCE, IDENTIFY, SPAM_REPORT, UNSUBSCRIBE, content_event_id
+from chalicelib.signing import constant_time_equal
 
 from .base import WebhookRequest, WebhookResult, ok
 from .payload import (
@@ -29,7 +30,6 @@ from .payload import (
     setting_map,
     str_field,
 )
-from .signing import constant_time_equal
 
 KEY_PARAM = "key"
 FIRED_AT_FORMAT = "%Y-%m-%d %H:%M:%S"

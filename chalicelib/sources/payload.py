@@ -1,13 +1,12 @@
 """Strict, path-aware reading of vendor payloads, shared by the sources.
 
 Every helper either returns a value of the expected shape or raises ``BadRequest`` (the body is
-not JSON / not a form) or ``ValidationFailed`` naming the JSON path (``form_response.answers[2]``),
-so no ``KeyError`` / ``TypeError`` ever escapes a parser.
+not a form; JSON bodies are read by ``chalicelib.json_body``) or ``ValidationFailed`` naming the
+JSON path (``form_response.answers[2]``), so no ``KeyError`` / ``TypeError`` ever escapes a parser.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import urllib.parse
@@ -26,25 +25,7 @@ _MAX_EPOCH = 32503680000.0
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:?\d{2})$")
 
 
-# ---------------------------------------------------------------- bodies
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def load_json(raw: bytes) -> Any:
-    """The body as JSON, or BadRequest. NaN/Infinity and absurd nesting are refused."""
-    if not raw.strip():
-        raise BadRequest("empty body: expected JSON")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BadRequest("body is not UTF-8 encoded JSON") from None
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
+# ---------------------------------------------------------------- form bodies
 
 
 _FORM_KEY = re.compile(r"^([^\[\]]*)((?:\[[^\[\]]*\])+)$")

@@ -30,12 +30,13 @@ from chalicelib.events import (
     WEBINAR_ATTENDED,
     content_event_id,
 )
+from chalicelib.json_body import load_json
+from chalicelib.signing import check_signature, hmac_digest, require_header
 
 from .base import WebhookRequest, WebhookResult, ok
 from .payload import (
     as_object,
     at,
-    load_json,
     make_event,
     normalize_email,
     obj_field,
@@ -44,7 +45,6 @@ from .payload import (
     setting_map,
     str_field,
 )
-from .signing import check_signature, hmac_digest, require_header
 
 SIGNATURE_HEADER = "X-Signature"
 
@@ -117,7 +117,7 @@ class SegmentSource:
     name = "segment"
 
     def verify(self, request: WebhookRequest, secret: str, now: float) -> None:
-        given = require_header(request, SIGNATURE_HEADER)
+        given = require_header(request.headers, SIGNATURE_HEADER)
         check_signature(hmac_digest("sha1", secret, request.raw_body).hex(), given.lower(), SIGNATURE_HEADER)
 
     def parse(self, request: WebhookRequest, settings: Mapping[str, Any]) -> WebhookResult:

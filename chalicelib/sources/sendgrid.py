@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import BatonError, Unauthorized
 from chalicelib.events import EMAIL_BOUNCE, EMAIL_CLICK, EMAIL_OPEN, SPAM_REPORT, UNSUBSCRIBE
+from chalicelib.json_body import load_json
+from chalicelib.signing import check_window, parse_unix_timestamp, require_header
 
 from .base import WebhookRequest, WebhookResult, ok
 from .payload import (
@@ -28,12 +30,10 @@ from .payload import (
     as_object,
     at,
     epoch_number,
-    load_json,
     make_event,
     normalize_email,
     str_field,
 )
-from .signing import check_window, parse_unix_timestamp, require_header
 
 if TYPE_CHECKING:  # cryptography is heavy: imported only inside verify()
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
@@ -112,8 +112,8 @@ class SendGridSource:
     name = "sendgrid"
 
     def verify(self, request: WebhookRequest, secret: str, now: float) -> None:
-        signature = require_header(request, SIGNATURE_HEADER)
-        require_header(request, TIMESTAMP_HEADER)
+        signature = require_header(request.headers, SIGNATURE_HEADER)
+        require_header(request.headers, TIMESTAMP_HEADER)
         # The header value is signed verbatim, so use it unstripped (require_header strips).
         timestamp = request.header(TIMESTAMP_HEADER) or ""
         check_window(

@@ -14,13 +14,14 @@ from typing import Any
 from chalicelib.attributes import coerce
 from chalicelib.errors import Unauthorized, ValidationFailed
 from chalicelib.events import DEMO_REQUEST, FORM_SUBMITTED
+from chalicelib.json_body import load_json
+from chalicelib.signing import check_signature, hmac_digest, require_header
 
 from .base import WebhookRequest, WebhookResult, ok
 from .payload import (
     as_list,
     as_object,
     at,
-    load_json,
     make_event,
     normalize_email,
     obj_field,
@@ -31,7 +32,6 @@ from .payload import (
     str_field,
     utm_from,
 )
-from .signing import check_signature, hmac_digest, require_header
 
 SIGNATURE_HEADER = "Typeform-Signature"
 
@@ -79,7 +79,7 @@ class TypeformSource:
     name = "typeform"
 
     def verify(self, request: WebhookRequest, secret: str, now: float) -> None:
-        header = require_header(request, SIGNATURE_HEADER)
+        header = require_header(request.headers, SIGNATURE_HEADER)
         scheme, _, _ = header.partition("=")
         if scheme != "sha256":
             raise Unauthorized(

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.slack.slack_fakes import FakeSlack, Reply, serving_fake_slack
 
 from chalicelib.errors import DeliveryFailed
+from tests.handoff.slack_fakes import FakeSlack, Reply, serving_fake_slack
 from tests.reliability.support import ADMIN_TOKEN, INGEST_TOKEN, Service, read_jsonl
 
 pytestmark = pytest.mark.reliability

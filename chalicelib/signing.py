@@ -1,23 +1,27 @@
-"""Signature plumbing shared by the sources: required headers, HMACs compared in constant time,
-and replay windows. Every failure is an ``Unauthorized`` whose message says what failed."""
+"""Request signatures, written once for every sender: vendor webhooks (``sources/``) and Slack
+(``handoff/signature.py``). Required headers, HMACs compared in constant time on the raw body,
+and replay windows. Every failure is an ``Unauthorized`` whose message names the header that failed.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 
 from chalicelib.errors import Unauthorized
-
-from .base import WebhookRequest
 
 _DIGITS = re.compile(r"^[0-9]{1,16}$")
 
 
-def require_header(request: WebhookRequest, name: str) -> str:
-    """The header's value, or ``Unauthorized("missing <Name> header")``. ``name`` keeps the
-    vendor's capitalisation for the message; lookup is case-insensitive."""
-    value = request.header(name)
+def require_header(headers: Mapping[str, str], name: str) -> str:
+    """The header's value, stripped, or ``Unauthorized("missing <name> header")``.
+
+    ``headers`` has lower-cased keys (as Chalice gives them); ``name`` keeps the sender's
+    capitalisation for the message.
+    """
+    value = headers.get(name.lower())
     if value is None or not value.strip():
         raise Unauthorized(f"missing {name} header", details={"header": name})
     return value.strip()
