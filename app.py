@@ -14,6 +14,7 @@ from typing import Any
 from chalice import Chalice, Rate, Response
 
 from chalicelib.bootstrap import container
+from chalicelib.config import Settings
 from chalicelib.errors import BatonError, PayloadTooLarge
 from chalicelib.observability import configure_logging
 
@@ -260,10 +261,12 @@ def slack_interactions() -> Response:
 
 # -- event handlers (not HTTP: SNS, schedules, streams) ----------------------------------------
 
-HANDOFF_TOPIC = os.environ.get("BATON_HANDOFF_TOPIC", f"baton-{os.environ.get('BATON_STAGE', 'local')}-handoff")
+# Event sources are named when chalice reads the app (at package time): from the environment, as
+# Settings reads it, not from the per-process cache.
+SOURCE_NAMES = Settings.from_env()
 
 
-@app.on_sns_message(topic=HANDOFF_TOPIC, name="slack_notifier")
+@app.on_sns_message(topic=SOURCE_NAMES.handoff_topic, name="slack_notifier")
 def slack_notifier(event: Any) -> None:
     from chalicelib.handoff.delivery import deliver_sns_event
 
@@ -278,10 +281,7 @@ def _relay() -> dict[str, int]:
     return relay(c.outbox, c.publisher())
 
 
-RESCORE_QUEUE = os.environ.get("BATON_RESCORE_QUEUE", f"baton-{os.environ.get('BATON_STAGE', 'local')}-rescore")
-
-
-@app.on_sqs_message(queue=RESCORE_QUEUE, batch_size=1, name="rescore_worker")
+@app.on_sqs_message(queue=SOURCE_NAMES.rescore_queue, batch_size=1, name="rescore_worker")
 def rescore_worker(event: Any) -> None:
     import json
 
@@ -303,9 +303,9 @@ def sla_checker(event: Any) -> dict[str, Any]:
     return check_sla(c.leads_repo, c.rulesets, c.clock())
 
 
-if os.environ.get("BATON_OUTBOX_STREAM_ARN"):
+if SOURCE_NAMES.outbox_stream_arn:
     # In AWS the outbox table's stream relays at once; the sweeper only catches what it missed.
-    @app.on_dynamodb_record(stream_arn=os.environ["BATON_OUTBOX_STREAM_ARN"], name="outbox_relay",
+    @app.on_dynamodb_record(stream_arn=SOURCE_NAMES.outbox_stream_arn, name="outbox_relay",
                             batch_size=10)
     def outbox_relay(event: Any) -> dict[str, int]:
         return _relay()

@@ -13,9 +13,12 @@ class Settings:
     leads_table: str
     rulesets_table: str
     outbox_table: str
-    handoff_topic_arn: str
+    handoff_topic: str  # the topic's name: the Slack consumer subscribes to it (read when chalice packages)
+    handoff_topic_arn: str  # where the outbox relay publishes
     dead_letter_queue_url: str
-    rescore_queue_url: str
+    rescore_queue: str  # the queue's name: the re-score worker consumes it (read when chalice packages)
+    rescore_queue_url: str  # where publishing a rule set sends the re-score jobs
+    outbox_stream_arn: str  # when set, the outbox relay also runs on the outbox table's stream
     ruleset_cache_seconds: float
     ssm_prefix: str
     slack_outbox_file: str
@@ -31,9 +34,12 @@ class Settings:
             leads_table=e.get("BATON_LEADS_TABLE", f"baton-{stage}-leads"),
             rulesets_table=e.get("BATON_RULESETS_TABLE", f"baton-{stage}-rulesets"),
             outbox_table=e.get("BATON_OUTBOX_TABLE", f"baton-{stage}-outbox"),
+            handoff_topic=e.get("BATON_HANDOFF_TOPIC", f"baton-{stage}-handoff"),
             handoff_topic_arn=e.get("BATON_HANDOFF_TOPIC_ARN", ""),
             dead_letter_queue_url=e.get("BATON_DLQ_URL", ""),
+            rescore_queue=e.get("BATON_RESCORE_QUEUE", f"baton-{stage}-rescore"),
             rescore_queue_url=e.get("BATON_RESCORE_QUEUE_URL", ""),
+            outbox_stream_arn=e.get("BATON_OUTBOX_STREAM_ARN", ""),
             ruleset_cache_seconds=float(e.get("BATON_RULESET_CACHE_SECONDS", "30")),
             ssm_prefix=e.get("BATON_SSM_PREFIX", f"/baton/{stage}/"),
             slack_outbox_file=e.get("BATON_SLACK_OUTBOX_FILE", ""),
