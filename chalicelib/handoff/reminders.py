@@ -18,11 +18,18 @@ from chalicelib.store.base import Commit, LeadRepository
 
 
 def sql_transition(state: LeadState) -> Transition | None:
-    """The transition that made the lead an SQL, rebuilt from its stage history."""
-    for entry in reversed(state.stage_history):
+    """The transition that made the lead an SQL, rebuilt from its stage history.
+
+    It came from the stage recorded before it: ``mql`` usually, ``lead`` or ``recycled`` for a
+    fast track. Every lead starts as ``lead``, so an SQL first in the history came from there.
+    """
+    history = state.stage_history
+    for n in range(len(history) - 1, -1, -1):
+        entry = history[n]
         if entry["stage"] == "sql":
             return Transition(
-                id=entry["transition_id"], lead_id=state.lead_id, from_stage="mql", to_stage="sql",
+                id=entry["transition_id"], lead_id=state.lead_id,
+                from_stage=history[n - 1]["stage"] if n else "lead", to_stage="sql",
                 at=entry["at"], reason=entry["reason"], ruleset_version=entry.get("ruleset_version"),
                 fast_track=state.fast_track,
             )
