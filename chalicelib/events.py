@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -86,6 +87,25 @@ class Event:
             traits=dict(data.get("traits") or {}),
             source=str(data.get("source") or "api"),
         )
+
+
+# Ids a sender gives end up in DynamoDB keys (at most 1,024 bytes per sort key) and in the lead's
+# memory of recent ids: each is bounded before it gets there (see ``bounded_id``).
+MAX_ID_LENGTH = 128
+_PLAIN_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID_LENGTH}}}")
+
+
+def is_plain_id(raw: str) -> bool:
+    """At most ``MAX_ID_LENGTH`` printable ASCII characters, no spaces."""
+    return _PLAIN_ID.fullmatch(raw) is not None
+
+
+def bounded_id(raw: str) -> str:
+    """A vendor's id as Baton stores it: as sent when plain, else a digest (the same id always
+    gives the same digest, so dedupe and identity links still work)."""
+    if is_plain_id(raw):
+        return raw
+    return "h_" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def content_event_id(source: str, type_: str, ts: float, subject: str, properties: Mapping[str, Any]) -> str:

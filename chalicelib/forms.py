@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 from chalicelib.attributes import UTM_KEYS, attribute_for, coerce
 from chalicelib.emails import normalize_email
 from chalicelib.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from chalicelib.events import Event, content_event_id
+from chalicelib.events import MAX_ID_LENGTH, Event, content_event_id, is_plain_id
 from chalicelib.rules.model import RuleSet
 
 if TYPE_CHECKING:
@@ -77,20 +77,47 @@ def _check_values(fields: dict[str, Any]) -> None:
 
 
 def check_redirect(url: str, allowed: tuple[str, ...]) -> str:
-    """Only redirect to pages we were told about: an open redirect is a phishing tool."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unbalanced IPv6 bracket
-        raise ValidationFailed("_redirect is not a readable URL", field="_redirect") from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValidationFailed("_redirect must be an absolute http(s) URL", field="_redirect")
-    origin = f"{parts.scheme}://{parts.netloc}"
-    if not any(url.startswith(prefix) or origin == prefix.rstrip("/") for prefix in allowed):
+    """Only redirect to pages we were told about: an open redirect is a phishing tool.
+
+    The URL and each allowed prefix are compared parsed: the same scheme, host and port, then the
+    path under the prefix's path. A string prefix let ``https://www.example.com.evil.net/`` and
+    ``https://www.example.com@evil.net/`` through.
+    """
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        # CR/LF would split the Location header (a 500, after the event was stored).
+        raise ValidationFailed("_redirect may not contain spaces or control characters", field="_redirect")
+    target = _url_parts(url)
+    if target is None:
+        raise ValidationFailed("_redirect must be an absolute http(s) URL without user info", field="_redirect")
+    if not any(_under(target, prefix) for prefix in allowed):
         raise ValidationFailed(
             "_redirect is not on the allow-list (BATON_REDIRECT_ALLOWLIST)", field="_redirect",
-            details={"origin": origin},
+            details={"origin": f"{target[0]}://{target[1]}:{target[2]}"},
         )
     return url
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _url_parts(url: str) -> tuple[str, str, int, str] | None:
+    """(scheme, host, port, path) of an absolute http(s) URL; None when it is not one."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # an unbalanced IPv6 bracket, a port out of range
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    return parts.scheme, parts.hostname, port or _DEFAULT_PORTS[parts.scheme], parts.path or "/"
+
+
+def _under(target: tuple[str, str, int, str], prefix: str) -> bool:
+    allowed = _url_parts(prefix)
+    if allowed is None or target[:3] != allowed[:3]:
+        return False
+    base = allowed[3]
+    return target[3] == base or target[3].startswith(base if base.endswith("/") else base + "/")
 
 
 def parse_submission(
@@ -131,11 +158,22 @@ def parse_submission(
         traits["first_name"], traits["last_name"] = first, last
     email = normalize_email(email)
     anonymous_id = fields.get("anonymous_id") or fields.get("_anonymous_id")
+    if anonymous_id is not None and (not isinstance(anonymous_id, str) or not is_plain_id(anonymous_id)):
+        raise ValidationFailed(f"anonymous_id must be one id of at most {MAX_ID_LENGTH} printable characters",
+                               field="anonymous_id")
+    if anonymous_id and ":" in anonymous_id:
+        # Vendors' visitors are "<source>:<id>" (segment:user:42, hubspot:123): an unverified form
+        # naming one would have that vendor's signed events scored on the poster's lead.
+        raise ValidationFailed("anonymous_id may not contain ':' (a vendor's namespaced visitor id)",
+                               field="anonymous_id")
     offer = (spec.offer if spec else None) or form_id
     properties = {"form_id": form_id, "offer": offer, **{k: traits[k] for k in UTM_KEYS if k in traits}}
     event_type = spec.event if spec else "form_submitted"
     # A double-clicked submit arrives twice within seconds: same content in the same minute is one event.
     given_id = fields.get("_submission_id")
+    if given_id not in (None, "") and (not isinstance(given_id, str) or not is_plain_id(given_id)):
+        raise ValidationFailed(f"_submission_id must be one id of at most {MAX_ID_LENGTH} printable characters",
+                               field="_submission_id")
     event_id = (
         f"form:{given_id}" if isinstance(given_id, str) and given_id
         else content_event_id("form", event_type, now // 60 * 60, email, {**properties, **traits})

@@ -8,11 +8,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.errors import Conflict, NotFound, ValidationFailed
+from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from chalicelib.rules.compile import CompiledRuleset, compile_ruleset
 from chalicelib.rules.loader import default_ruleset, parse_ruleset
 from chalicelib.rules.model import RuleSet
 from chalicelib.store.base import ActivePointer, RulesetRepository, RulesetVersion
+
+# A version is one DynamoDB item (at most 400 KB with its keys and attributes): a larger body was a
+# 500 after the version number was taken.
+MAX_RULESET_BYTES = 350 * 1024
 
 
 def checksum(body: dict[str, Any]) -> str:
@@ -42,6 +46,11 @@ class RulesetService:
     def create(self, body: Any) -> dict[str, Any]:
         ruleset = parse_ruleset(body)  # raises ValidationFailed naming the path
         normalised = ruleset.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+        size = len(json.dumps(normalised, separators=(",", ":")).encode())
+        if size > MAX_RULESET_BYTES:  # checked before a version number is taken
+            raise PayloadTooLarge(
+                f"a rule set may be at most {MAX_RULESET_BYTES // 1024} KB once normalised; this one is "
+                f"{size // 1024} KB (long named lists belong in fewer, shorter rules)", details={"field": "body"})
         version = self.repo.create(ruleset.name, normalised, checksum(normalised), self.clock())
         return describe(version, self.repo.active())
 

@@ -17,6 +17,16 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM shuts down the same clean way as Ctrl-C
 
 
+def stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop the stack, whatever this process inherited.
+
+    Started with ``&`` from a non-interactive shell, a process inherits SIGINT *ignored*, and Python
+    then installs no KeyboardInterrupt handler: Ctrl-C (or ``kill -INT``) did nothing at all.
+    """
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def banner(stack: LocalStack) -> str:
     env, reg = os.environ, stack.registry
     posts = env.get("SLACK_WEBHOOK_URL") or env.get("SLACK_BOT_TOKEN")
@@ -39,7 +49,7 @@ def main() -> int:
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s", datefmt="%H:%M:%S")  # fmt: skip
     for noisy in ("werkzeug", "botocore"):  # moto logs every request, botocore every client
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_signals()
     env = os.environ
     stack = LocalStack(
         moto_port=int(env.get("BATON_MOTO_PORT", "5000")), app_port=int(env.get("BATON_APP_PORT", "8000")),

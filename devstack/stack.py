@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from devstack import workers
 from devstack.cfn import ROOT, app_env, deploy_data_plane
+from devstack.chalice_local import PARENT_ENV
 from devstack.moto_patches import serialize_moto_dynamodb
 
 log = logging.getLogger("devstack")
@@ -196,13 +197,15 @@ class LocalStack:
 
     def _start_app(self) -> None:
         _require_free(self.app_port, "BATON_APP_PORT")
-        chalice = Path(sys.executable).parent / "chalice"
-        cmd = [str(chalice), "local", "--host", "127.0.0.1", "--port", str(self.app_port), "--stage", STAGE]
+        cmd = [sys.executable, "-m", "devstack.chalice_local", "local", "--host", "127.0.0.1",
+               "--port", str(self.app_port), "--stage", STAGE]
         # The reloader stats the whole tree (.venv too) every second and restarts on any write,
         # the Slack outbox file included: opt in with BATON_AUTORELOAD=1.
         cmd.append("--autoreload" if self.autoreload else "--no-autoreload")
-        # Own process group: Ctrl-C reaches only us, and stop() also ends the reloader's child.
-        self._app = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ), stdout=self.app_output,
+        # Own process group: Ctrl-C reaches only us, and stop() also ends the reloader's child. It
+        # dies with this process all the same (devstack.chalice_local), however this one ends.
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}
+        self._app = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.app_output,
                                      stderr=self.app_output, start_new_session=True)  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +16,50 @@ from devstack.cfn import app_env, deploy_data_plane
 from devstack.stack import free_port
 
 __all__ = ["free_port"]  # re-exported: tests that start servers need free ports
+
+# Every process a test starts inherits this mark (stacks, chalice local, servers): at the end of the
+# session none may still run, or `make test` would leave a CI box (or a laptop) serving 503s.
+SESSION_MARK = "BATON_TEST_SESSION"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    os.environ[SESSION_MARK] = uuid.uuid4().hex
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    mark = os.environ.get(SESSION_MARK)
+    if not mark or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    deadline = time.monotonic() + 10  # a stack's processes take a moment to see their parent gone
+    left = leftovers(mark)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = leftovers(mark)
+    if left:
+        for pid, _ in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        lines = "\n".join(f"  {pid}: {cmd}" for pid, cmd in left)
+        print(f"\nprocesses started by this test session were still running (now killed):\n{lines}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def leftovers(mark: str) -> list[tuple[int, str]]:
+    """Live processes (not this one) whose environment carries ``mark``; Linux only."""
+    found = []
+    needle = f"{SESSION_MARK}={mark}".encode()
+    for entry in Path("/proc").glob("[0-9]*"):
+        pid = int(entry.name)
+        if pid == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":  # a zombie has ended; its parent has just not reaped it
+                    found.append((pid, (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]))
+        except OSError:
+            continue
+    return found
 
 _AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -6,14 +6,17 @@ a condition is a handful of dict lookups and function calls: no parsing, no ``ev
 
 from __future__ import annotations
 
+import logging
 import math
 import operator
-import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.rules.model import AllOf, AnyOf, Condition, Leaf, NotOf
+from chalicelib.rules.patterns import compile_pattern
+
+log = logging.getLogger(__name__)
 
 _UNSET: Any = object()
 
@@ -214,7 +217,13 @@ def leaf_predicate(leaf: Leaf, lists: dict[str, frozenset[str]]) -> Predicate:
             return lambda c: (v := _context_folded_path(c)) is not None and v.endswith(suffix)
         return lambda c: isinstance(v := get(c), str) and v.casefold().endswith(suffix)
     if op == "matches":
-        pattern = re.compile(value)
+        try:
+            pattern = compile_pattern(value)
+        except ValueError:
+            # Only a version stored before patterns ran on RE2 gets here (validation refuses the
+            # rest): the condition matches nothing rather than making the rule set unloadable.
+            log.warning("rule-set pattern not supported by RE2 on %s: the condition never matches", leaf.field)
+            return lambda c: False
         return lambda c: isinstance(v := get(c), str) and pattern.search(v) is not None
     if op in ("gt", "gte", "lt", "lte"):
         bound = float(value)

@@ -17,6 +17,8 @@ DEFAULT_RULESET_PATH = Path(__file__).with_name("default.yaml")
 Lines = dict[tuple[str | int, ...], int]
 
 
+_STANDARD_TAGS = "tag:yaml.org,2002:"
+_PYTHON_TAGS = "tag:yaml.org,2002:python/"
 MAX_NODES = 100_000  # aliases can multiply a small text into a huge document ("billion laughs")
 
 
@@ -29,10 +31,14 @@ def _to_python(node: Any, path: tuple[str | int, ...], lines: Lines, seen: list[
     if budget[0] > MAX_NODES or len(path) > 100:
         raise ValidationFailed(f"rule set too large or recursive (line {node.start_mark.line + 1})", field="$")
     lines[path] = node.start_mark.line + 1
+    if not node.tag.startswith(_STANDARD_TAGS) or node.tag.startswith(_PYTHON_TAGS):
+        # A rule set is plain data: application tags (!foo) and Python's (!!python/...) mean nothing here.
+        raise ValidationFailed(f"YAML tag {node.tag!r} is not allowed in a rule set (line {node.start_mark.line + 1})",
+                               field=format_path(path))
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
+            key = _scalar(key_node, path)
             if isinstance(key, (list, dict, set)):
                 raise ValidationFailed(f"mapping keys must be text (line {key_node.start_mark.line + 1})", field="$")
             lines[(*path, key)] = key_node.start_mark.line + 1
@@ -40,14 +46,18 @@ def _to_python(node: Any, path: tuple[str | int, ...], lines: Lines, seen: list[
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(child, (*path, i), lines, budget) for i, child in enumerate(node.value)]
-    return _scalar(node)
+    return _scalar(node, path)
 
 
-def _scalar(node: Any) -> Any:
+def _scalar(node: Any, path: tuple[str | int, ...]) -> Any:
     # Constructed directly: re-serialising a node and loading it again fails on empty values ("key:").
     import yaml
 
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    except Exception:  # !!int on text, a bad !!binary; PyYAML's !!timestamp even raises AttributeError
+        raise ValidationFailed(f"{node.value!r:.40} is not a valid {node.tag.rpartition(':')[2]} "
+                               f"(line {node.start_mark.line + 1})", field=format_path(path)) from None
 
 
 def _read_yaml(text: str) -> tuple[Any, Lines]:

@@ -23,6 +23,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from chalicelib.attributes import LEAD_FIELDS
 from chalicelib.events import KNOWN_TYPES
+from chalicelib.rules.patterns import compile_pattern
 
 STAGES = ("lead", "mql", "sql", "opportunity", "customer")
 
@@ -83,10 +84,7 @@ class Leaf(BaseModel):
         if op == "matches":
             if not isinstance(value, str):
                 raise ValueError("op 'matches' needs a regular expression string")
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from None
+            compile_pattern(value)  # ValueError naming what RE2 refuses
         if op == "exists" and not isinstance(value, (bool, type(None))):
             raise ValueError("op 'exists' takes true or false (or no value, meaning true)")
         if op == "in_list" and not isinstance(value, str):

@@ -17,7 +17,7 @@ from typing import Any
 from chalicelib.attributes import UTM_KEYS
 from chalicelib.emails import normalize_email as shared_normalize_email
 from chalicelib.errors import BadRequest, BatonError, ValidationFailed
-from chalicelib.events import Event
+from chalicelib.events import Event, bounded_id
 
 _MAX_FORM_DEPTH = 8
 # Epoch seconds accepted as an event time: 1970 .. year 3000 (keeps datetime arithmetic safe).
@@ -210,11 +210,11 @@ def make_event(
     traits: Mapping[str, Any] | None = None,
 ) -> Event:
     return Event(
-        event_id=f"{source}:{vendor_id}",
+        event_id=f"{source}:{bounded_id(vendor_id)}",
         type=type_,
         ts=ts,
         email=email,
-        anonymous_id=anonymous_id,
+        anonymous_id=bounded_id(anonymous_id) if anonymous_id else None,
         properties=compact(properties or {}),
         traits=dict(traits or {}),
         source=source,

@@ -81,6 +81,16 @@ def test_honeypot_answers_ok_and_stores_nothing(api: Api) -> None:
         ("/v1/forms/demo", "email=a%40b.io&notes=" + "y" * 2500, FORM_HEADERS, 422, "notes"),
         ("/v1/forms/demo", '{"email": "a@b.io", "nested": {"a": 1}}', {}, 422, "nested"),
         ("/v1/forms/demo", "email=a%40b.io&Employees=lots", FORM_HEADERS, 422, "Employees"),
+        ("/v1/forms/newsletter", "email=a%40b.io&_redirect=https%3A%2F%2Fwww.example.com%2F%0D%0ASet-Cookie%3A+a",
+         FORM_HEADERS, 422, "_redirect"),
+        ("/v1/forms/newsletter", "email=a%40b.io&_redirect=https%3A%2F%2Fwww.example.com.evil.net%2F", FORM_HEADERS,
+         422, "_redirect"),
+        ("/v1/forms/newsletter", "email=a%40b.io&_submission_id=" + "x" * 129, FORM_HEADERS, 422, "_submission_id"),
+        ("/v1/forms/newsletter", "email=a%40b.io&_submission_id=a+b", FORM_HEADERS, 422, "_submission_id"),
+        ("/v1/forms/newsletter", "email=a%40b.io&anonymous_id=" + "x" * 2000, FORM_HEADERS, 422, "anonymous_id"),
+        ("/v1/forms/newsletter", "email=a%40b.io&anonymous_id=segment%3Auser%3A42", FORM_HEADERS, 422,
+         "anonymous_id"),
+        ("/v1/forms/newsletter", "email=a%40b.io&anonymous_id=hubspot%3A1234", FORM_HEADERS, 422, "anonymous_id"),
     ],
 )
 def test_bad_form_input_is_a_4xx_naming_the_field_and_stores_nothing(
@@ -228,6 +238,29 @@ def test_ruleset_lifecycle(api: Api) -> None:
     listed = api.get("/v1/rulesets", headers=ADMIN).json_body["rulesets"]
     assert [(v["version"], v["active"]) for v in listed] == [(1, True), (2, False)]
     assert api.post("/v1/rulesets/1/publish").status_code == 401
+
+
+@pytest.mark.parametrize(("text", "status", "field", "says"), [
+    ("name: !foo bar", 422, "name", "YAML tag '!foo' is not allowed"),
+    ("name: x\nfit: !!python/name:os.system ''", 422, "fit", "python/name:os.system"),
+    ("name: !!int abc", 422, "name", "is not a valid int"),
+    ("name: !!timestamp soon", 422, "name", "is not a valid timestamp"),
+])
+def test_yaml_tags_are_refused_naming_the_field(api: Api, text: str, status: int, field: str, says: str) -> None:
+    r = api.post("/v1/rulesets", raw=text, headers={**ADMIN, "Content-Type": "application/yaml"})
+    assert r.status_code == status, r.json_body
+    assert r.json_body["error"]["details"]["field"] == field and says in r.json_body["error"]["message"]
+
+
+def test_a_rule_set_too_big_for_one_item_is_a_413_and_takes_no_version_number(api: Api) -> None:
+    from chalicelib.rules.loader import default_ruleset
+
+    body = default_ruleset().model_dump(mode="json", by_alias=True)
+    body["lists"]["competitors"] = [f"competitor-{i:06d}.example.com" for i in range(15_000)]  # ~480 KB
+    r = api.post("/v1/rulesets", body, headers=ADMIN)
+    assert r.status_code == 413 and r.json_body["error"]["details"]["field"] == "body", r.json_body
+    body["lists"]["competitors"] = ["rival.example.com"]
+    assert api.post("/v1/rulesets", body, headers=ADMIN).json_body["version"] == 1
 
 
 def test_erasure_leaves_nothing_in_any_table(api: Api) -> None:

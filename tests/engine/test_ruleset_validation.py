@@ -242,8 +242,20 @@ def test_bad_regex() -> None:
     text = replace_once(MINIMAL, "{field: company_size, op: gte, value: 1000}", '{field: job_title, op: matches, value: "(vp"}')
     [error] = errors_of(text)
     assert error["path"] == "fit[0].when"
-    assert error["message"].startswith("invalid regular expression")
+    assert error["message"].startswith("pattern '(vp' is not supported: missing )")
     assert error["line"] == line_of(text, "(vp")
+
+
+@pytest.mark.parametrize(("pattern", "reason"), [
+    ("(a)\\\\1", "invalid escape sequence"),  # a backreference
+    ("(?<=vp )sales", "invalid perl operator: (?<"),  # a lookbehind
+    ("vp(?= sales)", "invalid perl operator: (?="),  # a lookahead
+])
+def test_patterns_re2_cannot_run_in_linear_time_are_refused_naming_the_rule(pattern: str, reason: str) -> None:
+    text = replace_once(MINIMAL, "{field: company_size, op: gte, value: 1000}",
+                        f'{{field: job_title, op: matches, value: "{pattern}"}}')
+    [error] = errors_of(text)
+    assert error["path"] == "fit[0].when" and reason in error["message"] and "linear" in error["message"]
 
 
 def test_in_list_of_an_undefined_list() -> None:

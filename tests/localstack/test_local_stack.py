@@ -96,6 +96,63 @@ def test_local_stack_serves_health_and_stops_on_sigint(tmp_path: Path) -> None:
                 proc.wait()
 
 
+@contextlib.contextmanager
+def _stack(tmp_path: Path, shell_prefix: str = "") -> Any:
+    """``python -m devstack`` on free ports, started through ``sh -c`` (so a test can set what it
+    inherits); yields (process, app url, log reader) once /health answers."""
+    app_port = free_port()
+    env = {**os.environ, "BATON_MOTO_PORT": str(free_port()), "BATON_APP_PORT": str(app_port),
+           "BATON_LANDING_PORT": str(free_port()), "BATON_SLACK_OUTBOX_FILE": str(tmp_path / "outbox.jsonl"),
+           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env.pop("AWS_ENDPOINT_URL", None)
+    with tempfile.TemporaryFile() as output:
+        script = f"{shell_prefix}exec {sys.executable} -m devstack"
+        proc = subprocess.Popen(["sh", "-c", script], cwd=ROOT, env=env, stdout=output, stderr=output)
+
+        def log() -> str:
+            output.seek(0)
+            return output.read().decode(errors="replace")[-4000:]
+
+        url = f"http://127.0.0.1:{app_port}"
+        try:
+            deadline = time.monotonic() + 90
+            while _get(url + "/health") is None:
+                assert proc.poll() is None and time.monotonic() < deadline, f"no /health:\n{log()}"
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=0.5)
+            yield proc, url, log
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_a_stack_started_with_sigint_ignored_still_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """`make run &` from a script, or a CI runner, hands the stack SIGINT *ignored*."""
+    with _stack(tmp_path, shell_prefix="trap '' INT; ") as (proc, url, log):
+        proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(timeout=60)  # a ceiling, not a timing: a deaf stack would never end
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"SIGINT ignored:\n{log()}")
+        assert rc == 0 and "stopped" in log()
+        assert _get(url + "/health") is None
+
+
+def test_chalice_local_dies_with_a_killed_stack_and_logs_no_query_strings(tmp_path: Path) -> None:
+    with _stack(tmp_path) as (proc, url, log):
+        urllib.request.urlopen(url + "/health?email=ada%40acme.io&key=s3cret", timeout=5).close()
+        proc.kill()  # SIGKILL: no handler runs, no stop()
+        proc.wait()
+        deadline = time.monotonic() + 60  # a ceiling: an orphan would answer for ever
+        while _get(url + "/health") is not None:
+            assert time.monotonic() < deadline, "chalice local outlived the stack"
+            time.sleep(0.2)
+        written = log()
+        assert '"GET /health HTTP/1.1" 200' in written
+        assert "ada" not in written and "s3cret" not in written
+
+
 class _Interrupted(Exception):
     pass
 

@@ -1,0 +1,24 @@
+"""Ids vendors send are bounded before they become keys or are remembered (issue: item growth)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chalicelib.events import MAX_ID_LENGTH, bounded_id
+from chalicelib.sources.payload import make_event
+
+
+@given(st.text(min_size=1, max_size=3000))
+def test_every_vendor_id_becomes_a_short_stable_key(raw: str) -> None:
+    event = make_event("segment", raw, "page_view", 0.0, anonymous_id=f"segment:anon:{raw}")
+    assert len(event.event_id.encode()) <= len("segment:") + MAX_ID_LENGTH
+    assert event.anonymous_id is not None and len(event.anonymous_id.encode()) <= MAX_ID_LENGTH
+    again = make_event("segment", raw, "page_view", 0.0, anonymous_id=f"segment:anon:{raw}")
+    assert (again.event_id, again.anonymous_id) == (event.event_id, event.anonymous_id)  # dedupe still works
+
+
+def test_plain_ids_are_kept_as_sent_and_long_ones_digested() -> None:
+    assert bounded_id("msg-42") == "msg-42"
+    assert bounded_id("x" * 2000) != bounded_id("x" * 2001)
+    assert bounded_id("x" * 2000).startswith("h_") and len(bounded_id("x" * 2000)) == 34
