@@ -255,7 +255,7 @@ def slack_interactions() -> Response:
     from chalicelib.handoff.interactions import handle_interaction
 
     c = container()
-    answer = handle_interaction(_body(256 * 1024), _headers(), c.secrets, c.leads, c.notifier, c.clock)
+    answer = handle_interaction(_body(256 * 1024), _headers(), c.secrets, c.leads, c.outbox, c.notifier, c.clock)
     return Response(body=answer, status_code=200)
 
 

@@ -16,9 +16,10 @@ from typing import Any
 
 from chalicelib.emails import normalize_email
 from chalicelib.engine import apply_event, apply_outcome, explain, new_lead, set_email
-from chalicelib.errors import ConcurrencyConflict, DuplicateEvents, NotFound, Unavailable
+from chalicelib.errors import ConcurrencyConflict, Conflict, DuplicateEvents, NotFound, Unavailable
 from chalicelib.events import Event, iso
 from chalicelib.handoff.body import outbox_items
+from chalicelib.handoff.reminders import sql_transition
 from chalicelib.observability import metric
 from chalicelib.rescore import shadow_view
 from chalicelib.rulesets import RulesetService
@@ -215,8 +216,10 @@ class LeadService:
     # -- sales feedback --------------------------------------------------------------------------
     def record_outcome(
         self, lead_id: str, outcome: str, *, reason: str | None = None, answers: dict[str, Any] | None = None,
-        actor: str | None = None, source: str = "api",
+        actor: str | None = None, source: str = "api", about: str | None = None,
     ) -> dict[str, Any]:
+        """Sales feedback. ``about``: the SQL transition the decision was made on (a Slack alert's);
+        unless it is the lead's latest hand-off, nothing is recorded (``Conflict``)."""
         for attempt in range(MAX_ATTEMPTS):
             now = self.clock()
             rs = self.rulesets.active()
@@ -224,6 +227,9 @@ class LeadService:
             if stored is None:
                 raise NotFound(f"no lead {lead_id}", details={"field": "lead_id"})
             state = stored.state
+            handoff = sql_transition(state) if about is not None else None
+            if about is not None and (handoff is None or handoff.id != about):
+                raise Conflict("this alert is out of date: the lead was handed off again since, or never by it")
             before = state.stage
             first_action = state.accepted_at is None and state.handed_off_at is not None
             handed_off_at = state.handed_off_at

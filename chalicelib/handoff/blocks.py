@@ -123,17 +123,27 @@ def truncate(text: str, limit: int) -> str:
     return cut.rstrip() + "\u2026"
 
 
+# Slack's mrkdwn has no escape for its formatting characters: in lead-supplied text they become
+# look-alikes that format nothing (a company "*FREE* ~Acme~" shows as ＊FREE＊ ～Acme～).
+_INERT = str.maketrans({"*": "\uff0a", "_": "\uff3f", "~": "\uff5e", "`": "\uff40"})
+# Bidirectional controls reorder what follows them: U+202E shows "moc.live" for "evil.com".
+_BIDI = dict.fromkeys(map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+
+
 def _one_line(text: str) -> str:
     # Line breaks and control characters in a name would break the layout (and fake lines).
-    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text.translate(_BIDI))
     return " ".join(cleaned.split())
 
 
-def _safe(value: object, limit: int = 200) -> str:
-    """An untrusted value as escaped single-line text of at most ``limit`` units."""
+def _safe(value: object, limit: int = 200, *, inert: bool = True) -> str:
+    """An untrusted value as escaped single-line text of at most ``limit`` units, its formatting
+    characters made inert. ``inert=False`` keeps them for what is copied as it is shown (an email
+    address, an id in a code span), where Slack formats nothing anyway."""
     if value is None:
         return ""
-    return truncate(escape(_one_line(str(value))), limit)
+    text = _one_line(str(value))
+    return truncate(escape(text.translate(_INERT) if inert else text), limit)
 
 
 def _nonempty(text: str) -> str:
@@ -236,7 +246,7 @@ def _fields(msg: HandoffMessage) -> list[dict[str, Any]]:
         ("Country", _safe(lead.country)),
         ("Company size", size),
         ("Industry", _safe(lead.industry)),
-        ("Email", _safe(lead.email, 320)),
+        ("Email", _safe(lead.email, 320, inert=False)),
         ("Fit", f"*{_safe(scores.grade, 16)}* \u00b7 {_number(scores.fit)} pts"),
         ("Engagement", _number(scores.engagement)),
         ("Source", _safe(msg.source, 100)),
@@ -249,7 +259,7 @@ def _fields(msg: HandoffMessage) -> list[dict[str, Any]]:
 
 def _why(msg: HandoffMessage) -> Block:
     label = "Why now" if msg.stage == "sql" else "Marketing qualified"
-    text = f"*{label}:* {_safe(msg.reason, 1000)}"
+    text = f"*{label}:* {_safe(msg.reason, 1000, inert=False)}"
     if msg.fast_track:
         text += " \u00b7 \u26a1 *Fast track*"
     text += f"\n*Stage:* {_safe(msg.from_stage.upper(), 32)} \u2192 {msg.stage.upper()}"
@@ -283,8 +293,8 @@ def _sla(msg: HandoffMessage) -> Block | None:
 def _footer(msg: HandoffMessage) -> Block:
     ruleset = f"Rule set v{msg.ruleset_version}" if msg.ruleset_version else "Default rule set"
     return _context(
-        f"{ruleset} \u00b7 transition `{_safe(msg.transition_id, 60)}` "
-        f"\u00b7 lead `{_safe(msg.lead_id, 60)}` \u00b7 {slack_date(msg.occurred_at)}"
+        f"{ruleset} \u00b7 transition `{_safe(msg.transition_id, 60, inert=False)}` "
+        f"\u00b7 lead `{_safe(msg.lead_id, 60, inert=False)}` \u00b7 {slack_date(msg.occurred_at)}"
     )
 
 
@@ -346,7 +356,7 @@ def handoff_blocks(msg: HandoffMessage) -> tuple[str, list[Block]]:
         blocks.append(actions_block(msg.lead_id, msg.transition_id))
     fallback = (
         f"{headline} (fit {_safe(msg.scores.grade, 16)} {_number(msg.scores.fit)}, "
-        f"engagement {_number(msg.scores.engagement)}): {_safe(msg.reason, 1000)}"
+        f"engagement {_number(msg.scores.engagement)}): {_safe(msg.reason, 1000, inert=False)}"
     )
     return truncate(fallback, FALLBACK_TEXT_LIMIT), blocks[: LIMITS["blocks"]]
 
@@ -441,7 +451,7 @@ def reminder_blocks(
             "fields": [
                 _mrkdwn(f"*Fit*\n*{_safe(msg.scores.grade, 16)}* \u00b7 {_number(msg.scores.fit)} pts", 2000),
                 _mrkdwn(f"*Engagement*\n{_number(msg.scores.engagement)}", 2000),
-                _mrkdwn(f"*Email*\n{_nonempty(_safe(msg.lead.email, 320))}", 2000),
+                _mrkdwn(f"*Email*\n{_nonempty(_safe(msg.lead.email, 320, inert=False))}", 2000),
                 _mrkdwn(f"*Route*\n{_safe(msg.route.name, 100)}", 2000),
             ],
         },
@@ -481,7 +491,7 @@ def _digest_line(t: DigestTransition) -> str:
         who += f" ({_safe(t.company, 60)})"
     return (
         f"\u2022 {who}: {_safe(t.from_stage.upper(), 64)} \u2192 {_safe(t.stage.upper(), 64)} "
-        f"\u00b7 `{_safe(t.lead_id, 60)}`"
+        f"\u00b7 `{_safe(t.lead_id, 60, inert=False)}`"
     )
 
 

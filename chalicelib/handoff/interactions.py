@@ -18,13 +18,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.errors import BadRequest, Unauthorized
+from chalicelib.errors import BadRequest, Conflict, Unauthorized
 from chalicelib.handoff.blocks import ACTION_IDS, REJECT_REASONS, outcome_blocks
 from chalicelib.handoff.message import ID_MAX_LENGTH, ID_PATTERN
 from chalicelib.handoff.signature import verify_slack_request
 from chalicelib.json_body import load_json
+from chalicelib.outbox.claims import CLAIM_TTL, DeliveryClaims
 
 if TYPE_CHECKING:
     from chalicelib.leads import LeadService
@@ -33,6 +34,9 @@ MAX_BODY_BYTES = 256 * 1024
 # Slack action -> sales outcome
 _OUTCOMES = {"accept": "accepted", "reject": "rejected", "recycle": "recycled"}
 _ID = re.compile(ID_PATTERN)
+# Where Slack's response_url points (commercial and GovSlack): anything else would make Baton post
+# the alert's contents to a host the request chose.
+SLACK_RESPONSE_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,20 @@ def _req_str(value: Any, path: str) -> str:
     if not text:
         raise _bad(path, "is required")
     return text
+
+
+def _slack_url(value: Any, path: str) -> str | None:
+    """A ``response_url`` Baton will post the rep's answer to: Slack's own hosts, over https only."""
+    url = _opt_str(value, path)
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme != "https" or parts.hostname not in SLACK_RESPONSE_HOSTS or "@" in parts.netloc:
+        raise _bad(path, f"must be a Slack URL (https://{SLACK_RESPONSE_HOSTS[0]}/...)")
+    return url
 
 
 def _load_payload(raw_body: bytes) -> dict[str, Any]:
@@ -172,7 +190,7 @@ def parse_interaction(raw_body: bytes) -> InteractionResult:
         user_name=_opt_str(user.get("username") or user.get("name"), "payload.user.username"),
         channel_id=_opt_str(channel.get("id") or container.get("channel_id"), "payload.channel.id"),
         message_ts=_opt_str(container.get("message_ts") or message.get("ts"), "payload.container.message_ts"),
-        response_url=_opt_str(payload.get("response_url"), "payload.response_url"),
+        response_url=_slack_url(payload.get("response_url"), "payload.response_url"),
         original_blocks=blocks,
         action_ts=_opt_str(act.get("action_ts"), "payload.actions[0].action_ts"),
         team_id=_opt_str(team.get("id"), "payload.team.id"),
@@ -180,12 +198,14 @@ def parse_interaction(raw_body: bytes) -> InteractionResult:
 
 
 def handle_interaction(
-    raw_body: bytes, headers: Mapping[str, str], secrets: Any, leads: LeadService, notifier: Callable[[], Any],
-    clock: Callable[[], float],
+    raw_body: bytes, headers: Mapping[str, str], secrets: Any, leads: LeadService, claims: DeliveryClaims,
+    notifier: Callable[[], Any], clock: Callable[[], float],
 ) -> dict[str, Any]:
     """Accept / Reject / Recycle from the Slack alert: verify, record the outcome, update the message.
 
-    Nothing is read or changed before the signature checks out.
+    Nothing is read or changed before the signature checks out. One decision per alert and action:
+    a double click, or the same signed request replayed within Slack's five minutes, records one
+    outcome. The decision applies to the hand-off the alert was about, never to a later one.
     """
     secret = secrets.get("slack/signing-secret")
     if not secret:
@@ -195,9 +215,19 @@ def handle_interaction(
     if parsed.ignored:
         return {"ignored": parsed.reason}
     outcome = _OUTCOMES[parsed.action]
-    result = leads.record_outcome(
-        parsed.lead_id, outcome, reason=parsed.reason, actor=f"slack:{parsed.user_id}", source="slack"
-    )
+    key = f"slack-decision:{parsed.transition_id}:{parsed.action}"
+    if not claims.claim(key, CLAIM_TTL):
+        return {"ignored": f"this alert was already {outcome}", "duplicate": True}
+    try:
+        result = leads.record_outcome(
+            parsed.lead_id, outcome, reason=parsed.reason, actor=f"slack:{parsed.user_id}", source="slack",
+            about=parsed.transition_id,
+        )
+    except Conflict as exc:  # the alert is out of date: the lead was handed off again, or never by it
+        return {"ignored": exc.message}
+    except Exception:
+        claims.release(key)  # not recorded: a retry of the click may record it
+        raise
     blocks = outcome_blocks(
         parsed.original_blocks, parsed.action, parsed.user_id, parsed.reason,
         datetime.fromtimestamp(clock(), tz=timezone.utc),

@@ -286,10 +286,6 @@ class WebhookNotifier:
         _respond(response_url, text, blocks, replace_original, self.retry, self._timeout)
 
 
-def _unescape(text: str) -> str:
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
 class FileNotifier:
     """The local stack's Slack: a readable line on stdout and a JSON line in the outbox file.
 
@@ -334,12 +330,11 @@ class FileNotifier:
                 "local Slack outbox file is not writable",
                 details={"error": type(exc).__name__, "retryable": True},
             ) from None
+        # The terminal (and whatever collects its output) gets where it went, never the text:
+        # alerts carry names, companies and addresses. The outbox file is the message.
         where = record["channel"] or "response_url"
-        summary = " ".join(_unescape(record["text"]).split())
-        if len(summary) > 160:
-            summary = summary[:159] + "\u2026"
         stream = self._stream if self._stream is not None else sys.stdout
-        print(f"[slack {record['kind']}] {where} ts={record['ts']}: {summary}", file=stream, flush=True)
+        print(f"[slack {record['kind']}] {where} ts={record['ts']}: written to {self.path}", file=stream, flush=True)
 
     def post(self, channel: str, text: str, blocks: list[Block]) -> PostedMessage:
         with self._lock:

@@ -105,7 +105,8 @@ def _signed(body: str, ts: int | None = None) -> dict[str, str]:
             "X-Slack-Signature": sig}
 
 
-def _interaction(lead_id: str, action_id: str, value: dict[str, str], selected: bool = False) -> str:
+def _interaction(lead_id: str, action_id: str, value: dict[str, str], selected: bool = False,
+                 response_url: str | None = None) -> str:
     action: dict[str, Any] = {"action_id": action_id, "block_id": "baton_actions", "type": "button",
                               "value": json.dumps(value), "action_ts": "1.2"}
     if selected:
@@ -118,14 +119,21 @@ def _interaction(lead_id: str, action_id: str, value: dict[str, str], selected: 
         "container": {"type": "message", "message_ts": "111.222", "channel_id": "C1"},
         "message": {"ts": "111.222", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}]},
         "actions": [action],
+        **({"response_url": response_url} if response_url else {}),
     }
     return urlencode({"payload": json.dumps(payload)})
+
+
+def _handoff_id(api: Api, lead_id: str) -> str:
+    history = api.get(f"/v1/leads/{lead_id}", headers=ADMIN).json_body["stage_history"]
+    return str([h for h in history if h["stage"] == "sql"][-1]["transition_id"])
 
 
 def test_slack_buttons_record_outcomes_only_when_signed(api: Api, slack_file: Path) -> None:
     lead = api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS).json_body
     lead_id = lead["lead_id"]
-    body = _interaction(lead_id, "baton_accept", {"l": lead_id, "t": "t_x"})
+    handoff = _handoff_id(api, lead_id)
+    body = _interaction(lead_id, "baton_accept", {"l": lead_id, "t": handoff})
     unsigned = api.client.http.post("/v1/slack/interactions", headers={"Content-Type":
                                     "application/x-www-form-urlencoded"}, body=body)
     assert unsigned.status_code == 401
@@ -137,13 +145,44 @@ def test_slack_buttons_record_outcomes_only_when_signed(api: Api, slack_file: Pa
     assert ok.json_body["outcome"] == "accepted"
     updates = [p for p in _posts(slack_file) if p.get("kind") != "post"]
     assert updates, "the original message is updated to show who acted"
-    reject = _interaction(lead_id, "baton_reject", {"l": lead_id, "t": "t_x", "r": "no_budget"}, selected=True)
+    reject = _interaction(lead_id, "baton_reject", {"l": lead_id, "t": handoff, "r": "no_budget"}, selected=True)
     r = api.client.http.post("/v1/slack/interactions", headers=_signed(reject), body=reject)
     assert r.status_code == 200, r.json_body
     outcomes = api.get(f"/v1/leads/{lead_id}", headers=ADMIN).json_body["outcomes"]
     assert [(o["outcome"], o["reason"], o["actor"]) for o in outcomes] == [
         ("accepted", None, "slack:U123"), ("rejected", "no_budget", "slack:U123")
     ]
+
+
+def test_one_outcome_per_decision_however_often_the_click_arrives(api: Api, slack_file: Path) -> None:
+    """A double click, or the same signed request replayed within Slack's five minutes."""
+    lead_id = api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS).json_body["lead_id"]
+    body = _interaction(lead_id, "baton_accept", {"l": lead_id, "t": _handoff_id(api, lead_id)})
+    answers = [api.client.http.post("/v1/slack/interactions", headers=_signed(body), body=body) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[0].json_body["outcome"] == "accepted" and answers[2].json_body["duplicate"] is True
+    outcomes = api.get(f"/v1/leads/{lead_id}", headers=ADMIN).json_body["outcomes"]
+    assert [o["outcome"] for o in outcomes] == ["accepted"]
+
+
+def test_a_click_acts_only_on_the_hand_off_its_alert_was_about(api: Api, slack_file: Path) -> None:
+    lead_id = api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS).json_body["lead_id"]
+    made_up = _interaction(lead_id, "baton_recycle", {"l": lead_id, "t": "t_madeup"})
+    r = api.client.http.post("/v1/slack/interactions", headers=_signed(made_up), body=made_up)
+    assert r.status_code == 200 and "out of date" in r.json_body["ignored"]
+    lead = api.get(f"/v1/leads/{lead_id}", headers=ADMIN).json_body
+    assert lead["stage"] == "sql" and lead["outcomes"] == []
+
+
+def test_answers_go_only_to_slack_hosts(api: Api, slack_file: Path) -> None:
+    lead_id = api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS).json_body["lead_id"]
+    value = {"l": lead_id, "t": _handoff_id(api, lead_id)}
+    for url in ("https://evil.example/hook", "http://hooks.slack.com/actions/x", "https://hooks.slack.com.evil.io/a",
+                "https://hooks.slack.com@evil.io/a"):
+        body = _interaction(lead_id, "baton_accept", value, response_url=url)
+        r = api.client.http.post("/v1/slack/interactions", headers=_signed(body), body=body)
+        assert r.status_code == 400 and r.json_body["error"]["details"]["field"] == "payload.response_url"
+    assert api.get(f"/v1/leads/{lead_id}", headers=ADMIN).json_body["outcomes"] == []
 
 
 def test_sla_reminder_then_escalation(api: Api, slack_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:

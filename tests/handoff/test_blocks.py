@@ -400,3 +400,18 @@ def test_digest_lines_are_split_to_respect_section_limits() -> None:
     _, blocks = digest_blocks({"ruleset_version": 1, "transitions": transitions})
     assert len(blocks) > 2
     assert check_limits(blocks) == []
+
+
+@pytest.mark.parametrize("evil", ["*URGENT*", "_call now_", "~Acme~", "`rm -rf`", "Acme\u202eMOC.LIVE", "\u2066x\u2069"])
+def test_lead_text_cannot_format_or_reorder(make_handoff: Any, evil: str) -> None:
+    """Slack's mrkdwn has no escape for * _ ~ ` and bidi controls reorder text: lead-supplied
+    text keeps neither effect, in the alert, the reminder and the fallback."""
+    lead = {"email": "x@x.example", "first_name": evil, "last_name": "Doe", "job_title": evil, "company": evil,
+            "country": evil, "industry": evil}
+    events = [{"type": "demo_request", "at": "2026-11-23T09:00:00Z", "label": f"Requested a demo: {evil}"}]
+    msg = make_handoff(lead=lead, key_events=events, source=evil)
+    for text, blocks in (handoff_blocks(msg), reminder_blocks(msg, "reminder", 3)):
+        for t in [text, *texts(blocks)]:
+            assert not set(t) & set("\u202e\u2066\u2069"), "bidi controls are dropped"
+            if set(evil) & set("*_~`"):
+                assert evil not in t, "formatting characters from the lead are made inert"

@@ -296,7 +296,7 @@ def test_retries_are_bounded_across_mixed_failures(
 # --- local outbox file -----------------------------------------------------------------------
 
 
-def test_file_notifier_appends_json_lines_and_prints_a_summary(tmp_path: Path) -> None:
+def test_file_notifier_appends_json_lines_and_prints_where_not_what(tmp_path: Path) -> None:
     out = io.StringIO()
     clock = iter([1000.0, 1000.0, 999.0])
     path = tmp_path / "outbox" / "slack.jsonl"
@@ -321,7 +321,8 @@ def test_file_notifier_appends_json_lines_and_prints_a_summary(tmp_path: Path) -
     assert records[4]["replace_original"] is False and "secret" not in path.read_text()
     lines = out.getvalue().splitlines()
     assert len(lines) == 5
-    assert lines[0] == "[slack post] #sales-emea ts=1000.000000: New SQL: Tom & Jerry at Acme"
+    assert lines[0] == f"[slack post] #sales-emea ts=1000.000000: written to {path}"
+    assert "Tom" not in out.getvalue(), "no personal data on the terminal"
 
 
 def test_file_notifier_reports_an_unwritable_outbox(tmp_path: Path) -> None:
