@@ -12,21 +12,28 @@ Definitions used throughout:
 - *score*: the lead's highest ``fit + engagement`` over the history (``LeadReport.max_score``);
   ``engagement`` sweeps use the highest engagement alone. Leads a disqualifier rule stopped never
   count as over a threshold in the sweep: disqualifiers override scores.
+- *ranking score*: what AUC, PR AUC, deciles and calibration rank by: the highest ``fit +
+  engagement`` reached before the lead's first sales outcome (``score_before_outcome``); a lead the
+  rules disqualified ranks below every other. The positive class is ``won``; leads with no outcome
+  are left out of those metrics and counted (``unlabeled``).
+- *weeks*: rates per week are over the lead-intake span (first to last lead created, plus one
+  average gap between leads), not up to the last outcome.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from itertools import accumulate
+from itertools import accumulate, groupby
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from baton.backtest.authoring import stage_grades
-from baton.backtest.replay import BacktestResult, LeadReport, paused_gc
+from baton.backtest.replay import WEEK, BacktestResult, LeadReport, paused_gc
 from chalicelib.engine import explain
 from chalicelib.rules.compile import CompiledRuleset
 
@@ -119,9 +126,308 @@ def sql_quality(result: BacktestResult) -> dict[str, Any]:
     return {"sqls": tp + fp, "won": tp + fn, "won_sqls": tp, "precision": precision, "recall": recall, "f1": f1}
 
 
+# -- weeks and holdouts ---------------------------------------------------------------------------------
+
+
+def intake_weeks(result: BacktestResult) -> float:
+    """Weeks of lead intake: first to last lead seen, plus one average gap between leads (n leads
+    arriving evenly over a period span (n - 1) / n of it); at least one day, so rates stay finite."""
+    seen = [r.first_seen for r in result.leads if r.first_seen is not None]
+    if len(seen) < 2:
+        return DAY / WEEK
+    span = (max(seen) - min(seen)) * len(seen) / (len(seen) - 1)
+    return max(span, DAY) / WEEK
+
+
+def split_holdout(
+    result: BacktestResult, after: float | None = None, fraction: float | None = None
+) -> tuple[BacktestResult, BacktestResult]:
+    """(earlier leads, holdout leads): leads first seen after ``after``, or the newest ``fraction``.
+
+    Both are results of the same replay (no lead is scored twice), so every metric can be computed
+    on either; the newest leads are the ones a rule set built from the others has never seen.
+    """
+    if (after is None) == (fraction is None):
+        raise ValueError("give one of after (a time) or fraction (0 < f < 1)")
+    leads = result.leads
+    if after is not None:
+        chosen = {r.lead_id for r in leads if r.first_seen is not None and r.first_seen > after}
+    else:
+        assert fraction is not None
+        if not 0 < fraction < 1:
+            raise ValueError("fraction must be between 0 and 1")
+        newest = sorted(leads, key=lambda r: -math.inf if r.first_seen is None else r.first_seen)
+        chosen = {r.lead_id for r in newest[len(newest) - round(len(newest) * fraction):]}
+    train = [r for r in leads if r.lead_id not in chosen]
+    holdout = [r for r in leads if r.lead_id in chosen]
+    return (dataclasses.replace(result, leads=train, _index=None),
+            dataclasses.replace(result, leads=holdout, _index=None))
+
+
+# -- ranking quality: the score against outcomes ---------------------------------------------------------
+
+
+def labeled(leads: Iterable[LeadReport]) -> list[LeadReport]:
+    """Leads with a sales outcome: the ones ranking metrics can judge."""
+    return [r for r in leads if r.outcome is not None]
+
+
+def _groups(scores: Sequence[float], labels: Sequence[bool]) -> list[tuple[float, int, int]]:
+    """(score, positives, negatives) per distinct score, highest first."""
+    pairs = sorted(zip(scores, labels, strict=True), key=lambda p: p[0], reverse=True)
+    out = []
+    for value, tied in groupby(pairs, key=lambda p: p[0]):
+        members = [label for _, label in tied]
+        positives = sum(members)
+        out.append((value, positives, len(members) - positives))
+    return out
+
+
+def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """Area under the ROC curve, ties counted half (as scikit-learn's ``roc_auc_score``); None
+    without both classes. The chance that a random positive outranks a random negative."""
+    groups = _groups(scores, labels)
+    positives = sum(g[1] for g in groups)
+    negatives = sum(g[2] for g in groups)
+    if not positives or not negatives:
+        return None
+    area = 0.0
+    negatives_above = 0
+    for _, pos, neg in groups:
+        # each positive here beats the negatives below it and ties with the negatives at its score
+        area += pos * (negatives - negatives_above - neg + neg / 2)
+        negatives_above += neg
+    return area / (positives * negatives)
+
+
+def average_precision(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """PR AUC as average precision (scikit-learn's ``average_precision_score``): the precision at
+    each distinct score, weighted by the recall it adds. None without positives."""
+    groups = _groups(scores, labels)
+    positives = sum(g[1] for g in groups)
+    if not positives:
+        return None
+    caught = seen = 0
+    area = 0.0
+    for _, pos, neg in groups:
+        caught += pos
+        seen += pos + neg
+        area += (pos / positives) * (caught / seen)
+    return area
+
+
+def roc_points(scores: Sequence[float], labels: Sequence[bool]) -> list[dict[str, float]]:
+    """The ROC curve, one point per distinct score (highest first), from (0, 0) to (1, 1)."""
+    groups = _groups(scores, labels)
+    positives = sum(g[1] for g in groups) or 1
+    negatives = sum(g[2] for g in groups) or 1
+    points = [{"threshold": math.inf, "fpr": 0.0, "tpr": 0.0}]
+    tp = fp = 0
+    for value, pos, neg in groups:
+        tp += pos
+        fp += neg
+        points.append({"threshold": value, "fpr": fp / negatives, "tpr": tp / positives})
+    return points
+
+
+def at_share(scores: Sequence[float], labels: Sequence[bool], share: float) -> dict[str, Any]:
+    """Precision and recall when the top ``share`` of leads by score go to sales.
+
+    Tie-aware: when the cut falls inside a group of equal scores, that group counts pro rata (the
+    expected result of picking among equals at random), so the figure does not depend on lead ids.
+    """
+    n = len(scores)
+    groups = _groups(scores, labels)
+    positives = sum(g[1] for g in groups)
+    take = max(0.0, min(1.0, share)) * n
+    taken = caught = 0.0
+    threshold: float | None = None
+    for value, pos, neg in groups:
+        if taken >= take:
+            break
+        size = pos + neg
+        part = min(1.0, (take - taken) / size)
+        taken += part * size
+        caught += part * pos
+        threshold = value
+    return {"share": share, "leads": taken, "won": caught, "precision": _ratio(caught, taken),
+            "recall": _ratio(caught, positives), "threshold": threshold}
+
+
+def calibration(scores: Sequence[float], labels: Sequence[bool], bins: int = 10) -> list[dict[str, Any]]:
+    """Score band -> leads, won, conversion rate: equal-width bands over the scores, plus a band for
+    disqualified leads (minus infinity). A calibrated score converts more in every higher band."""
+    finite = [(s, y) for s, y in zip(scores, labels, strict=True) if s > -math.inf]
+    rows: list[dict[str, Any]] = []
+    disqualified = [y for s, y in zip(scores, labels, strict=True) if s == -math.inf]
+    if disqualified:
+        rows.append({"band": "disqualified", "low": None, "high": None, "leads": len(disqualified),
+                     "won": sum(disqualified), "rate": _ratio(sum(disqualified), len(disqualified))})
+    if not finite:
+        return rows
+    low, high = min(s for s, _ in finite), max(s for s, _ in finite)
+    width = (high - low) / bins if high > low else 1.0
+    counts = [[0, 0] for _ in range(bins)]
+    for value, label in finite:
+        band = min(bins - 1, int((value - low) / width))
+        counts[band][0] += 1
+        counts[band][1] += label
+    for i, (n, won) in enumerate(counts):
+        edge_low, edge_high = low + i * width, low + (i + 1) * width
+        rows.append({"band": f"{edge_low:.0f} to {edge_high:.0f}", "low": edge_low, "high": edge_high,
+                     "leads": n, "won": won, "rate": _ratio(won, n)})
+    return rows
+
+
+def ranking_quality(
+    result: BacktestResult, weekly_capacity: float | None = None, handoff_share: float = 0.1, bins: int = 10
+) -> dict[str, Any]:
+    """How well the ranking score orders leads that have an outcome: ROC AUC, PR AUC, precision and
+    recall at the capacity cut and at ``handoff_share``, the calibration table, the ROC curve.
+
+    The capacity cut hands over ``weekly_capacity`` leads per week of intake: that share of all
+    leads, applied to the leads with an outcome.
+    """
+    judged = labeled(result.leads)
+    scores = [r.score_before_outcome for r in judged]
+    labels = [r.won for r in judged]
+    out: dict[str, Any] = {
+        "labeled": len(judged), "unlabeled": len(result.leads) - len(judged), "won": sum(labels),
+        "base_rate": _ratio(sum(labels), len(judged)),
+        "auc": roc_auc(scores, labels), "pr_auc": average_precision(scores, labels),
+        "at_share": at_share(scores, labels, handoff_share) if judged else None,
+        "calibration": calibration(scores, labels, bins),
+        "roc": roc_points(scores, labels) if judged else [],
+    }
+    if weekly_capacity is not None and result.leads:
+        share = min(1.0, weekly_capacity * intake_weeks(result) / len(result.leads))
+        out["capacity_share"] = share
+        out["at_capacity"] = at_share(scores, labels, share) if judged else None
+    return out
+
+
+# -- warnings: what makes the figures above untrustworthy -------------------------------------------------
+
+LEAK_AUC = 0.95  # a field that alone ranks outcomes this well was probably filled in after them
+_MAX_CATEGORIES = 50
+
+
+def _field_scan(result: BacktestResult) -> tuple[dict[str, dict[str, Any]], dict[str, list[int]]]:
+    """From the history the result replayed: each lead's last value of each attribute, and per
+    attribute [leads that had it before their first outcome, leads that first had it after]."""
+    if result._history is None:
+        return {}, {}
+    events, outcomes = result._history
+    first_outcome: dict[str, float] = {}
+    for o in outcomes:  # (sorted by time)
+        try:
+            first_outcome.setdefault(o.lead_key, o.ts)
+        except ValueError:
+            continue
+    by_email = {r.email: r.lead_id for r in result.leads if r.email}
+    known = {r.lead_id for r in result.leads}
+    values: dict[str, dict[str, Any]] = {}
+    first_seen: dict[tuple[str, str], float] = {}
+    for event in events:
+        traits = event.traits
+        if not traits:
+            continue
+        lead = by_email.get(event.email) if event.email else getattr(event, "lead_id", None)
+        if lead is None or lead not in known:
+            continue
+        for name, value in traits.items():
+            if value is None or value == "" or name in ("email", "lead_key"):
+                continue
+            values.setdefault(name, {})[lead] = value
+            first_seen.setdefault((name, lead), event.ts)
+    timing: dict[str, list[int]] = {}
+    for (name, lead), ts in first_seen.items():
+        outcome_ts = first_outcome.get(lead)
+        if outcome_ts is None:
+            continue
+        counts = timing.setdefault(name, [0, 0])
+        counts[1 if ts > outcome_ts else 0] += 1
+    return values, timing
+
+
+def _field_auc(values: Mapping[str, Any], judged: Sequence[LeadReport]) -> float | None:
+    """How well one field alone separates won from not won, in either direction: numbers by value,
+    categories by their conversion rate (missing is a category of its own)."""
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values())
+    if numeric:
+        pairs = [(float(values[r.lead_id]), r.won) for r in judged if r.lead_id in values]
+        if len(pairs) < 20:
+            return None
+        auc = roc_auc([p[0] for p in pairs], [p[1] for p in pairs])
+        return None if auc is None else max(auc, 1 - auc)
+    categories = [str(values.get(r.lead_id, "(missing)")).strip().lower() for r in judged]
+    distinct = set(categories)
+    if len(distinct) < 2 or len(distinct) > min(_MAX_CATEGORIES, max(2, len(judged) // 10)):
+        return None  # one value, or so many that each would predict its few leads perfectly
+    won: Counter[str] = Counter()
+    seen: Counter[str] = Counter(categories)
+    for category, r in zip(categories, judged, strict=True):
+        won[category] += r.won
+    rates = [won[c] / seen[c] for c in categories]
+    return roc_auc(rates, [r.won for r in judged])
+
+
+def leak_checks(result: BacktestResult) -> list[dict[str, Any]]:
+    """Attributes that look filled in after the outcome: first seen after it for most leads that
+    have them, or predicting it almost perfectly alone (AUC >= 0.95). Cheap checks; a field they
+    flag should not be in the rules."""
+    judged = labeled(result.leads)
+    if not judged:
+        return []
+    values, timing = _field_scan(result)
+    found = []
+    for name in sorted(values):
+        before, after = timing.get(name, [0, 0])
+        if after >= 5 and after > before:
+            found.append({"field": name, "check": "first seen after the outcome", "leads": after,
+                          "message": f"{name}: first known after the outcome for {after:,} of {before + after:,} "
+                                     "leads with an outcome"})
+            continue
+        auc = _field_auc(values[name], judged)
+        if auc is not None and auc >= LEAK_AUC:
+            found.append({"field": name, "check": "predicts the outcome alone", "auc": auc,
+                          "message": f"{name}: predicts the outcome almost perfectly by itself (AUC {auc:.3f}): "
+                                     "probably filled in by sales after contact"})
+    return found
+
+
+def warnings(result: BacktestResult, metrics: Mapping[str, Any]) -> list[dict[str, str]]:
+    """What should stop an analyst from trusting a backtest: no SQLs or nobody eligible, a
+    recommended threshold no lead reaches, one grade holding over 90 % of leads, leaked fields."""
+    out: list[dict[str, str]] = []
+    n = len(result.leads)
+    if not n:
+        return [{"code": "no_leads", "message": "the history has no leads"}]
+    if metrics["sql_quality"]["sqls"] == 0:
+        out.append({"code": "no_sqls", "message": "the rule set made no SQLs on this history"})
+    grades = stage_grades(result.ruleset.source, "sql")
+    eligible = sum(1 for r in result.leads if r.disqualified_reason is None and (grades is None or r.grade in grades))
+    if not eligible:
+        which = f" (grade {', '.join(sorted(grades))})" if grades else ""
+        out.append({"code": "no_eligible_leads",
+                    "message": f"no lead is eligible for the SQL engagement threshold{which}: its sweep means nothing"})
+    for name, row in (metrics.get("recommended") or {}).items():
+        if row is not None and row["leads"] == 0:
+            out.append({"code": "threshold_unreached",
+                        "message": f"the recommended {name} threshold ({row['threshold']:.1f}) is reached by no lead"})
+    grade, count = Counter(r.grade for r in result.leads).most_common(1)[0]
+    if count / n > 0.9:
+        out.append({"code": "one_grade", "message": f"{count / n:.0%} of leads are grade {grade}: the fit rules "
+                                                    "barely tell leads apart on this history"})
+    for leak in metrics.get("leaks", leak_checks(result)):
+        out.append({"code": "leaked_field", "message": leak["message"]})
+    return out
+
+
 # -- scores --------------------------------------------------------------------------------------------
 
 _SCORES: dict[str, Callable[[LeadReport], float]] = {
+    "ranking": attrgetter("score_before_outcome"),
     "score": attrgetter("max_score"),
     "engagement": attrgetter("max_engagement"),
     "fit": attrgetter("fit"),
@@ -138,20 +444,27 @@ def _score_of(score: str) -> Callable[[LeadReport], float]:
         raise ValueError(f"score must be one of {sorted(_SCORES)}, got {score!r}") from None
 
 
-def lift_by_decile(result: BacktestResult, score: str = "score", bins: int = 10) -> list[dict[str, Any]]:
-    """Leads ranked by score, cut into ``bins`` equal groups (1 = highest): win rate and lift.
+def lift_by_decile(result: BacktestResult, score: str = "ranking", bins: int = 10) -> list[dict[str, Any]]:
+    """Leads ranked by score, cut into ``bins`` groups (1 = highest): win rate and lift.
 
-    Lift is the group's win rate over the overall win rate: a useful score puts lift well above 1 in
-    the first deciles and below 1 in the last. Ties are broken by lead id, so groups are stable.
+    Tie-aware: equal scores share a group (the group of the first of them), so groups can be uneven
+    or empty, and the same score never shows two lifts. Lift is the group's win rate over the
+    overall win rate: a useful score puts lift well above 1 in the first groups and below 1 in the
+    last. Over the leads with an outcome when there are any (as AUC), else over all leads.
     """
     get = _score_of(score)
-    ranked = sorted(result.leads, key=attrgetter("lead_id"))
-    ranked.sort(key=get, reverse=True)  # (stable: equal scores stay in lead id order)
+    population = labeled(result.leads) or list(result.leads)
+    ranked = sorted(population, key=get, reverse=True)
     total = len(ranked)
     overall = _ratio(sum(r.won for r in ranked), total)
+    groups: list[list[LeadReport]] = [[] for _ in range(bins)]
+    position = 0
+    for _, tied in groupby(ranked, key=get):
+        members = list(tied)
+        groups[position * bins // total].extend(members)
+        position += len(members)
     rows = []
-    for i in range(bins):
-        group = ranked[i * total // bins : (i + 1) * total // bins]
+    for i, group in enumerate(groups):
         won = sum(r.won for r in group)
         rate = _ratio(won, len(group))
         rows.append({
@@ -173,8 +486,8 @@ def threshold_sweep(
     """What a single threshold on a lead's best score would have done, for ``points`` thresholds.
 
     For each threshold: leads whose score ever reached it, won deals among them, precision, recall
-    (share of all won deals caught), F1 and leads per week of history (the sales workload it would
-    create). ``grades`` limits who can pass to leads of those (final) grades, as a stage rule does
+    (share of all won deals caught), F1 and leads per week of lead intake (the sales workload it
+    would create). ``grades`` limits who can pass to leads of those (final) grades, as a stage rule does
     ("fit B or better and engagement >= t"). Thresholds default to ``points`` evenly spaced values
     from the lowest to the highest positive score. Sorting once and bisecting keeps a sweep at
     O(n log n) whatever ``points``.
@@ -194,7 +507,7 @@ def threshold_sweep(
         if top <= low:
             top = low + 1.0
         thresholds = [low + (top - low) * i / (points - 1) for i in range(points)] if points > 1 else [low]
-    weeks = result.weeks
+    weeks = intake_weeks(result)
     rows = []
     for threshold in thresholds:
         first = bisect.bisect_left(values, threshold)
@@ -301,11 +614,11 @@ def weekly_sqls(result: BacktestResult, capacity: float | None = None) -> list[d
 
 
 def summary(
-    result: BacktestResult, weekly_capacity: float | None = None, points: int = 50
+    result: BacktestResult, weekly_capacity: float | None = None, points: int = 50, handoff_share: float = 0.1
 ) -> dict[str, Any]:
-    """Every metric at once (what the notebook charts and the bench computes)."""
+    """Every metric at once (what the notebook charts, ``baton backtest`` prints and the bench computes)."""
     with paused_gc():
-        return _summary(result, weekly_capacity, points)
+        return _summary(result, weekly_capacity, points, handoff_share)
 
 
 def sweeps(result: BacktestResult, points: int = 50) -> dict[str, list[dict[str, Any]]]:
@@ -324,10 +637,11 @@ def sweeps(result: BacktestResult, points: int = 50) -> dict[str, list[dict[str,
     }
 
 
-def _summary(result: BacktestResult, weekly_capacity: float | None, points: int) -> dict[str, Any]:
+def _summary(result: BacktestResult, weekly_capacity: float | None, points: int,
+             handoff_share: float) -> dict[str, Any]:
     all_sweeps = sweeps(result, points)
     out: dict[str, Any] = {
-        "info": result.info(),
+        "info": {**result.info(), "intake_weeks": round(intake_weeks(result), 3)},
         "stages": stage_counts(result),
         "funnel": funnel(result),
         "sql_quality": sql_quality(result),
@@ -338,9 +652,13 @@ def _summary(result: BacktestResult, weekly_capacity: float | None, points: int)
         "weekly_sqls": weekly_sqls(result, weekly_capacity),
         "sweep": all_sweeps,
     }
-    out["sqls_per_week"] = _ratio(sum(w["sqls"] for w in out["weekly_sqls"]), result.weeks)
+    out["sqls_per_week"] = _ratio(sum(w["sqls"] for w in out["weekly_sqls"]), intake_weeks(result))
+    out["sql_share"] = _ratio(out["sql_quality"]["sqls"], len(result.leads))
+    out["quality"] = ranking_quality(result, weekly_capacity, handoff_share)
     if weekly_capacity is not None:
         out["recommended"] = {name: recommend_threshold(rows, weekly_capacity) for name, rows in all_sweeps.items()}
+    out["leaks"] = leak_checks(result)
+    out["warnings"] = warnings(result, out)
     return out
 
 

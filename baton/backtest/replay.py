@@ -85,7 +85,9 @@ class LeadReport:
     as "accepted" does not count: it reflects the old rules' history, not the rule set under test).
     ``max_score`` is the highest ``fit + engagement`` the lead had, evaluated where scores peak: at the
     end of each burst of activity (events under ``BURST_GAP`` apart) and before each sales outcome;
-    ``max_engagement`` likewise for engagement alone.
+    ``max_engagement`` likewise for engagement alone. ``score_before_outcome`` is what ranking metrics
+    (AUC) use: ``max_score`` as it stood just before the first sales outcome (all of it when there is
+    none), and minus infinity for a lead the rules had disqualified by then (below every other).
     """
 
     lead_id: str
@@ -97,6 +99,7 @@ class LeadReport:
     engagement: float
     max_engagement: float
     max_score: float
+    score_before_outcome: float
     first_seen: float | None
     last_seen: float
     mql_at: float | None
@@ -138,7 +141,8 @@ class LeadReport:
         return {
             "lead_id": self.lead_id, "email": self.email, "stage": self.stage, "max_stage": self.max_stage,
             "fit": self.fit, "grade": self.grade, "engagement": self.engagement,
-            "max_engagement": self.max_engagement, "max_score": self.max_score, "first_seen": self.first_seen,
+            "max_engagement": self.max_engagement, "max_score": self.max_score,
+            "score_before_outcome": self.score_before_outcome, "first_seen": self.first_seen,
             "last_seen": self.last_seen, "mql_at": self.mql_at, "sql_at": self.sql_at,
             "fast_track": self.fast_track, "disqualified_reason": self.disqualified_reason,
             "channel": self.channel, "channel_source": self.channel_source,
@@ -391,6 +395,7 @@ def _replay_lead(lead_id: str, lane: _Lane, rs: CompiledRuleset, keep_state: boo
     outcome_at: float | None = None
     won = False
     outcomes = 0
+    before_outcome: float | None = None
     pending = False  # the score may have risen since it was last evaluated
     last = -math.inf
     for item in lane.items.values():
@@ -400,6 +405,8 @@ def _replay_lead(lead_id: str, lane: _Lane, rs: CompiledRuleset, keep_state: boo
                 max_engagement = max(max_engagement, engagement)
                 max_score = max(max_score, engagement + state.fit)
                 pending = False
+            if before_outcome is None:
+                before_outcome = _score_before(state, rs, max_score)
             found = apply_outcome(state, item.outcome, rs, item.ts, item.reason)
             if found:
                 transitions += found
@@ -440,14 +447,23 @@ def _replay_lead(lead_id: str, lane: _Lane, rs: CompiledRuleset, keep_state: boo
         max_engagement = max(max_engagement, engagement)
         max_score = max(max_score, engagement + state.fit)
     count = len(lane.items) - outcomes
+    if before_outcome is None:
+        before_outcome = _score_before(state, rs, max_score)
     return _report(state, rs, transitions, lane.email, channel, offers, outcome, outcome_at, won, count,
-                   max_engagement, max_score, keep_state)
+                   max_engagement, max_score, before_outcome, keep_state)
+
+
+def _score_before(state: LeadState, rs: CompiledRuleset, max_score: float) -> float:
+    """The ranking score at this point: disqualified leads rank below every other."""
+    if state.stage == "disqualified":
+        return -math.inf
+    return max_score if max_score > -math.inf else state.fit + engagement_at(state, rs, state.clock)
 
 
 def _report(
     state: LeadState, rs: CompiledRuleset, transitions: list[Transition], email: str, channel: tuple[str, str] | None,
     offers: list[str], outcome: str | None, outcome_at: float | None, won: bool, count: int,
-    max_engagement: float, max_score: float, keep_state: bool,
+    max_engagement: float, max_score: float, score_before_outcome: float, keep_state: bool,
 ) -> LeadReport:
     mql_at = sql_at = None
     disqualified: str | None = None
@@ -474,7 +490,7 @@ def _report(
     return LeadReport(
         lead_id=state.lead_id, email=email, stage=state.stage, max_stage=_STAGE_AT[top], fit=fit,
         grade=rs.grade_for(fit), engagement=engagement, max_engagement=max_engagement, max_score=max_score,
-        first_seen=state.first_seen, last_seen=state.clock, mql_at=mql_at, sql_at=sql_at,
+        score_before_outcome=score_before_outcome, first_seen=state.first_seen, last_seen=state.clock, mql_at=mql_at, sql_at=sql_at,
         fast_track=any(t.fast_track for t in transitions), disqualified_reason=disqualified,
         channel_source=channel[0], channel_medium=channel[1], offers=tuple(offers), outcome=outcome,
         outcome_at=outcome_at, won=won, events=count, transitions=transitions,

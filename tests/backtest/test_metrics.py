@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 from typing import Any
 
@@ -43,6 +44,8 @@ def lead(i: int, **kw: Any) -> LeadReport:
         "won": False, "events": 1,
     }
     values.update(kw)
+    if "score_before_outcome" not in kw:  # the ranking score: disqualified leads below every other
+        values["score_before_outcome"] = -math.inf if values["disqualified_reason"] else values["max_score"]
     return LeadReport(**values)
 
 
@@ -100,8 +103,8 @@ def test_sql_quality() -> None:
 def twenty() -> BacktestResult:
     """Scores 1..20; won at 20, 19, 18 and 5; score 15 is a disqualified lead. 4 weeks."""
     won = {20, 19, 18, 5}
-    return result([
-        lead(s, max_score=float(s), max_engagement=float(s) / 2, won=s in won,
+    return result([  # created evenly over the 4 weeks: the intake span is 4 weeks
+        lead(s, max_score=float(s), max_engagement=float(s) / 2, won=s in won, first_seen=T0 + (s - 1) * 4 * 7 * DAY / 20,
              disqualified_reason="competitor" if s == 15 else None)
         for s in range(1, 21)
     ])
@@ -112,7 +115,9 @@ def test_lift_by_decile(twenty: BacktestResult) -> None:
     assert [r["leads"] for r in rows] == [2] * 10
     assert [r["won"] for r in rows] == [2, 1, 0, 0, 0, 0, 0, 1, 0, 0]
     assert rows[0]["lift"] == pytest.approx(5.0) and rows[1]["lift"] == pytest.approx(2.5)
-    assert rows[0]["max_score"] == 20 and rows[0]["min_score"] == 19 and rows[9]["min_score"] == 1
+    # the disqualified lead (15) ranks below every other: the last decile holds 1 and it
+    assert rows[0]["max_score"] == 20 and rows[0]["min_score"] == 19 and rows[9]["max_score"] == 1
+    assert rows[9]["min_score"] == -math.inf
 
 
 def test_threshold_sweep_counts_leads_over_each_threshold(twenty: BacktestResult) -> None:
@@ -203,7 +208,8 @@ def test_summary_holds_every_metric(ten: BacktestResult) -> None:
     assert set(out["sweep"]) == {"mql", "sql", "engagement", "score"}
     assert all(len(rows) == 50 for rows in out["sweep"].values())
     assert set(out["recommended"]) == set(out["sweep"])
-    assert out["sqls_per_week"] == pytest.approx(3 / 4)
+    # every lead was created the same day: intake is one day long, however late the outcomes came
+    assert out["sqls_per_week"] == pytest.approx(3 * 7)
 
 
 def test_to_frame_helpers(ten: BacktestResult) -> None:
