@@ -184,6 +184,42 @@ def export(args: argparse.Namespace) -> int:
     return export_command(args)
 
 
+# --- baton import FILE --mapping MAPPING.yaml --out DIR ---------------------------------------------
+
+
+def _configure_import(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="a CRM or marketing export: CSV (any delimiter) or Parquet")
+    parser.add_argument("--mapping", required=True, metavar="MAPPING.yaml",
+                        help="what the columns mean (docs/importing.md; examples in docs/mappings/)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="directory for leads, events and outcomes")
+    parser.add_argument("--strict", action="store_true", help="refuse the file at the first row that cannot be read")
+
+
+def import_export(args: argparse.Namespace) -> int:
+    """Validate the mapping, import the file, print the summary (and its JSON as the last line)."""
+    from baton.importer import ImportRefused, import_file, parse_mapping_text
+
+    try:
+        mapping, lines = parse_mapping_text(Path(args.mapping).read_text(encoding="utf-8"))
+    except ValidationFailed as exc:
+        _report_invalid(args.mapping, exc)
+        return EXIT_INVALID
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{args.mapping}: cannot read: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        summary = import_file(args.file, mapping, args.out, lines=lines, strict=args.strict)
+    except ValidationFailed as exc:  # the mapping names columns the file does not have
+        _report_invalid(args.mapping, exc)
+        return EXIT_INVALID
+    except ImportRefused as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    print(summary.to_text())
+    print(json.dumps(summary.to_dict(), default=str))
+    return EXIT_OK
+
+
 # --- the table ------------------------------------------------------------------------------------
 
 COMMANDS: list[Command] = [
@@ -196,6 +232,8 @@ COMMANDS: list[Command] = [
             rules_publish, _configure_publish),
     Command(("export",), "export live events and outcomes from DynamoDB to Parquet (for backtests)", export,
             _configure_export),
+    Command(("import",), "turn a CRM or marketing export (CSV, Parquet) into history for backtests",
+            import_export, _configure_import),
 ]
 
 GROUP_HELP = {"rules": "author and check rule sets"}

@@ -27,6 +27,14 @@ def lead_id_for(email: str) -> str:
     return "L" + hashlib.sha256(email.encode()).hexdigest()[:24]
 
 
+def lead_id_for_key(source: str, key: str) -> str:
+    """The id of a lead another system knows by its own key and nobody by email yet (an imported
+    CRM row). Derived, never invented: the same key from the same source is the same lead, so a
+    later address can be linked to it by the key. (No email contains a NUL: the two kinds of id
+    never meet.)"""
+    return "L" + hashlib.sha256(f"key\0{source}\0{key}".encode()).hexdigest()[:24]
+
+
 @dataclass(slots=True)
 class Transition:
     id: str

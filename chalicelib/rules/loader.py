@@ -109,36 +109,54 @@ def _errors(exc: ValidationError, lines: Lines) -> list[dict[str, Any]]:
     return out
 
 
+def failed(errors: list[dict[str, Any]]) -> ValidationFailed:
+    """One ``ValidationFailed`` for a list of ``{"path", "message", "line"?}`` errors: the first in
+    the message, all of them in ``details["errors"]``."""
+    first = errors[0]
+    where = f" (line {first['line']})" if "line" in first else ""
+    more = f" and {len(errors) - 1} more" if len(errors) > 1 else ""
+    return ValidationFailed(
+        f"{first['path']}: {first['message']}{where}{more}", field=first["path"], details={"errors": errors}
+    )
+
+
+def validation_errors(exc: ValidationError, lines: Lines) -> list[dict[str, Any]]:
+    """pydantic's errors as ``{"path", "message", "line"?}``, each with the YAML line it points at."""
+    return _errors(exc, lines)
+
+
 def parse_ruleset(data: Any, lines: Lines | None = None) -> RuleSet:
     if not isinstance(data, dict):
         raise ValidationFailed("a rule set must be a mapping (YAML/JSON object)", field="$")
     try:
         return RuleSet.model_validate(data)
     except ValidationError as exc:
-        errors = _errors(exc, lines or {})
-        first = errors[0]
-        where = f" (line {first['line']})" if "line" in first else ""
-        more = f" and {len(errors) - 1} more" if len(errors) > 1 else ""
-        raise ValidationFailed(
-            f"{first['path']}: {first['message']}{where}{more}", field=first["path"], details={"errors": errors}
-        ) from None
+        raise failed(_errors(exc, lines or {})) from None
 
 
-def parse_ruleset_text(text: str) -> RuleSet:
-    """YAML or JSON text (JSON is YAML, but JSON gets the faster parser and exact errors)."""
+def read_document(text: str, what: str = "rule set") -> tuple[Any, Lines]:
+    """YAML or JSON text as plain data, with the line of every path (none for JSON).
+
+    JSON is YAML, but JSON gets the faster parser and exact errors. Shared by every YAML document
+    Baton validates (rule sets, import mappings), so their errors read alike.
+    """
     stripped = text.lstrip()
     if stripped.startswith("{"):
         try:
-            data = json.loads(text)
+            return json.loads(text), {}
         except json.JSONDecodeError as exc:
             raise ValidationFailed(f"not valid JSON (line {exc.lineno}): {exc.msg}", field="$") from None
         except (ValueError, RecursionError):  # a number too long to convert, or nesting too deep
             raise ValidationFailed("not valid JSON: a number is too long or the nesting too deep", field="$") from None
-        return parse_ruleset(data)
     try:
-        data, lines = _read_yaml(text)
+        return _read_yaml(text)
     except (ValueError, RecursionError):
-        raise ValidationFailed("rule set too large or recursive", field="$") from None
+        raise ValidationFailed(f"{what} too large or recursive", field="$") from None
+
+
+def parse_ruleset_text(text: str) -> RuleSet:
+    """YAML or JSON text."""
+    data, lines = read_document(text)
     return parse_ruleset(data, lines)
 
 

@@ -3,9 +3,9 @@ the warnings, checked against scikit-learn and on real replays."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -105,7 +105,7 @@ def test_deciles_never_split_equal_scores(pairs: list[tuple[float, bool]], bins:
         expected[int((rank - 1) * bins // len(pairs))] += 1
     assert [r["leads"] for r in rows] == expected
     spans = [(r["min_score"], r["max_score"]) for r in rows if r["leads"]]
-    assert all(low_prev > high for (low_prev, _), (_, high) in zip(spans, spans[1:], strict=False))
+    assert all(low_prev > high for (low_prev, _), (_, high) in itertools.pairwise(spans))
     overall = sum(y for _, y in pairs) / len(pairs)
     for r in rows:
         if r["leads"] and overall:
@@ -215,14 +215,9 @@ def test_warnings_no_sqls_one_grade_and_unreached_threshold() -> None:
     assert "100% of leads are grade D" in messages
 
 
-def _quality_keys(quality: dict[str, Any]) -> set[str]:
-    return set(quality)
-
-
 def test_summary_carries_quality_and_warnings() -> None:
     events, outcomes = _history()
     out = summary(backtest(events, default_ruleset(), outcomes), weekly_capacity=1)
-    assert {"labeled", "unlabeled", "auc", "pr_auc", "at_share", "at_capacity", "calibration", "roc"} <= _quality_keys(
-        out["quality"])
+    assert {"labeled", "unlabeled", "auc", "pr_auc", "at_share", "at_capacity", "calibration", "roc"} <= set(out["quality"])
     assert out["quality"]["labeled"] == 2 and out["quality"]["unlabeled"] == 1
     assert isinstance(out["warnings"], list) and "sql_share" in out

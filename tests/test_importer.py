@@ -1,0 +1,287 @@
+"""``baton import``: mappings validated like rule sets, vendor exports on their recorded headers, a
+tricky CSV, typed attributes, events from counts / amounts / values, outcomes, skipped rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from baton import cli
+from baton.importer import ImportRefused, ImportSummary, import_file, load_mapping, parse_mapping_text
+from chalicelib.errors import ValidationFailed
+from chalicelib.state import lead_id_for, lead_id_for_key
+
+REPO = Path(__file__).resolve().parents[1]
+RECORDED = REPO / "tests" / "payloads" / "crm"
+MAPPINGS = REPO / "docs" / "mappings"
+DAY = 86400.0
+
+
+def table(path: Path) -> list[dict[str, Any]]:
+    return pq.read_table(path).to_pylist()
+
+
+def run(tmp_path: Path, text: str, mapping: str, name: str = "export.csv", strict: bool = False,
+        encoding: str = "utf-8") -> tuple[ImportSummary, Path]:
+    source = tmp_path / name
+    source.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    parsed, lines = parse_mapping_text(mapping)
+    out = tmp_path / "out"
+    return import_file(source, parsed, out, lines=lines, strict=strict), out
+
+
+def header(name: str) -> str:
+    return (RECORDED / name).read_text().strip()
+
+
+# -- vendor exports on their recorded header rows ------------------------------------------------------
+
+
+def test_hubspot_contacts_export(tmp_path: Path) -> None:
+    rows = [
+        "101,2024-03-01T09:30:00.000Z,Ana@Acme.io,Ana,Lopez,+1 415 555 0101,Acme,acme.io,customer",
+        "102,2024-03-02T10:00:00.000Z,,Bo,Smith,,Initech,,marketingqualifiedlead",
+        "103,2024-03-03T11:00:00.000Z,cy@globex.com,Cy,,,Globex,,opportunity",
+    ]
+    source = tmp_path / "hubspot.csv"
+    source.write_text(header("hubspot_contacts_export_header.csv") + "\n" + "\n".join(rows) + "\n")
+    mapping, lines = load_mapping(MAPPINGS / "hubspot-contacts.yaml")
+    summary = import_file(source, mapping, tmp_path / "out", lines=lines)
+    assert (summary.rows, summary.leads, summary.with_email, summary.skipped_rows) == (3, 3, 2, 0)
+    assert summary.outcomes == {"won": 1, "opportunity": 1} and summary.no_outcome == 1
+    assert summary.unmapped_columns == []
+    leads = {row["lead_key"]: row for row in table(tmp_path / "out" / "leads.parquet")}
+    assert leads["101"]["email"] == "ana@acme.io" and leads["101"]["lead_id"] == lead_id_for("ana@acme.io")
+    assert leads["102"]["email"] is None and leads["102"]["lead_id"] == lead_id_for_key("hubspot", "102")
+    assert (leads["101"]["first_name"], leads["101"]["company"], leads["101"]["website"]) == ("Ana", "Acme", "acme.io")
+    outcomes = {row["lead_id"]: row for row in table(tmp_path / "out" / "outcomes.parquet")}
+    won = outcomes[lead_id_for("ana@acme.io")]
+    assert won["outcome"] == "won"
+    assert won["occurred_at"].timestamp() == pytest.approx(leads["101"]["created_at"].timestamp() + 30 * DAY)
+
+
+def test_salesforce_lead_export(tmp_path: Path) -> None:
+    rows = [
+        "00Q5e00000AbCdE,2024-01-15T10:00:00.000Z,Ana,Lopez,ana@acme.io,VP Sales,Acme,Software,\"1,200,000\",250,US,Web,"
+        "Closed - Converted,true,2024-01-15,2024-01-20,false",
+        "00Q5e00000AbCdF,2024-01-16T10:00:00.000Z,Bo,Smith,bo@initech.com,Analyst,Initech,Finance,,50-200,DE,"
+        "Partner Referral,Working - Contacted,false,,,true",
+        "00Q5e00000AbCdG,2024-01-17T10:00:00.000Z,Cy,Ng,,Owner,Globex,,,1000+,FR,Web,Open - Not Contacted,false,,,false",
+    ]
+    source = tmp_path / "leads.csv"
+    source.write_text(header("salesforce_lead_report_header.csv") + "\n" + "\n".join(rows) + "\n")
+    mapping, lines = load_mapping(MAPPINGS / "salesforce-leads.yaml")
+    summary = import_file(source, mapping, tmp_path / "out", lines=lines)
+    assert (summary.leads, summary.skipped_rows) == (3, 0)
+    assert summary.outcomes == {"opportunity": 1, "accepted": 1}
+    assert summary.events == {"unsubscribe": 1}
+    assert set(summary.unmapped_columns) == {"IsConverted", "LastActivityDate"}
+    leads = {row["lead_key"]: row for row in table(tmp_path / "out" / "leads.parquet")}
+    ana = leads["00Q5e00000AbCdE"]
+    assert (ana["annual_revenue"], ana["company_size"], ana["job_title"]) == (1_200_000.0, 250.0, "VP Sales")
+    assert leads["00Q5e00000AbCdF"]["company_size"] == 50.0  # a range reads as its lower bound
+    assert leads["00Q5e00000AbCdG"]["company_size"] == 1000.0
+    outcomes = {row["lead_id"]: row for row in table(tmp_path / "out" / "outcomes.parquet")}
+    converted = outcomes[lead_id_for("ana@acme.io")]
+    # converted on the day it was created (a date, no time): at creation, not the midnight before
+    assert converted["occurred_at"] == ana["created_at"]
+
+
+# -- a tricky CSV -----------------------------------------------------------------------------------------
+
+TRICKY = (
+    "\ufeffProspect ID;Lead Number;Lead Source;Visits;Time on site;Last Activity;Notes;Converted;\r\n"
+    "a1;10;Google;3;120;Email Opened;\"two\r\nlines\";1;\r\n"
+    "a2;11;Select;;NA;Olark Chat Conversation;\"semi;colon\";0;\r\n"
+    "a3;12; Direct Traffic ;0;0;NA;;0;\r\n"
+)
+TRICKY_MAPPING = """\
+lead_key: Prospect ID
+created_at: {between: [2024-01-01, 2024-01-03], order_by: Lead Number}
+null_values: [Select, NA]
+attributes:
+  lead_source: Lead Source
+  custom.notes: Notes
+events:
+  - {type: page_view, count: Visits}
+  - {type: site_visit_time, amount: Time on site, property: seconds, per: Visits}
+  - column: Last Activity
+    property: activity
+    values: {Email Opened: email_open, Olark Chat Conversation: chat_message}
+outcome:
+  column: Converted
+  values: {"1": won, "0": lost}
+  offset_days: 21
+"""
+
+
+def test_tricky_csv(tmp_path: Path) -> None:
+    """BOM, semicolons, CRLF, a trailing delimiter, a quoted newline and delimiter, null tokens."""
+    summary, out = run(tmp_path, TRICKY, TRICKY_MAPPING)
+    assert (summary.rows, summary.leads, summary.skipped_rows) == (3, 3, 0)
+    leads = {row["lead_key"]: row for row in table(out / "leads.parquet")}
+    assert set(leads) == {"a1", "a2", "a3"}  # the BOM is not part of the first column's name
+    assert leads["a1"]["notes"] == "two\r\nlines" and leads["a2"]["notes"] == "semi;colon"
+    assert leads["a2"]["lead_source"] is None  # "Select" is a null token
+    assert leads["a3"]["lead_source"] == "Direct Traffic" and leads["a3"]["notes"] is None
+    # created evenly over the 3 days in Lead Number order
+    created = [leads[k]["created_at"].timestamp() for k in ("a1", "a2", "a3")]
+    assert created[1] - created[0] == pytest.approx(DAY) and created[2] - created[1] == pytest.approx(DAY)
+    assert summary.events == {"page_view": 3, "site_visit_time": 3, "email_open": 1, "chat_message": 1}
+    assert summary.unmapped_columns == []  # the trailing empty column is not a column
+    events = table(out / "events.parquet")
+    a1 = leads["a1"]["lead_id"]
+    views = sorted(e["occurred_at"].timestamp() - created[0] for e in events if e["lead_id"] == a1
+                   and e["type"] == "page_view")
+    assert views == pytest.approx([0, 14 * DAY / 3, 28 * DAY / 3])  # spread from created_at over 14 days
+    times = [json.loads(e["properties"]) for e in events if e["lead_id"] == a1 and e["type"] == "site_visit_time"]
+    assert times == [{"seconds": 40.0}] * 3  # 120 s over the 3 visits
+    opened = next(e for e in events if e["type"] == "email_open")
+    assert json.loads(opened["properties"]) == {"activity": "Email Opened"}
+    assert opened["occurred_at"].timestamp() == pytest.approx(created[0] + 14 * DAY)  # the last activity: at the end
+    assert all(e["email"] is None for e in events)  # no email invented
+    assert {e["lead_id"] for e in events} <= {row["lead_id"] for row in leads.values()}
+    assert leads["a1"]["lead_id"] == lead_id_for_key("import", "a1")
+
+
+def test_parquet_export(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    source = tmp_path / "export.parquet"
+    pq.write_table(pa.table({"id": [1, 2], "created": ["2024-02-01T00:00:00Z", "2024-02-02T00:00:00Z"],
+                             "size": [120.0, None], "won": [1.0, 0.0]}), source)
+    mapping, lines = parse_mapping_text("""\
+lead_key: id
+created_at: created
+attributes: {company_size: {column: size, type: number}}
+outcome: {column: won, values: {"1": won, "0": lost}, offset_days: 7}
+""")
+    summary = import_file(source, mapping, tmp_path / "out", lines=lines)
+    assert (summary.leads, summary.outcomes) == (2, {"won": 1, "lost": 1})
+    assert [row["company_size"] for row in table(tmp_path / "out" / "leads.parquet")] == [120.0, None]
+
+
+# -- rows that cannot be read ---------------------------------------------------------------------------
+
+BAD_ROWS = "id,created,size,visits,won\n1,2024-01-01,10,2,yes\n2,2024-01-02,ten,1,no\n3,yesterday,5,1,no\n" \
+           "4,2024-01-04,5,1,maybe\n5,2024-01-05,5,-1,no\n1,2024-01-06,5,1,no\n"
+BAD_MAPPING = """\
+lead_key: id
+created_at: created
+attributes: {company_size: {column: size, type: number}}
+events: [{type: page_view, count: visits}]
+outcome: {column: won, values: {"yes": won, "no": lost}, offset_days: 30}
+"""
+
+
+def test_rows_that_cannot_be_read_are_skipped_and_counted(tmp_path: Path) -> None:
+    summary, out = run(tmp_path, BAD_ROWS, BAD_MAPPING)
+    assert summary.rows == 6 and summary.leads == 1
+    assert summary.skipped == {
+        "text in a number column": 1, "created_at is not a time": 1, "unknown outcome value": 1,
+        "negative number in an event column": 1, "duplicate lead (same key or email as an earlier row)": 1,
+    }
+    assert summary.examples["text in a number column"] == [{"row": 3, "column": "size", "value": "ten"}]
+    assert summary.examples["unknown outcome value"] == [{"row": 5, "column": "won", "value": "maybe"}]
+    text = summary.to_text()
+    assert "skipped rows: 5" in text and "row 3, column 'size' = 'ten'" in text
+    assert len(table(out / "leads.parquet")) == 1
+
+
+def test_strict_refuses_at_the_first_bad_row(tmp_path: Path) -> None:
+    with pytest.raises(ImportRefused, match=r"row 3, column 'size': text in a number column \('ten'\)"):
+        run(tmp_path, BAD_ROWS, BAD_MAPPING, strict=True)
+
+
+def test_malformed_and_empty_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ImportRefused, match="malformed: Expected 3 fields in line 3, saw 5"):
+        run(tmp_path, "id,created,won\n1,2024-01-01,1\n2,2024-01-01,1,x,y\n",
+            "lead_key: id\ncreated_at: created\n")
+    with pytest.raises(ImportRefused, match="empty"):
+        run(tmp_path, "", "lead_key: id\ncreated_at: created\n")
+    with pytest.raises(ImportRefused, match="not utf-8-sig text"):
+        run(tmp_path, "id,created\n\xe9,2024-01-01\n", "lead_key: id\ncreated_at: created\n", encoding="latin-1")
+
+
+# -- the mapping, validated like a rule set ------------------------------------------------------------------
+
+
+def errors_of(text: str) -> list[dict[str, Any]]:
+    with pytest.raises(ValidationFailed) as info:
+        parse_mapping_text(text)
+    return list(info.value.details["errors"])
+
+
+def test_mapping_errors_name_the_key_and_line() -> None:
+    errors = errors_of("""\
+lead_key: id
+created_at: created
+attributes:
+  custom.lead_orgin: Lead Origin
+  job_titel: Title
+events:
+  - {type: Chat Message, count: chats}
+outcome:
+  column: Converted
+  values: {"1": sold}
+""")
+    by_path = {e["path"]: e for e in errors}
+    assert "attributes.custom.lead_orgin" not in by_path  # any custom name is allowed (no declarations yet)
+    assert by_path["attributes.job_titel"]["line"] == 5
+    assert "unknown attribute 'job_titel' (did you mean 'job_title'?)" in by_path["attributes.job_titel"]["message"]
+    assert "event type 'Chat Message'" in by_path["events[0].type"]["message"]
+    assert by_path["events[0].type"]["line"] == 7
+    assert "'1' -> 'sold'" in by_path["outcome.values"]["message"] and by_path["outcome.values"]["line"] == 10
+    (dateless,) = errors_of("lead_key: id\ncreated_at: created\noutcome: {column: won, values: {}}\n")
+    assert dateless["path"] == "outcome" and "say when outcomes happened" in dateless["message"]
+
+
+def test_mapping_needs_a_key_and_a_creation_time() -> None:
+    paths = {e["path"] for e in errors_of("email: Email\n")}
+    assert {"lead_key", "created_at"} <= paths
+    assert errors_of("lead_key: {row_number: false}\ncreated_at: {between: [2024-02-01, 2024-01-01]}\n")
+
+
+def test_mapping_columns_must_exist_in_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        run(tmp_path, "Prospect ID,TotalVisits\n1,2\n", """\
+lead_key: Prospect ID
+created_at: {between: [2024-01-01, 2024-01-31]}
+events:
+  - {type: page_view, count: TotalVisit}
+""")
+    (error,) = info.value.details["errors"]
+    assert error == {"path": "events[0].count", "message": "no column 'TotalVisit' in the file (closest: 'TotalVisits')",
+                     "line": 4}
+
+
+def test_row_numbers_as_keys(tmp_path: Path) -> None:
+    summary, out = run(tmp_path, "name,visits\nann,1\nbo,2\n",
+                       "lead_key: {row_number: true}\ncreated_at: {between: [2024-01-01, 2024-01-01]}\n"
+                       "events: [{type: page_view, count: visits}]\n")
+    assert [row["lead_key"] for row in table(out / "leads.parquet")] == ["2", "3"]
+    assert summary.unmapped_columns == ["name"]
+
+
+# -- the command -------------------------------------------------------------------------------------------
+
+
+def test_cli_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "export.csv").write_text(TRICKY, encoding="utf-8")
+    (tmp_path / "mapping.yaml").write_text(TRICKY_MAPPING)
+    out = tmp_path / "history"
+    assert cli.main(["import", str(tmp_path / "export.csv"), "--mapping", str(tmp_path / "mapping.yaml"),
+                     "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "3 rows read, 3 leads (0 with an email)" in printed and "outcomes: 3" in printed
+    last = json.loads(printed.strip().splitlines()[-1])
+    assert (last["leads"], last["events_total"], last["outcomes"]) == (3, 8, {"won": 1, "lost": 2})
+    assert json.loads((out / "import-summary.json").read_text())["leads"] == 3
+    (tmp_path / "bad.yaml").write_text("lead_key: id\n")
+    assert cli.main(["import", str(tmp_path / "export.csv"), "--mapping", str(tmp_path / "bad.yaml"),
+                     "--out", str(out)]) == 1
+    assert "created_at" in capsys.readouterr().err
