@@ -198,7 +198,7 @@ def test_strict_refuses_at_the_first_bad_row(tmp_path: Path) -> None:
 
 
 def test_malformed_and_empty_files_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ImportRefused, match="malformed: Expected 3 fields in line 3, saw 5"):
+    with pytest.raises(ImportRefused, match="malformed: row 3 has 5 fields, the header 3"):
         run(tmp_path, "id,created,won\n1,2024-01-01,1\n2,2024-01-01,1,x,y\n",
             "lead_key: id\ncreated_at: created\n")
     with pytest.raises(ImportRefused, match="empty"):

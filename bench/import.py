@@ -1,0 +1,166 @@
+"""Import benchmark: a 1,000,000-row CRM export through ``baton import``, against ``pandas.read_csv``.
+
+    .venv/bin/python bench/import.py [--rows 1000000] [--repeat 2] [--keep DIR]
+
+The export has the 37 columns of the public X Education "Lead Scoring" export (docs/datasets.md),
+with values drawn from that file's categories and ranges (seeded; no download needed): keys, a
+lead number, categories, counts, amounts, a last activity, a converted flag, a trailing delimiter.
+It is imported with the mapping in docs/mappings/x-education-leads.yaml (typed attributes, count
+and amount columns spread as events, value-mapped activities, an outcome per lead), writing
+leads, events and outcomes as Parquet.
+
+The baseline, in the same run on the same file, is ``pandas.read_csv(path)`` with its defaults:
+reading the file and nothing else. Each side runs ``--repeat`` times, alternating; the best of
+each is compared (a shared machine's other work only ever adds time). The last line is JSON with
+``rows``, ``seconds``, ``rows_per_s`` and ``ratio_vs_read_csv``. Target: ratio <= 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from baton.importer import import_file, load_mapping
+
+MAPPING = Path(__file__).resolve().parents[1] / "docs" / "mappings" / "x-education-leads.yaml"
+TARGET = 3.0
+
+ORIGINS = (["Landing Page Submission", "API", "Lead Add Form", "Lead Import"], [0.53, 0.39, 0.075, 0.005])
+SOURCES = (["Google", "Direct Traffic", "Olark Chat", "Organic Search", "Reference", "Welingak Website",
+            "Referral Sites", "Facebook", ""], [0.31, 0.275, 0.19, 0.125, 0.058, 0.015, 0.014, 0.006, 0.007])
+ACTIVITIES = (["Email Opened", "SMS Sent", "Olark Chat Conversation", "Page Visited on Website", "Converted to Lead",
+               "Email Bounced", "Email Link Clicked", "Form Submitted on Website", "", "Unreachable", "Unsubscribed",
+               "Had a Phone Conversation"],
+              [0.372, 0.297, 0.105, 0.069, 0.046, 0.035, 0.029, 0.013, 0.011, 0.01, 0.007, 0.006])
+OCCUPATIONS = (["Unemployed", "", "Working Professional", "Student", "Other", "Housewife", "Businessman"],
+               [0.606, 0.291, 0.076, 0.023, 0.002, 0.001, 0.001])
+COUNTRIES = (["India", "", "United States", "United Arab Emirates", "Singapore", "Saudi Arabia", "United Kingdom"],
+             [0.703, 0.266, 0.008, 0.006, 0.007, 0.005, 0.005])
+TAGS = (["", "Will revert after reading the email", "Ringing", "Interested in other courses", "Already a student",
+         "Closed by Horizzon", "switched off", "Busy", "Lost to EINS"],
+        [0.363, 0.224, 0.13, 0.056, 0.05, 0.039, 0.026, 0.02, 0.092])
+QUALITY = (["", "Might be", "Not Sure", "High in Relevance", "Worst", "Low in Relevance"],
+           [0.516, 0.169, 0.118, 0.069, 0.065, 0.063])
+SELECT = (["Select", "", "Finance Management", "Human Resource Management", "Marketing Management"],
+          [0.21, 0.16, 0.21, 0.21, 0.21])
+YES_NO = (["No", "Yes"], [0.92, 0.08])
+HEADER = ["Prospect ID", "Lead Number", "Lead Origin", "Lead Source", "Do Not Email", "Do Not Call", "Converted",
+          "TotalVisits", "Total Time Spent on Website", "Page Views Per Visit", "Last Activity", "Country",
+          "Specialization", "How did you hear about X Education", "What is your current occupation",
+          "What matters most to you in choosing a course", "Search", "Magazine", "Newspaper Article",
+          "X Education Forums", "Newspaper", "Digital Advertisement", "Through Recommendations",
+          "Receive More Updates About Our Courses", "Tags", "Lead Quality", "Update me on Supply Chain Content",
+          "Get updates on DM Content", "Lead Profile", "City", "Asymmetrique Activity Index",
+          "Asymmetrique Profile Index", "Asymmetrique Activity Score", "Asymmetrique Profile Score",
+          "I agree to pay the amount through cheque", "A free copy of Mastering The Interview",
+          "Last Notable Activity"]
+
+
+def make_export(path: Path, rows: int, seed: int = 7) -> None:
+    """A seeded export shaped like the X Education file, written in chunks (CSV, trailing comma)."""
+    rng = np.random.default_rng(seed)
+    chunk = 200_000
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(",".join(HEADER) + ",\n")
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+
+            def pick(choices: tuple[list[str], list[float]], size: int = n) -> np.ndarray:
+                values, weights = choices
+                return rng.choice(np.array(values, dtype=object), size=size, p=np.array(weights) / sum(weights))
+
+            visits = rng.poisson(3.4, n).astype(float)
+            missing = rng.random(n) < 0.015
+            time_on_site = np.where(visits > 0, rng.gamma(1.2, 400, n).round(), 0)
+            pages = np.where(visits > 0, (rng.gamma(2.0, 1.2, n) + 1).round(2), 0)
+            frame = pd.DataFrame({
+                "Prospect ID": [f"{x:032x}" for x in rng.integers(0, 2**63, n) * (start + np.arange(n) + 1)],
+                "Lead Number": start + np.arange(n) + 500_000,
+                "Lead Origin": pick(ORIGINS), "Lead Source": pick(SOURCES), "Do Not Email": pick(YES_NO),
+                "Do Not Call": "No", "Converted": (rng.random(n) < 0.385).astype(int),
+                "TotalVisits": np.where(missing, np.nan, visits), "Total Time Spent on Website": time_on_site,
+                "Page Views Per Visit": np.where(missing, np.nan, pages), "Last Activity": pick(ACTIVITIES),
+                "Country": pick(COUNTRIES), "Specialization": pick(SELECT), "How did you hear about X Education": "Select",
+                "What is your current occupation": pick(OCCUPATIONS),
+                "What matters most to you in choosing a course": "Better Career Prospects",
+            })
+            for name in HEADER[16:24]:
+                frame[name] = "No"
+            frame["Tags"] = pick(TAGS)
+            frame["Lead Quality"] = pick(QUALITY)
+            frame["Update me on Supply Chain Content"] = "No"
+            frame["Get updates on DM Content"] = "No"
+            frame["Lead Profile"] = pick(SELECT)
+            frame["City"] = pick(SELECT)
+            frame["Asymmetrique Activity Index"] = "02.Medium"
+            frame["Asymmetrique Profile Index"] = "02.Medium"
+            frame["Asymmetrique Activity Score"] = rng.integers(7, 19, n)
+            frame["Asymmetrique Profile Score"] = rng.integers(11, 21, n)
+            frame["I agree to pay the amount through cheque"] = "No"
+            frame["A free copy of Mastering The Interview"] = pick(YES_NO)
+            frame["Last Notable Activity"] = pick(ACTIVITIES)
+            frame[""] = ""  # the original's trailing delimiter
+            frame.to_csv(handle, header=False, index=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each side; the best is compared")
+    parser.add_argument("--keep", metavar="DIR", help="keep the export and the imported history here")
+    args = parser.parse_args()
+
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="baton-bench-import-"))
+    work.mkdir(parents=True, exist_ok=True)
+    export = work / "export.csv"
+    started = time.perf_counter()
+    make_export(export, args.rows)
+    size = export.stat().st_size
+    print(f"export: {args.rows:,} rows x {len(HEADER)} columns, {size / 1e6:.0f} MB "
+          f"(made in {time.perf_counter() - started:.1f} s)")
+    mapping, lines = load_mapping(MAPPING)
+
+    read_runs: list[float] = []
+    import_runs: list[float] = []
+    summary = None
+    for run in range(args.repeat):
+        t = time.perf_counter()
+        frame = pd.read_csv(export)
+        read_runs.append(time.perf_counter() - t)
+        assert len(frame) == args.rows
+        del frame
+        out = work / "history"
+        shutil.rmtree(out, ignore_errors=True)
+        t = time.perf_counter()
+        summary = import_file(export, mapping, out, lines=lines)
+        import_runs.append(time.perf_counter() - t)
+        print(f"run {run + 1}: read_csv {read_runs[-1]:.2f} s, import {import_runs[-1]:.2f} s")
+    assert summary is not None
+    seconds, baseline = min(import_runs), min(read_runs)
+    events = sum(summary.events.values())
+    print(f"imported {summary.leads:,} leads, {events:,} events, {sum(summary.outcomes.values()):,} outcomes, "
+          f"{summary.skipped_rows:,} rows skipped")
+    print(f"import: {seconds:.2f} s ({args.rows / seconds:,.0f} rows/s); pandas.read_csv alone: {baseline:.2f} s; "
+          f"ratio {seconds / baseline:.2f} (target <= {TARGET:g})")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({
+        "rows": args.rows, "seconds": round(seconds, 3), "rows_per_s": round(args.rows / seconds),
+        "ratio_vs_read_csv": round(seconds / baseline, 3), "read_csv_seconds": round(baseline, 3),
+        "events": events, "leads": summary.leads, "seconds_runs": [round(s, 3) for s in import_runs],
+        "read_csv_runs": [round(s, 3) for s in read_runs], "target": TARGET,
+    }))
+
+
+if __name__ == "__main__":
+    main()
