@@ -48,12 +48,12 @@ from pydantic import (
     model_validator,
 )
 
+from chalicelib.attributes import BY_NAME, LEAD_FIELDS, non_negative_number, whole_number
 from chalicelib.engine import OUTCOMES
 from chalicelib.errors import ValidationFailed
 from chalicelib.events import KNOWN_TYPES
 from chalicelib.rules.loader import Lines, failed, read_document, validation_errors
-from chalicelib.rules.model import LEAD_FIELDS
-from chalicelib.state import lead_id_for, lead_id_for_key
+from chalicelib.state import lead_id_for, lead_ids_for_keys
 
 if TYPE_CHECKING:
     import numpy as np
@@ -123,14 +123,31 @@ def _created_kind(value: Any) -> str:
     return "<between>" if isinstance(value, dict) and "between" in value else "<column>"
 
 
-AttributeType = Literal["text", "number", "boolean", "date"]
+AttributeType = Literal["text", "number", "integer", "boolean", "date"]
 
 
 class AttributeSpec(BaseModel):
+    """A column for an attribute. Baton's own attributes take their type from the vocabulary
+    (chalicelib/attributes.py: ``company_size`` a whole number, ``annual_revenue`` a number);
+    custom ones are text unless ``type`` says otherwise."""
+
     model_config = _Strict
     column: str = Field(min_length=1)
-    type: AttributeType = "text"
+    type: AttributeType | None = None
     format: str = "ISO8601"  # for type: date
+
+
+def attribute_type(name: str, spec: AttributeSpec) -> str:
+    """The type an attribute is read as: ``text``, ``number``, ``integer``, ``boolean`` or ``date``."""
+    known = BY_NAME.get(name)
+    if known is None:
+        return spec.type or "text"
+    kind = "text" if known.type == "email" else known.type
+    given = {"number": ("number", "integer"), "text": ("text",)}.get(spec.type or "", (kind,))
+    if kind not in given:
+        raise ValueError(f"{name} is {'a whole number' if kind == 'integer' else 'a ' + kind} in Baton's attribute "
+                         f"vocabulary: leave type: out")
+    return kind
 
 
 Scalar = str | int | float | bool
@@ -307,9 +324,11 @@ def parse_mapping_text(text: str) -> tuple[Mapping, Lines]:
         raise ValidationFailed("a mapping must be a YAML mapping (key: value lines)", field="$")
     errors = []
     attributes = data.get("attributes")
-    for name in attributes if isinstance(attributes, dict) else ():
+    for name, spec in attributes.items() if isinstance(attributes, dict) else ():
         try:
             attribute_column(str(name))
+            if isinstance(spec, dict) and spec.get("type") in ("text", "number", "integer", "boolean", "date"):
+                attribute_type(str(name), AttributeSpec.model_validate({"column": "-", "type": spec["type"]}))
         except ValueError as exc:
             error: dict[str, Any] = {"path": f"attributes.{name}", "message": str(exc)}
             if ("attributes", name) in lines:
@@ -470,15 +489,21 @@ def _read(path: Path, mapping: Mapping, layout: _Layout, columns: list[str]) -> 
         return pq.read_table(path, columns=columns)
     encoding = "utf8" if mapping.encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig") \
         else mapping.encoding
-    try:
+    def read(newlines_in_values: bool) -> Any:
         return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(column_names=layout.names, skip_rows=1, encoding=encoding,
                                            block_size=1 << 23),
-            parse_options=pacsv.ParseOptions(delimiter=layout.delimiter or ",", newlines_in_values=True),
+            parse_options=pacsv.ParseOptions(delimiter=layout.delimiter or ",", newlines_in_values=newlines_in_values),
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(layout.names, pa.string()),
                                                  strings_can_be_null=False, include_columns=columns),
         )
+
+    try:
+        try:  # blocks parsed in parallel; a quoted newline breaks a row, and the file is read again
+            return read(newlines_in_values=False)
+        except pa.ArrowInvalid:
+            return read(newlines_in_values=True)  # serial: a block may end inside a quoted value
     except pa.ArrowInvalid as exc:
         message = str(exc)
         if "UTF8" in message or "utf8" in message:
@@ -508,6 +533,8 @@ def _clean(column: Any, tokens: frozenset[str]) -> Any:
             if len(values) and pc.all(pc.equal(values, pc.round(values))).as_py():  # 1.0 reads as "1"
                 column = pc.cast(column, pa.int64())
         column = pc.cast(column, pa.string())
+    if isinstance(column, pa.ChunkedArray):  # one array per column: every take and mask after this is cheaper
+        column = column.combine_chunks()
     trimmed = pc.utf8_trim_whitespace(column)
     return pc.if_else(pc.is_in(trimmed, value_set=pa.array(sorted(tokens), pa.string())),
                       pa.scalar(None, pa.string()), trimmed)
@@ -541,35 +568,36 @@ def _valid(values: Any) -> np.ndarray:
 
 # -- typed values -------------------------------------------------------------------------------------
 
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
-_RANGE = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*(?:(?:-|–|to)\s*\d+(?:\.\d+)?|\+)\s*$")
+def _numbers(values: Any, kind: str = "amount") -> np.ndarray:
+    """Numbers (float64, NaN where missing or unreadable) from a column.
 
-
-def _numbers(values: Any) -> np.ndarray:
-    """Numbers (float64, NaN where missing or unreadable) from text: plain, with thousands
-    separators, or a range (``50-200``, ``1000+``) read as its lower bound, as docs/sources.md
-    promises for company sizes. Arrow casts the column when every cell is a plain number; pandas
-    reads the cells it could not."""
+    ``kind`` is how a value is read, as everywhere in Baton (chalicelib/attributes.py): ``integer``
+    a whole number >= 0 (a range such as 50-200 or 1000+ counts as its lower bound), ``number`` a
+    number >= 0, ``amount`` any number (event columns; negatives are refused by the caller). Arrow
+    casts the column when every cell is a plain number; pandas reads the others, and the cells it
+    cannot go through the vocabulary's own functions one by one.
+    """
     import numpy as np
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
-        return np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
     try:
-        return np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
+        numbers = np.array(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    text = values.to_pandas()
-    numbers = pd.to_numeric(text, errors="coerce")
-    retry = numbers.isna() & text.notna()
-    if retry.any():
-        cleaned = text[retry].str.replace(_THOUSANDS, "", regex=True)
-        ranged = cleaned.str.extract(_RANGE, expand=False)
-        cleaned = ranged.where(ranged.notna(), cleaned)
-        numbers.loc[retry] = pd.to_numeric(cleaned, errors="coerce")
-    return numbers.to_numpy(dtype="float64", na_value=np.nan)
+        text = values.to_pandas()
+        numbers = np.array(pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan))
+        retry = np.flatnonzero(np.isnan(numbers) & text.notna().to_numpy())
+        parse = whole_number if kind == "integer" else non_negative_number
+        for i, cell in zip(retry, text.iloc[retry].tolist(), strict=True):
+            found = parse(cell)
+            numbers[i] = np.nan if found is None else float(found)
+    with np.errstate(invalid="ignore"):
+        if kind != "amount":
+            numbers[numbers < 0] = np.nan
+        if kind == "integer":
+            numbers[numbers != np.floor(numbers)] = np.nan
+    return numbers
 
 
 _TRUE = ("true", "t", "yes", "y", "1")
@@ -758,6 +786,14 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
             emails = pc.if_else(pa.array(bad), pa.scalar(None, pa.string()), emails)
         email_list = emails.to_pylist()
 
+    # Lead ids are hashed (Python, one per row) on a thread while the columns below are parsed
+    # (numpy and Arrow, which let it run).
+    from concurrent.futures import ThreadPoolExecutor
+
+    hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="baton-import-ids")
+    hashed = hashing.submit(_lead_ids, mapping.source, key_list, email_list)
+    hashing.shutdown(wait=False)
+
     # When the lead was created.
     created = _created(mapping, column, n, rows)
 
@@ -765,14 +801,18 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
     attributes: dict[str, Any] = {}
     for name, spec in mapping.attributes.items():
         values = column(spec.column)
+        kind = attribute_type(name, spec)
         typed: Any
-        if spec.type == "text":
+        if kind == "text":
             typed = values
-        elif spec.type == "number":
-            numbers = _numbers(values)
-            rows.drop(np.isnan(numbers) & _valid(values), "text in a number column", spec.column, values)
+        elif kind in ("number", "integer"):
+            numbers = _numbers(values, kind)
+            reason = "not a whole number" if kind == "integer" else "not a number"
+            rows.drop(np.isnan(numbers) & _valid(values), reason, spec.column, values)
             typed = pa.array(numbers, pa.float64(), mask=np.isnan(numbers))
-        elif spec.type == "boolean":
+            if kind == "integer":
+                typed = pc.cast(typed, pa.int64())
+        elif kind == "boolean":
             typed = _booleans(values)
             rows.drop(~_valid(typed) & _valid(values), "not a yes/no value", spec.column, values)
         else:
@@ -811,9 +851,7 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
                                  f"(spread_days {mapping.spread_days:g}): some events come after the outcome")
 
     # One row per lead: the first row of a key (or an email) wins.
-    ids = [lead_id_for(email) if email else lead_id_for_key(mapping.source, key) if key else None
-           for key, email in zip(key_list, email_list, strict=True)]
-    id_array = pa.array(ids, pa.string())
+    id_array = pa.array(hashed.result(), pa.string())
     seen = pc.if_else(pa.array(rows.keep), id_array, pa.scalar(None, pa.string()))
     duplicate = _valid(seen) & seen.to_pandas().duplicated(keep="first").to_numpy()
     rows.drop(duplicate, "duplicate lead (same key or email as an earlier row)",
@@ -832,23 +870,25 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     kept_ids = id_array.take(index)
-    _write_leads(out / "leads.parquet", kept_ids, pa.array(key_list, pa.string()).take(index), emails_kept,
-                 kept_created, {name: values.take(index) for name, values in attributes.items()})
-    _write_events(out / "events.parquet", mapping, event_inputs, np.flatnonzero(keep), kept_ids, emails_kept,
-                  kept_created, summary)
+    with _Background() as background:
+        background.submit(_write_leads, out / "leads.parquet", kept_ids, pa.array(key_list, pa.string()).take(index),
+                          emails_kept, kept_created, {name: values.take(index) for name, values in attributes.items()})
+        if outcome_kinds is not None and outcome_at is not None:
+            kinds = outcome_kinds.take(index)
+            has_outcome = pc.is_valid(kinds)
+            summary.outcomes = {k: int(n) for k, n in zip(*_counts(pc.drop_null(kinds)), strict=True)}
+            summary.no_outcome = kinds.null_count
+            at_kept = pa.array(outcome_at[keep])
+            background.submit(_write_outcomes, out / "outcomes.parquet", pc.filter(kept_ids, has_outcome),
+                              pc.drop_null(kinds), pc.filter(at_kept, has_outcome).to_numpy(zero_copy_only=False),
+                              pc.filter(reasons.take(index), has_outcome) if reasons is not None else None)
+        else:
+            summary.no_outcome = summary.leads
+        _write_events(out / "events.parquet", mapping, event_inputs, np.flatnonzero(keep), kept_ids, emails_kept,
+                      kept_created, summary, background)
     summary.written = {"leads": str(out / "leads.parquet"), "events": str(out / "events.parquet")}
-    if outcome_kinds is not None and outcome_at is not None:
-        kinds = outcome_kinds.take(index)
-        has_outcome = pc.is_valid(kinds)
-        summary.outcomes = {k: int(n) for k, n in zip(*_counts(pc.drop_null(kinds)), strict=True)}
-        summary.no_outcome = kinds.null_count
-        at_kept = pa.array(outcome_at[keep])
-        _write_outcomes(out / "outcomes.parquet", pc.filter(kept_ids, has_outcome), pc.drop_null(kinds),
-                        pc.filter(at_kept, has_outcome).to_numpy(zero_copy_only=False),
-                        pc.filter(reasons.take(index), has_outcome) if reasons is not None else None)
+    if outcome_kinds is not None:
         summary.written["outcomes"] = str(out / "outcomes.parquet")
-    else:
-        summary.no_outcome = summary.leads
     undeclared = sorted(kind for kind in summary.events if kind not in KNOWN_TYPES)
     if undeclared:
         summary.notes.append(f"event types rule sets cannot score yet (not built in): {', '.join(undeclared)}")
@@ -856,6 +896,17 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
     (out / "import-summary.json").write_text(json.dumps(summary.to_dict(), indent=1, default=str) + "\n")
     summary.written["summary"] = str(out / "import-summary.json")
     return summary
+
+
+def _lead_ids(source: str, keys: list[Any], emails: list[str | None]) -> list[str | None]:
+    """Each row's lead id: from its email when it has one, else from its key (None: neither)."""
+    ids: list[str | None] = list(lead_ids_for_keys(source, [key or "" for key in keys]))
+    for i, email in enumerate(emails):
+        if email:
+            ids[i] = lead_id_for(email)
+        elif not keys[i]:
+            ids[i] = None
+    return ids
 
 
 def _counts(values: Any) -> tuple[list[str], list[int]]:
@@ -1003,9 +1054,40 @@ def _event_schema() -> Any:
                       ("source", repeated), ("lead_id", text)])
 
 
+class _Background:
+    """One writer thread: Parquet encoding (C++, no GIL) of one piece runs while the next is built.
+    Writes happen in submission order; at most ``depth`` pieces wait, bounding memory."""
+
+    def __init__(self, depth: int = 2) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="baton-import-writer")
+        self.pending: list[Any] = []
+        self.depth = depth
+
+    def submit(self, work: Any, *args: Any) -> None:
+        self.pending.append(self.pool.submit(work, *args))
+        while len(self.pending) > self.depth:
+            self.pending.pop(0).result()
+
+    def __enter__(self) -> _Background:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            for future in self.pending:
+                future.result()  # (raises the writer's error, if any)
+        finally:
+            self.pool.shutdown(wait=True)
+
+
+BLOCK = 131_072  # kept rows per built piece of events
+
+
 def _write_events(path: Path, mapping: Mapping, inputs: list[_EventInput], rows_kept: np.ndarray, ids: Any,
-                  emails: Any, created: np.ndarray, summary: ImportSummary) -> None:
-    """Every event of every rule for the kept rows, built as whole columns (no per-event Python).
+                  emails: Any, created: np.ndarray, summary: ImportSummary, background: _Background) -> None:
+    """Every event of every rule for the kept rows, built as whole columns (no per-event Python), a
+    block of rows at a time, each block written by the background writer while the next is built.
 
     An event's id is unique within its lead (``<source>:e<rule>:<n>``), which is what dedupe needs:
     a lead's repeated id counts once. Rules are written one after the other (readers sort by time).
@@ -1019,55 +1101,63 @@ def _write_events(path: Path, mapping: Mapping, inputs: list[_EventInput], rows_
     created_us = np.rint(created * 1_000_000).astype("int64")
     schema = _event_schema()
     sources = pa.array([mapping.source], pa.string())
-    with pq.ParquetWriter(path, schema, compression="zstd", compression_level=1,
-                          use_dictionary=["event_id", "type", "source"], write_statistics=False) as writer:
-        for item in inputs:
-            spec = item.spec
-            prefix = f"{mapping.source}:e{item.number}:"
-            if isinstance(spec, ValueEvents):
-                rows_array = pa.array(rows_kept, pa.int64())
-                kinds = item.kinds.take(rows_array)
-                has = pc.is_valid(kinds)
-                leads = np.flatnonzero(_mask(has))
-                k = np.zeros(len(leads), dtype="int64")
-                micros = created_us[leads] + (window if spec.at == "end" else 0)
-                types = pc.dictionary_encode(pc.drop_null(kinds))
-                props = (pc.filter(item.properties.take(rows_array), has) if item.properties is not None
-                         else pa.nulls(len(leads), pa.string()))
-                top = 1
+    with_email = emails.null_count < len(emails)
+    writer = pq.ParquetWriter(path, schema, compression="zstd", compression_level=1,
+                              use_dictionary=["event_id", "type", "source"], write_statistics=False)
+
+    def piece(leads: np.ndarray, k: np.ndarray, micros: np.ndarray, types: Any, props: Any, event_ids: Any) -> None:
+        n = len(leads)
+        if not n:
+            return
+        for kind, count in zip(*_counts(types), strict=True):
+            summary.events[kind] = summary.events.get(kind, 0) + count
+        take = pa.array(leads, pa.int64())
+        background.submit(writer.write_table, pa.table({
+            "event_id": _dictionary(k, event_ids), "type": types,
+            "occurred_at": pa.array(micros, pa.timestamp("us", tz="UTC")),
+            "email": emails.take(take) if with_email else pa.nulls(n, pa.string()),
+            "anonymous_id": pa.nulls(n, pa.string()), "properties": props, "traits": pa.nulls(n, pa.string()),
+            "source": _dictionary(np.zeros(n, dtype="int32"), sources), "lead_id": ids.take(take),
+        }, schema=schema))
+
+    for item in inputs:
+        spec = item.spec
+        prefix = f"{mapping.source}:e{item.number}:"
+        if isinstance(spec, ValueEvents):
+            rows_array = pa.array(rows_kept, pa.int64())
+            kinds = item.kinds.take(rows_array)
+            has = pc.is_valid(kinds)
+            leads = np.flatnonzero(_mask(has))
+            props = (pc.filter(item.properties.take(rows_array), has) if item.properties is not None
+                     else pa.nulls(len(leads), pa.string()))
+            piece(leads, np.zeros(len(leads), dtype="int64"),
+                  created_us[leads] + (window if spec.at == "end" else 0), pc.dictionary_encode(pc.drop_null(kinds)),
+                  props, pa.array([f"{prefix}0"], pa.string()))
+            continue
+        assert item.counts is not None
+        counts_all = item.counts[rows_kept]
+        event_ids = pa.array([f"{prefix}{i}" for i in range(max(int(counts_all.max(initial=0)), 1))], pa.string())
+        type_values = pa.array([spec.type], pa.string())
+        constant = dict(spec.properties)
+        opening = _json_value(constant)[:-1] + ("," if constant else "") + f'"{getattr(spec, "property", "")}":'
+        for start in range(0, len(counts_all), BLOCK):
+            counts = counts_all[start:start + BLOCK]
+            local = np.repeat(np.arange(len(counts)), counts)
+            k = np.arange(len(local)) - (np.cumsum(counts) - counts)[local]
+            leads = local + start
+            micros = created_us[leads] + window * k // np.maximum(counts, 1)[local]
+            types = _dictionary(np.zeros(len(leads), dtype="int32"), type_values)
+            if isinstance(spec, AmountEvents):
+                assert item.amounts is not None
+                amounts = pa.array(np.round(item.amounts[rows_kept[leads]], 3), pa.float64())
+                props = pc.binary_join_element_wise(pa.scalar(opening), pc.cast(amounts, pa.string()),
+                                                    pa.scalar("}"), "")
+            elif constant:
+                props = pa.array([_json_value(constant)], pa.string()).take(pa.array(np.zeros(len(leads), "int64")))
             else:
-                assert item.counts is not None
-                counts = item.counts[rows_kept]
-                leads = np.repeat(np.arange(len(counts)), counts)
-                k = np.arange(len(leads)) - (np.cumsum(counts) - counts)[leads]
-                micros = created_us[leads] + window * k // np.maximum(counts, 1)[leads]
-                types = _dictionary(np.zeros(len(leads), dtype="int32"), pa.array([spec.type], pa.string()))
-                constant = dict(spec.properties)
-                if isinstance(spec, AmountEvents):
-                    assert item.amounts is not None
-                    amounts = pa.array(np.round(item.amounts[rows_kept][leads], 3), pa.float64())
-                    opening = _json_value(constant)[:-1] + ("," if constant else "") + f'"{spec.property}":'
-                    props = pc.binary_join_element_wise(pa.scalar(opening), pc.cast(amounts, pa.string()),
-                                                        pa.scalar("}"), "")
-                elif constant:
-                    props = pa.array([_json_value(constant)], pa.string()).take(pa.array(np.zeros(len(leads), "int64")))
-                else:
-                    props = pa.nulls(len(leads), pa.string())
-                top = int(counts.max()) if len(counts) else 0
-            if not len(leads):
-                continue
-            for kind, count in zip(*_counts(types), strict=True):
-                summary.events[kind] = summary.events.get(kind, 0) + count
-            event_ids = pa.array([f"{prefix}{i}" for i in range(max(top, 1))], pa.string())
-            n = len(leads)
-            take = pa.array(leads, pa.int64())
-            writer.write_table(pa.table({
-                "event_id": _dictionary(k, event_ids), "type": types,
-                "occurred_at": pa.array(micros, pa.timestamp("us", tz="UTC")),
-                "email": emails.take(take) if emails.null_count < len(emails) else pa.nulls(n, pa.string()),
-                "anonymous_id": pa.nulls(n, pa.string()), "properties": props, "traits": pa.nulls(n, pa.string()),
-                "source": _dictionary(np.zeros(n, dtype="int32"), sources), "lead_id": ids.take(take),
-            }, schema=schema))
+                props = pa.nulls(len(leads), pa.string())
+            piece(leads, k, micros, types, props, event_ids)
+    background.submit(writer.close)
 
 
 def _write_outcomes(path: Path, ids: Any, kinds: Any, at: np.ndarray, reasons: Any) -> None:

@@ -83,8 +83,8 @@ def test_salesforce_lead_export(tmp_path: Path) -> None:
     leads = {row["lead_key"]: row for row in table(tmp_path / "out" / "leads.parquet")}
     ana = leads["00Q5e00000AbCdE"]
     assert (ana["annual_revenue"], ana["company_size"], ana["job_title"]) == (1_200_000.0, 250.0, "VP Sales")
-    assert leads["00Q5e00000AbCdF"]["company_size"] == 50.0  # a range reads as its lower bound
-    assert leads["00Q5e00000AbCdG"]["company_size"] == 1000.0
+    assert leads["00Q5e00000AbCdF"]["company_size"] == 50  # a range reads as its lower bound (the vocabulary's rule)
+    assert leads["00Q5e00000AbCdG"]["company_size"] == 1000
     outcomes = {row["lead_id"]: row for row in table(tmp_path / "out" / "outcomes.parquet")}
     converted = outcomes[lead_id_for("ana@acme.io")]
     # converted on the day it was created (a date, no time): at creation, not the midnight before
@@ -182,10 +182,10 @@ def test_rows_that_cannot_be_read_are_skipped_and_counted(tmp_path: Path) -> Non
     summary, out = run(tmp_path, BAD_ROWS, BAD_MAPPING)
     assert summary.rows == 6 and summary.leads == 1
     assert summary.skipped == {
-        "text in a number column": 1, "created_at is not a time": 1, "unknown outcome value": 1,
+        "not a whole number": 1, "created_at is not a time": 1, "unknown outcome value": 1,
         "negative number in an event column": 1, "duplicate lead (same key or email as an earlier row)": 1,
     }
-    assert summary.examples["text in a number column"] == [{"row": 3, "column": "size", "value": "ten"}]
+    assert summary.examples["not a whole number"] == [{"row": 3, "column": "size", "value": "ten"}]
     assert summary.examples["unknown outcome value"] == [{"row": 5, "column": "won", "value": "maybe"}]
     text = summary.to_text()
     assert "skipped rows: 5" in text and "row 3, column 'size' = 'ten'" in text
@@ -193,7 +193,7 @@ def test_rows_that_cannot_be_read_are_skipped_and_counted(tmp_path: Path) -> Non
 
 
 def test_strict_refuses_at_the_first_bad_row(tmp_path: Path) -> None:
-    with pytest.raises(ImportRefused, match=r"row 3, column 'size': text in a number column \('ten'\)"):
+    with pytest.raises(ImportRefused, match=r"row 3, column 'size': not a whole number \('ten'\)"):
         run(tmp_path, BAD_ROWS, BAD_MAPPING, strict=True)
 
 
@@ -238,6 +238,14 @@ outcome:
     assert "'1' -> 'sold'" in by_path["outcome.values"]["message"] and by_path["outcome.values"]["line"] == 10
     (dateless,) = errors_of("lead_key: id\ncreated_at: created\noutcome: {column: won, values: {}}\n")
     assert dateless["path"] == "outcome" and "say when outcomes happened" in dateless["message"]
+
+
+def test_known_attributes_take_the_vocabulary_type() -> None:
+    (error,) = errors_of("lead_key: id\ncreated_at: c\nattributes:\n  company_size: {column: Employees, type: text}\n")
+    assert error["path"] == "attributes.company_size" and error["line"] == 4
+    assert "company_size is a whole number in Baton's attribute vocabulary" in error["message"]
+    mapping, _ = parse_mapping_text("lead_key: id\ncreated_at: c\nattributes: {company_size: Employees}\n")
+    assert mapping.attributes["company_size"].type is None  # read as the vocabulary says
 
 
 def test_mapping_needs_a_key_and_a_creation_time() -> None:
