@@ -492,8 +492,7 @@ def _read(path: Path, mapping: Mapping, layout: _Layout, columns: list[str]) -> 
     def read(newlines_in_values: bool) -> Any:
         return pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(column_names=layout.names, skip_rows=1, encoding=encoding,
-                                           block_size=1 << 23),
+            read_options=pacsv.ReadOptions(column_names=layout.names, skip_rows=1, encoding=encoding),
             parse_options=pacsv.ParseOptions(delimiter=layout.delimiter or ",", newlines_in_values=newlines_in_values),
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(layout.names, pa.string()),
                                                  strings_can_be_null=False, include_columns=columns),
@@ -533,11 +532,13 @@ def _clean(column: Any, tokens: frozenset[str]) -> Any:
             if len(values) and pc.all(pc.equal(values, pc.round(values))).as_py():  # 1.0 reads as "1"
                 column = pc.cast(column, pa.int64())
         column = pc.cast(column, pa.string())
-    if isinstance(column, pa.ChunkedArray):  # one array per column: every take and mask after this is cheaper
-        column = column.combine_chunks()
     trimmed = pc.utf8_trim_whitespace(column)
-    return pc.if_else(pc.is_in(trimmed, value_set=pa.array(sorted(tokens), pa.string())),
-                      pa.scalar(None, pa.string()), trimmed)
+    if isinstance(trimmed, pa.ChunkedArray):  # one array per column: masks and takes after this are cheaper
+        trimmed = trimmed.combine_chunks()
+    nulls = pc.is_in(trimmed, value_set=pa.array(sorted(tokens), pa.string()))
+    if not pc.any(nulls).as_py():  # (most columns: no copy of their text)
+        return trimmed
+    return pc.if_else(nulls, pa.scalar(None, pa.string()), trimmed)
 
 
 def _value_map(values: Any, targets: dict[str, str | None]) -> tuple[Any, np.ndarray]:
@@ -760,11 +761,15 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
     summary.rows = n
     summary.unmapped_columns = [c for c in layout.header if c not in set(used) and c.strip()]
     tokens = mapping.tokens
+    # A key is a key: only an empty one is missing (null tokens are words a form or a CRM puts in
+    # a field nobody filled, not ids; and checking a million unique keys against them costs).
+    key_tokens = frozenset({""})
+    key_column = mapping.lead_key.column if isinstance(mapping.lead_key, KeyColumn) else None
     cleaned: dict[str, Any] = {}
 
     def column(name: str) -> Any:
         if name not in cleaned:
-            cleaned[name] = _clean(table.column(name), tokens)
+            cleaned[name] = _clean(table.column(name), key_tokens if name == key_column else tokens)
         return cleaned[name]
 
     rows = _Rows(n, summary, strict, first_row=2 if _kind(source) == "csv" else 1)
@@ -853,15 +858,23 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
     # One row per lead: the first row of a key (or an email) wins.
     id_array = pa.array(hashed.result(), pa.string())
     seen = pc.if_else(pa.array(rows.keep), id_array, pa.scalar(None, pa.string()))
-    duplicate = _valid(seen) & seen.to_pandas().duplicated(keep="first").to_numpy()
+    if pc.count_distinct(seen).as_py() == len(seen) - seen.null_count:
+        duplicate = np.zeros(n, dtype=bool)  # (the usual case, found with one hash pass in Arrow)
+    else:
+        duplicate = _valid(seen) & seen.to_pandas().duplicated(keep="first").to_numpy()
     rows.drop(duplicate, "duplicate lead (same key or email as an earlier row)",
               mapping.lead_key.column if isinstance(mapping.lead_key, KeyColumn) else "(row number)")
 
     rows.refuse_if_strict()
     keep = rows.keep
     index = pa.array(np.flatnonzero(keep), pa.int64())
+    every_row = bool(keep.all())
+
+    def kept(values: Any) -> Any:  # (no copy when no row was left out)
+        return values if every_row else values.take(index)
+
     summary.leads = len(index)
-    emails_kept = pa.array(email_list, pa.string()).take(index)
+    emails_kept = kept(pa.array(email_list, pa.string()))
     summary.with_email = summary.leads - emails_kept.null_count
     kept_created = created[keep]
     if summary.leads:
@@ -869,19 +882,19 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    kept_ids = id_array.take(index)
+    kept_ids = kept(id_array)
     with _Background() as background:
-        background.submit(_write_leads, out / "leads.parquet", kept_ids, pa.array(key_list, pa.string()).take(index),
-                          emails_kept, kept_created, {name: values.take(index) for name, values in attributes.items()})
+        background.submit(_write_leads, out / "leads.parquet", kept_ids, kept(pa.array(key_list, pa.string())),
+                          emails_kept, kept_created, {name: kept(values) for name, values in attributes.items()})
         if outcome_kinds is not None and outcome_at is not None:
-            kinds = outcome_kinds.take(index)
+            kinds = kept(outcome_kinds)
             has_outcome = pc.is_valid(kinds)
             summary.outcomes = {k: int(n) for k, n in zip(*_counts(pc.drop_null(kinds)), strict=True)}
             summary.no_outcome = kinds.null_count
             at_kept = pa.array(outcome_at[keep])
             background.submit(_write_outcomes, out / "outcomes.parquet", pc.filter(kept_ids, has_outcome),
                               pc.drop_null(kinds), pc.filter(at_kept, has_outcome).to_numpy(zero_copy_only=False),
-                              pc.filter(reasons.take(index), has_outcome) if reasons is not None else None)
+                              pc.filter(kept(reasons), has_outcome) if reasons is not None else None)
         else:
             summary.no_outcome = summary.leads
         _write_events(out / "events.parquet", mapping, event_inputs, np.flatnonzero(keep), kept_ids, emails_kept,
@@ -1045,13 +1058,13 @@ def _dictionary(indices: np.ndarray, values: Any) -> Any:
 
 def _event_schema() -> Any:
     """Columns with a handful of values are dictionary arrays; lead ids and emails plain strings
-    (measured: a 200,000-entry dictionary writes slower than the strings it stands for)."""
+    (measured: a large dictionary writes slower than the strings it stands for)."""
     import pyarrow as pa
 
     text, repeated = pa.string(), pa.dictionary(pa.int32(), pa.string())
     return pa.schema([("event_id", repeated), ("type", repeated), ("occurred_at", pa.timestamp("us", tz="UTC")),
                       ("email", text), ("anonymous_id", text), ("properties", text), ("traits", text),
-                      ("source", repeated), ("lead_id", text)])
+                      ("source", repeated), ("lead_id", text), ("repeat", pa.int32()), ("repeat_every", pa.float64())])
 
 
 class _Background:
@@ -1081,74 +1094,54 @@ class _Background:
             self.pool.shutdown(wait=True)
 
 
-BLOCK = 131_072  # kept rows per built piece of events
-
-
 def _write_events(path: Path, mapping: Mapping, inputs: list[_EventInput], rows_kept: np.ndarray, ids: Any,
                   emails: Any, created: np.ndarray, summary: ImportSummary, background: _Background) -> None:
-    """Every event of every rule for the kept rows, built as whole columns (no per-event Python), a
-    block of rows at a time, each block written by the background writer while the next is built.
+    """The events of every rule for the kept rows, built as whole columns (no per-event Python).
 
-    An event's id is unique within its lead (``<source>:e<rule>:<n>``), which is what dedupe needs:
-    a lead's repeated id counts once. Rules are written one after the other (readers sort by time).
+    A count or amount column is N equal events spread evenly from ``created_at`` over the window:
+    it is written as one row with ``repeat`` N and ``repeat_every`` (window / N seconds), which
+    readers expand into the N events (docs/backtest-data.md), ids ``<event_id>:<k>``. An event's
+    id is unique within its lead (``<source>:e<rule>``), which is what dedupe needs. Each rule's
+    rows are encoded by the background writer while the next rule's are built.
     """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    window = round(mapping.spread_days * DAY * 1_000_000)
+    window = mapping.spread_days * DAY
     created_us = np.rint(created * 1_000_000).astype("int64")
     schema = _event_schema()
     sources = pa.array([mapping.source], pa.string())
     with_email = emails.null_count < len(emails)
     writer = pq.ParquetWriter(path, schema, compression="zstd", compression_level=1,
                               use_dictionary=["event_id", "type", "source"], write_statistics=False)
-
-    def piece(leads: np.ndarray, k: np.ndarray, micros: np.ndarray, types: Any, props: Any, event_ids: Any) -> None:
-        n = len(leads)
-        if not n:
-            return
-        for kind, count in zip(*_counts(types), strict=True):
-            summary.events[kind] = summary.events.get(kind, 0) + count
-        take = pa.array(leads, pa.int64())
-        background.submit(writer.write_table, pa.table({
-            "event_id": _dictionary(k, event_ids), "type": types,
-            "occurred_at": pa.array(micros, pa.timestamp("us", tz="UTC")),
-            "email": emails.take(take) if with_email else pa.nulls(n, pa.string()),
-            "anonymous_id": pa.nulls(n, pa.string()), "properties": props, "traits": pa.nulls(n, pa.string()),
-            "source": _dictionary(np.zeros(n, dtype="int32"), sources), "lead_id": ids.take(take),
-        }, schema=schema))
+    rows_array = pa.array(rows_kept, pa.int64())
 
     for item in inputs:
         spec = item.spec
-        prefix = f"{mapping.source}:e{item.number}:"
+        event_id = pa.array([f"{mapping.source}:e{item.number}"], pa.string())
         if isinstance(spec, ValueEvents):
-            rows_array = pa.array(rows_kept, pa.int64())
-            kinds = item.kinds.take(rows_array)
+            every_row = len(item.kinds) == len(rows_kept)  # (rows_kept: a subset of the rows, in order)
+            kinds = item.kinds if every_row else item.kinds.take(rows_array)
             has = pc.is_valid(kinds)
             leads = np.flatnonzero(_mask(has))
-            props = (pc.filter(item.properties.take(rows_array), has) if item.properties is not None
-                     else pa.nulls(len(leads), pa.string()))
-            piece(leads, np.zeros(len(leads), dtype="int64"),
-                  created_us[leads] + (window if spec.at == "end" else 0), pc.dictionary_encode(pc.drop_null(kinds)),
-                  props, pa.array([f"{prefix}0"], pa.string()))
-            continue
-        assert item.counts is not None
-        counts_all = item.counts[rows_kept]
-        event_ids = pa.array([f"{prefix}{i}" for i in range(max(int(counts_all.max(initial=0)), 1))], pa.string())
-        type_values = pa.array([spec.type], pa.string())
-        constant = dict(spec.properties)
-        opening = _json_value(constant)[:-1] + ("," if constant else "") + f'"{getattr(spec, "property", "")}":'
-        for start in range(0, len(counts_all), BLOCK):
-            counts = counts_all[start:start + BLOCK]
-            local = np.repeat(np.arange(len(counts)), counts)
-            k = np.arange(len(local)) - (np.cumsum(counts) - counts)[local]
-            leads = local + start
-            micros = created_us[leads] + window * k // np.maximum(counts, 1)[local]
-            types = _dictionary(np.zeros(len(leads), dtype="int32"), type_values)
+            micros = created_us[leads] + (round(window * 1_000_000) if spec.at == "end" else 0)
+            types = pc.dictionary_encode(pc.drop_null(kinds))
+            props = (pc.filter(item.properties if every_row else item.properties.take(rows_array), has)
+                     if item.properties is not None else pa.nulls(len(leads), pa.string()))
+            repeat = np.ones(len(leads), dtype="int32")
+        else:
+            assert item.counts is not None
+            counts = item.counts[rows_kept]
+            leads = np.flatnonzero(counts > 0)
+            repeat = counts[leads].astype("int32")
+            micros = created_us[leads]
+            types = _dictionary(np.zeros(len(leads), dtype="int32"), pa.array([spec.type], pa.string()))
+            constant = dict(spec.properties)
             if isinstance(spec, AmountEvents):
                 assert item.amounts is not None
+                opening = _json_value(constant)[:-1] + ("," if constant else "") + f'"{spec.property}":'
                 amounts = pa.array(np.round(item.amounts[rows_kept[leads]], 3), pa.float64())
                 props = pc.binary_join_element_wise(pa.scalar(opening), pc.cast(amounts, pa.string()),
                                                     pa.scalar("}"), "")
@@ -1156,7 +1149,23 @@ def _write_events(path: Path, mapping: Mapping, inputs: list[_EventInput], rows_
                 props = pa.array([_json_value(constant)], pa.string()).take(pa.array(np.zeros(len(leads), "int64")))
             else:
                 props = pa.nulls(len(leads), pa.string())
-            piece(leads, k, micros, types, props, event_ids)
+        n = len(leads)
+        if not n:
+            continue
+        if isinstance(spec, ValueEvents):
+            for kind, count in zip(*_counts(types), strict=True):
+                summary.events[kind] = summary.events.get(kind, 0) + count
+        else:
+            summary.events[spec.type] = summary.events.get(spec.type, 0) + int(repeat.sum())
+        take = pa.array(leads, pa.int64())
+        background.submit(writer.write_table, pa.table({
+            "event_id": _dictionary(np.zeros(n, dtype="int32"), event_id), "type": types,
+            "occurred_at": pa.array(micros, pa.timestamp("us", tz="UTC")),
+            "email": emails.take(take) if with_email else pa.nulls(n, pa.string()),
+            "anonymous_id": pa.nulls(n, pa.string()), "properties": props, "traits": pa.nulls(n, pa.string()),
+            "source": _dictionary(np.zeros(n, dtype="int32"), sources), "lead_id": ids.take(take),
+            "repeat": pa.array(repeat, pa.int32()), "repeat_every": pa.array(window / repeat, pa.float64()),
+        }, schema=schema))
     background.submit(writer.close)
 
 

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from baton import cli
+from baton.backtest.io import read_events
 from baton.importer import ImportRefused, ImportSummary, import_file, load_mapping, parse_mapping_text
 from chalicelib.errors import ValidationFailed
 from chalicelib.state import lead_id_for, lead_id_for_key
@@ -133,18 +134,23 @@ def test_tricky_csv(tmp_path: Path) -> None:
     assert created[1] - created[0] == pytest.approx(DAY) and created[2] - created[1] == pytest.approx(DAY)
     assert summary.events == {"page_view": 3, "site_visit_time": 3, "email_open": 1, "chat_message": 1}
     assert summary.unmapped_columns == []  # the trailing empty column is not a column
-    events = table(out / "events.parquet")
+    rows = table(out / "events.parquet")
     a1 = leads["a1"]["lead_id"]
-    views = sorted(e["occurred_at"].timestamp() - created[0] for e in events if e["lead_id"] == a1
-                   and e["type"] == "page_view")
-    assert views == pytest.approx([0, 14 * DAY / 3, 28 * DAY / 3])  # spread from created_at over 14 days
-    times = [json.loads(e["properties"]) for e in events if e["lead_id"] == a1 and e["type"] == "site_visit_time"]
+    # a count is one row standing for its events, spread from created_at over the 14 days
+    (views,) = [e for e in rows if e["type"] == "page_view"]
+    assert (views["lead_id"], views["repeat"], views["repeat_every"]) == (a1, 3, pytest.approx(14 * DAY / 3))
+    assert all(e["email"] is None for e in rows)  # no email invented
+    assert {e["lead_id"] for e in rows} <= {row["lead_id"] for row in leads.values()}
+    events = read_events(out / "events.parquet")  # as the backtest reads them: one per event
+    assert len(events) == sum(summary.events.values()) == 8
+    assert len({(e.event_id, e.type) for e in events}) == 8  # (ids are unique within a lead)
+    page_views = sorted(e.ts - created[0] for e in events if e.type == "page_view")
+    assert page_views == pytest.approx([0, 14 * DAY / 3, 28 * DAY / 3])
+    times = [dict(e.properties) for e in events if e.type == "site_visit_time"]
     assert times == [{"seconds": 40.0}] * 3  # 120 s over the 3 visits
-    opened = next(e for e in events if e["type"] == "email_open")
-    assert json.loads(opened["properties"]) == {"activity": "Email Opened"}
-    assert opened["occurred_at"].timestamp() == pytest.approx(created[0] + 14 * DAY)  # the last activity: at the end
-    assert all(e["email"] is None for e in events)  # no email invented
-    assert {e["lead_id"] for e in events} <= {row["lead_id"] for row in leads.values()}
+    opened = next(e for e in events if e.type == "email_open")
+    assert dict(opened.properties) == {"activity": "Email Opened"}
+    assert opened.ts == pytest.approx(created[0] + 14 * DAY)  # the last activity: at the end of the window
     assert leads["a1"]["lead_id"] == lead_id_for_key("import", "a1")
 
 

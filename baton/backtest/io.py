@@ -16,6 +16,7 @@ import csv
 import gzip
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -200,6 +201,8 @@ def _read_events(path: str | Path) -> list[Event]:
     if _kind(path) == "csv":
         out = []
         time_column: str | None = None
+        repeats: list[Any] = []
+        every: list[Any] = []
         for n, row in enumerate(_csv_rows(path), start=2):
             if time_column is None:
                 time_column = _first_time_column(row)
@@ -211,9 +214,11 @@ def _read_events(path: str | Path) -> list[Event]:
                 out.append(_event(n, row.get("event_id"), row.get("type"), ts, row.get("email"),
                                   row.get("anonymous_id"), decode_props(row.get("properties")),
                                   decode_traits(row.get("traits")), row.get("source")))
+                repeats.append(int(row["repeat"]) if row.get("repeat") else 1)
+                every.append(float(row["repeat_every"]) if row.get("repeat_every") else 0.0)
             except ValueError as exc:
                 raise ValueError(f"{path}: {exc}" if str(exc).startswith("row") else f"{path}: row {n}: {exc}") from None
-        return out
+        return _expand(out, repeats, every) if any(r != 1 for r in repeats) else out
     columns = _parquet_columns(path)
     time_column = _first_time_column(columns)
     if time_column is None or "type" not in columns:
@@ -237,6 +242,24 @@ def _read_events(path: str | Path) -> list[Event]:
         else:
             append(_event(i + 1, event_id, type_, ts, email, anonymous_id, decode_props(prop), decode_traits(trait),
                           source))
+    if "repeat" in columns:
+        return _expand(out, values("repeat"), values("repeat_every"))
+    return out
+
+
+def _expand(events: list[Event], repeats: Sequence[Any], every: Sequence[Any]) -> list[Event]:
+    """Rows standing for several events (``repeat`` N, ``repeat_every`` seconds apart, as ``baton
+    import`` writes summary columns) as their N events, ids ``<event_id>:<k>``."""
+    out: list[Event] = []
+    append = out.append
+    for event, n, gap in zip(events, repeats, every, strict=True):
+        if not n or n == 1:
+            append(event)
+            continue
+        step = float(gap or 0.0)
+        base, ts = event.event_id, event.ts
+        for k in range(int(n)):
+            append(replace(event, event_id=f"{base}:{k}", ts=ts + step * k))
     return out
 
 
