@@ -220,6 +220,49 @@ def import_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- baton backtest HISTORY_DIR ---------------------------------------------------------------------
+
+
+def _configure_backtest(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("history", metavar="HISTORY_DIR",
+                        help="events, outcomes and leads files (baton export, baton import; docs/backtest-data.md)")
+    parser.add_argument("--rules", metavar="FILE", help="the rule set to replay under (default: the shipped one)")
+    parser.add_argument("--capacity", type=float, metavar="N", help="SQLs a week sales can work")
+    holdout = parser.add_mutually_exclusive_group()
+    holdout.add_argument("--holdout-after", metavar="DATE", help="also report on leads created after DATE")
+    holdout.add_argument("--holdout-fraction", type=float, metavar="F", help="also report on the newest F of leads")
+    parser.add_argument("--handoff-share", type=float, default=0.1, metavar="F",
+                        help="precision and recall when this share of leads goes to sales (default 0.1)")
+    parser.add_argument("--scores", metavar="FILE.csv", help="write one row per lead: ids, score, stage, outcome")
+    parser.add_argument("--workers", type=int, default=2, help="processes replaying leads (default 2)")
+
+
+def backtest_history(args: argparse.Namespace) -> int:
+    """Replay a history under a rule set; print the summary and, last, one JSON line."""
+    from baton.backtest.report import format_report, headline, run_report, write_scores
+    from chalicelib.rules.loader import default_ruleset
+
+    ruleset = _load_or_report(args.rules) if args.rules else default_ruleset()
+    if ruleset is None:
+        return EXIT_INVALID
+    if args.holdout_fraction is not None and not 0 < args.holdout_fraction < 1:
+        print("--holdout-fraction must be between 0 and 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = run_report(args.history, ruleset, ruleset_label=args.rules or "the shipped default",
+                            capacity=args.capacity, holdout_after=args.holdout_after,
+                            holdout_fraction=args.holdout_fraction, handoff_share=args.handoff_share,
+                            workers=args.workers)
+    except (OSError, ValueError) as exc:
+        print(f"{args.history}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(format_report(report, args.capacity))
+    if args.scores:
+        print(f"wrote {write_scores(report, args.scores):,} rows to {args.scores}")
+    print(json.dumps(headline(report)))
+    return EXIT_OK
+
+
 # --- the table ------------------------------------------------------------------------------------
 
 COMMANDS: list[Command] = [
@@ -234,6 +277,8 @@ COMMANDS: list[Command] = [
             _configure_export),
     Command(("import",), "turn a CRM or marketing export (CSV, Parquet) into history for backtests",
             import_export, _configure_import),
+    Command(("backtest",), "replay a history under a rule set: funnel, AUC, precision at capacity, warnings",
+            backtest_history, _configure_backtest),
 ]
 
 GROUP_HELP = {"rules": "author and check rule sets"}

@@ -258,3 +258,47 @@ def test_export_pulls_live_events_and_outcomes_to_parquet(moto_aws: dict[str, st
     assert pq.read_table(tmp_path / "out" / "events.parquet").num_rows == 3
     assert pq.read_table(tmp_path / "out" / "outcomes.parquet").num_rows == 1
     bootstrap.use(None)
+
+
+# --- backtest HISTORY_DIR -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from baton.backtest.io import write_events, write_outcomes
+    from baton.synth import generate
+
+    folder = tmp_path_factory.mktemp("history")
+    generated = generate(400, seed=5)
+    write_events(folder / "events.parquet", generated.events)
+    write_outcomes(folder / "outcomes.csv", generated.outcomes)
+    return folder
+
+
+def test_backtest_prints_a_summary_then_one_json_line(history: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    scores = tmp_path / "scores.csv"
+    assert cli.main(["backtest", str(history), "--capacity", "5", "--holdout-fraction", "0.3", "--workers", "1",
+                     "--scores", str(scores)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    text = "\n".join(out[:-1])
+    assert "ROC AUC" in text and "at capacity (5 a week" in text and "holdout, the newest 30% of leads" in text
+    line = json.loads(out[-1])
+    assert {"leads", "sql_share", "precision", "recall", "auc", "pr_auc", "holdout_auc", "seconds",
+            "warnings"} <= set(line)
+    assert line["leads"] == 400 and 0 <= line["auc"] <= 1 and line["holdout_leads"] == 120
+    import csv
+
+    rows = list(csv.DictReader(scores.open()))
+    assert len(rows) == 400 and set(rows[0]) == {"lead_id", "lead_key", "score", "fit", "engagement", "stage",
+                                                 "outcome", "won"}
+
+
+def test_backtest_refuses_what_it_cannot_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["backtest", str(tmp_path)]) == 1
+    assert "no events" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    assert cli.main(["backtest", str(tmp_path), "--rules", str(bad)]) == 1
+    with pytest.raises(SystemExit):
+        cli.main(["backtest", str(tmp_path), "--holdout-after", "2026-01-01", "--holdout-fraction", "0.2"])

@@ -392,6 +392,26 @@ def _find(directory: Path, stem: str) -> Path | None:
     return next((directory / f"{stem}{s}" for s in _SUFFIXES if (directory / f"{stem}{s}").exists()), None)
 
 
+def read_lead_keys(directory: str | Path) -> dict[str, str]:
+    """Lead id -> the source system's own key, from a ``leads`` file that has both (as ``baton
+    import`` writes it); empty when there is none."""
+    path = _find(Path(directory), "leads")
+    if path is None:
+        return {}
+    if _kind(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+        if "lead_id" not in names or "lead_key" not in names:
+            return {}
+        table = pq.read_table(path, columns=["lead_id", "lead_key"])
+        pairs: Iterable[tuple[Any, Any]] = zip(table.column("lead_id").to_pylist(),
+                                               table.column("lead_key").to_pylist(), strict=True)
+    else:
+        pairs = ((row.get("lead_id"), row.get("lead_key")) for row in _csv_rows(path))
+    return {str(lead_id): str(key) for lead_id, key in pairs if lead_id and key}
+
+
 def read_history(directory: str | Path, leads_at: float | str | None = None) -> tuple[list[Event], list[Outcome]]:
     """``events.*`` (required), ``outcomes.*`` and ``leads.*`` (optional) from one directory.
 
