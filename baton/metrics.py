@@ -33,6 +33,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from baton.backtest.authoring import stage_grades
+from baton.backtest.authoring import thresholds as stage_thresholds
 from baton.backtest.replay import WEEK, BacktestResult, LeadReport, paused_gc
 from chalicelib.engine import explain
 from chalicelib.rules.compile import CompiledRuleset
@@ -482,6 +483,7 @@ def threshold_sweep(
     points: int = 50,
     thresholds: Sequence[float] | None = None,
     grades: Collection[str] | None = None,
+    others: Collection[LeadReport] = (),
 ) -> list[dict[str, Any]]:
     """What a single threshold on a lead's best score would have done, for ``points`` thresholds.
 
@@ -489,11 +491,16 @@ def threshold_sweep(
     (share of all won deals caught), F1 and leads per week of lead intake (the sales workload it
     would create). ``grades`` limits who can pass to leads of those (final) grades, as a stage rule does
     ("fit B or better and engagement >= t"). Thresholds default to ``points`` evenly spaced values
-    from the lowest to the highest positive score. Sorting once and bisecting keeps a sweep at
+    from the lowest to the highest positive score. ``others`` are leads the stage rule takes by
+    another path (a hand-raise, a fast track): they count at every threshold, so at the rule set's
+    own threshold the sweep shows what the rules did. Sorting once and bisecting keeps a sweep at
     O(n log n) whatever ``points``.
     """
     get = _score_of(score)
-    eligible = [r for r in result.leads if r.disqualified_reason is None and (grades is None or r.grade in grades)]
+    taken = {r.lead_id for r in others}
+    base_over, base_won = len(taken), sum(r.won for r in others)
+    eligible = [r for r in result.leads if r.disqualified_reason is None and (grades is None or r.grade in grades)
+                and r.lead_id not in taken]
     # Sorted on the score alone (float keys sort fastest): the order among equal scores does not
     # matter, as every count below starts at the first of a run of equal scores.
     eligible.sort(key=get)
@@ -511,8 +518,8 @@ def threshold_sweep(
     rows = []
     for threshold in thresholds:
         first = bisect.bisect_left(values, threshold)
-        over = len(values) - first
-        won = won_from[first]
+        over = len(values) - first + base_over
+        won = won_from[first] + base_won
         precision = _ratio(won, over)
         recall = _ratio(won, total_won)
         f1 = 2 * precision * recall / (precision + recall) if precision and recall else None
@@ -630,11 +637,71 @@ def sweeps(result: BacktestResult, points: int = 50) -> dict[str, list[dict[str,
     """
     source = result.ruleset.source
     return {
-        "mql": threshold_sweep(result, "engagement", points, grades=stage_grades(source, "mql")),
-        "sql": threshold_sweep(result, "engagement", points, grades=stage_grades(source, "sql")),
+        "mql": threshold_sweep(result, "engagement", points, grades=stage_grades(source, "mql"),
+                               others=_other_paths(result, "mql")),
+        "sql": threshold_sweep(result, "engagement", points, grades=stage_grades(source, "sql"),
+                               others=_other_paths(result, "sql")),
         "engagement": threshold_sweep(result, "engagement", points),
         "score": threshold_sweep(result, "score", points),
     }
+
+
+def current_threshold(result: BacktestResult, stage: str) -> float | None:
+    """The rule set's own engagement threshold for ``stage`` (``mql`` / ``sql``), if it has one."""
+    found = [t["value"] for t in stage_thresholds(result.ruleset.source) if t["stage"] == stage
+             and t["field"] == "engagement"]
+    return float(min(found)) if found else None
+
+
+def _other_paths(result: BacktestResult, stage: str) -> list[LeadReport]:
+    """Leads the rules moved to ``stage`` without the engagement threshold explaining it."""
+    bound = current_threshold(result, stage)
+    grades = stage_grades(result.ruleset.source, stage)
+    reached = attrgetter("reached_sql" if stage == "sql" else "reached_mql")
+    return [r for r in result.leads if reached(r) and (bound is None or r.max_engagement < bound
+                                                        or (grades is not None and r.grade not in grades))]
+
+
+def at_current_thresholds(result: BacktestResult) -> dict[str, dict[str, Any] | None]:
+    """The sweep rows at the rule set's own MQL and SQL thresholds: what the rules did (its recall
+    is the summary's, up to leads the rules stopped for other reasons)."""
+    source = result.ruleset.source
+    out: dict[str, dict[str, Any] | None] = {}
+    for stage in ("mql", "sql"):
+        bound = current_threshold(result, stage)
+        out[stage] = None if bound is None else threshold_sweep(
+            result, "engagement", thresholds=[bound], grades=stage_grades(source, stage),
+            others=_other_paths(result, stage))[0]
+    return out
+
+
+def useful_range(rows: Sequence[Mapping[str, Any]], share: float = 0.01) -> float | None:
+    """The threshold past which fewer than ``share`` of the first row's leads remain: where a
+    sweep chart's x-axis can stop (a few outliers otherwise stretch it far past the action)."""
+    if not rows or not rows[0]["leads"]:
+        return None
+    floor = rows[0]["leads"] * share
+    last = next((row["threshold"] for row in rows if row["leads"] < floor), rows[-1]["threshold"])
+    return float(last)
+
+
+def top_groups(rows: Sequence[Mapping[str, Any]], key: str, n: int = 8) -> list[dict[str, Any]]:
+    """The ``n`` groups with the most leads (channels, offers) and one ``other`` row adding up the
+    rest, rates recomputed from the sums; for charts that stay readable with many channels."""
+    ranked = sorted(rows, key=lambda row: -row["leads"])
+    head = [dict(row) for row in ranked[:n]]
+    rest = ranked[n:]
+    if rest:
+        other: dict[str, Any] = {key: f"other ({len(rest)})"}
+        for column in ("leads", "mqls", "sqls", "opportunities", "won"):
+            other[column] = sum(row[column] for row in rest)
+        other.update({
+            "mql_rate": _ratio(other["mqls"], other["leads"]), "sql_rate": _ratio(other["sqls"], other["leads"]),
+            "mql_to_sql": _ratio(other["sqls"], other["mqls"]), "mql_to_won": _ratio(other["won"], other["mqls"]),
+            "win_rate": _ratio(other["won"], other["leads"]),
+        })
+        head.append(other)
+    return head
 
 
 def _summary(result: BacktestResult, weekly_capacity: float | None, points: int,
@@ -655,6 +722,7 @@ def _summary(result: BacktestResult, weekly_capacity: float | None, points: int,
     out["sqls_per_week"] = _ratio(sum(w["sqls"] for w in out["weekly_sqls"]), intake_weeks(result))
     out["sql_share"] = _ratio(out["sql_quality"]["sqls"], len(result.leads))
     out["quality"] = ranking_quality(result, weekly_capacity, handoff_share)
+    out["current"] = at_current_thresholds(result)
     if weekly_capacity is not None:
         out["recommended"] = {name: recommend_threshold(rows, weekly_capacity) for name, rows in all_sweeps.items()}
     out["leaks"] = leak_checks(result)

@@ -221,3 +221,33 @@ def test_summary_carries_quality_and_warnings() -> None:
     assert {"labeled", "unlabeled", "auc", "pr_auc", "at_share", "at_capacity", "calibration", "roc"} <= set(out["quality"])
     assert out["quality"]["labeled"] == 2 and out["quality"]["unlabeled"] == 1
     assert isinstance(out["warnings"], list) and "sql_share" in out
+
+
+def test_the_sweep_at_the_current_threshold_is_what_the_rules_did() -> None:
+    """The issue's case: the sweep chart's recall was not the summary's recall."""
+    from baton.metrics import at_current_thresholds, current_threshold, sql_quality, sweeps
+    from baton.synth import generate
+
+    history = generate(1500, seed=4)
+    res = backtest(history.events, default_ruleset(), history.outcomes)
+    assert current_threshold(res, "sql") == 60 and current_threshold(res, "mql") == 30
+    current = at_current_thresholds(res)["sql"]
+    quality = sql_quality(res)
+    assert current is not None
+    assert current["recall"] == pytest.approx(quality["recall"], abs=0.02)
+    assert current["leads"] == pytest.approx(quality["sqls"], rel=0.05)
+    rows = sweeps(res)["sql"]
+    assert rows[0]["leads"] >= current["leads"] >= rows[-1]["leads"]
+
+
+def test_top_groups_and_useful_range() -> None:
+    from baton.metrics import top_groups, useful_range
+
+    rows = [{"channel": f"c{i}", "leads": 100 - i, "mqls": 10, "sqls": 5, "opportunities": 2, "won": 1}
+            for i in range(20)]
+    grouped = top_groups(rows, "channel", n=5)
+    assert [g["channel"] for g in grouped] == ["c0", "c1", "c2", "c3", "c4", "other (15)"]
+    assert grouped[-1]["leads"] == sum(100 - i for i in range(5, 20)) and grouped[-1]["won"] == 15
+    assert grouped[-1]["win_rate"] == pytest.approx(15 / grouped[-1]["leads"])
+    sweep = [{"threshold": float(t), "leads": 1000 // (t + 1)} for t in range(0, 600, 10)]
+    assert useful_range(sweep, share=0.01) == 100.0
