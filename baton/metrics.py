@@ -676,12 +676,16 @@ def at_current_thresholds(result: BacktestResult) -> dict[str, dict[str, Any] | 
 
 
 def useful_range(rows: Sequence[Mapping[str, Any]], share: float = 0.01) -> float | None:
-    """The threshold past which fewer than ``share`` of the first row's leads remain: where a
-    sweep chart's x-axis can stop (a few outliers otherwise stretch it far past the action)."""
-    if not rows or not rows[0]["leads"]:
+    """The threshold past which fewer than ``share`` of the leads the threshold decides remain
+    over it (leads counted at every threshold aside): where a sweep chart's x-axis can stop, as a
+    few outliers otherwise stretch it far past the action."""
+    if not rows:
         return None
-    floor = rows[0]["leads"] * share
-    last = next((row["threshold"] for row in rows if row["leads"] < floor), rows[-1]["threshold"])
+    base = rows[-1]["leads"]
+    decided = rows[0]["leads"] - base
+    if decided <= 0:
+        return None
+    last = next((row["threshold"] for row in rows if row["leads"] - base < decided * share), rows[-1]["threshold"])
     return float(last)
 
 
@@ -722,6 +726,7 @@ def _summary(result: BacktestResult, weekly_capacity: float | None, points: int,
     out["sqls_per_week"] = _ratio(sum(w["sqls"] for w in out["weekly_sqls"]), intake_weeks(result))
     out["sql_share"] = _ratio(out["sql_quality"]["sqls"], len(result.leads))
     out["quality"] = ranking_quality(result, weekly_capacity, handoff_share)
+    out["outcomes"] = dict(Counter(r.outcome for r in result.leads if r.outcome).most_common())
     out["current"] = at_current_thresholds(result)
     if weekly_capacity is not None:
         out["recommended"] = {name: recommend_threshold(rows, weekly_capacity) for name, rows in all_sweeps.items()}

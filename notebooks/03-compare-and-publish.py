@@ -92,15 +92,21 @@ active_metrics = summary(active_result, weekly_capacity=weekly_capacity)
 candidate_metrics = summary(candidate_result, weekly_capacity=weekly_capacity)
 
 
+LABELS = {"lead": "leads", "mql": "MQLs", "sql": "SQLs", "opportunity": "opportunities", "won": "won deals"}
+
+
 def headline(metrics: dict) -> dict:
     steps = {row["step"]: row["leads"] for row in metrics["funnel"]}
-    quality = metrics["sql_quality"]
+    sql, ranking = metrics["sql_quality"], metrics["quality"]
+    days = metrics["time_to_stage"]["sql"]["median_days"]
     return {
-        **{f"{step}s": n for step, n in steps.items()},
-        "SQL precision (won)": quality["precision"], "SQL recall (won)": quality["recall"],
-        "SQLs per week": metrics["sqls_per_week"],
-        "weeks over capacity": sum(w["over_capacity"] for w in metrics["weekly_sqls"]),
-        "median days to SQL": metrics["time_to_stage"]["sql"]["median_days"],
+        **{LABELS[step]: f"{n:,}" for step, n in steps.items()},
+        "SQL precision (won)": "n/a" if sql["precision"] is None else f"{sql['precision']:.1%}",
+        "SQL recall (won)": "n/a" if sql["recall"] is None else f"{sql['recall']:.1%}",
+        "ROC AUC": "n/a" if ranking["auc"] is None else f"{ranking['auc']:.3f}",
+        "SQLs per week": f"{metrics['sqls_per_week']:.1f}",
+        "weeks over capacity": f"{sum(w['over_capacity'] for w in metrics['weekly_sqls']):,}",
+        "median days to SQL": "n/a" if days is None else f"{days:.1f}",
     }
 
 
@@ -115,9 +121,10 @@ pd.DataFrame({"active": headline(active_metrics), "candidate": headline(candidat
 pd.DataFrame(stage_matrix(active_result, candidate_result)).T.fillna(0).astype(int)
 
 # %%
-differences = compare(active_result, candidate_result, limit=200)
-print(f"{len(differences)} leads (of {len(active_result)}) end in another stage or peak in another one"
-      + (" (first 200 shown)" if len(differences) == 200 else ""))
+changed = compare(active_result, candidate_result)
+shown = 25
+print(f"{len(changed):,} leads (of {len(active_result):,}) end in another stage or peak in another one"
+      + (f"; the first {shown} below" if len(changed) > shown else ""))
 pd.DataFrame([
     {
         "email": row["email"], "active": f"{row['stage_a']} (max {row['max_stage_a']})",
@@ -127,7 +134,7 @@ pd.DataFrame([
             for w in row["why"]
         ),
     }
-    for row in differences[:25]
+    for row in changed[:shown]
 ])
 
 # %% [markdown]
@@ -171,9 +178,11 @@ else:
 print(json.dumps({
     "notebook": "03-compare-and-publish",
     "leads": len(active_result),
-    "changed_leads": len(compare(active_result, candidate_result)),
-    "active_sqls": headline(active_metrics)["sqls"],
-    "candidate_sqls": headline(candidate_metrics)["sqls"],
+    "changed_leads": len(changed),
+    "active_sqls": active_metrics["sql_quality"]["sqls"],
+    "candidate_sqls": candidate_metrics["sql_quality"]["sqls"],
+    "active_auc": active_metrics["quality"]["auc"],
+    "candidate_auc": candidate_metrics["quality"]["auc"],
     "valid": outcome.get("valid"),
     "published": outcome.get("published"),
     "version": outcome.get("version"),

@@ -78,8 +78,10 @@ def test_backtest_on_synthetic_history(kernel: str, tmp_path: Path) -> None:
     out, executed = run("02-backtest", tmp_path, n_leads=300, seed=3, weekly_capacity=1.0, workers=1)
     assert out["leads"] == 300 and out["events"] == 6000
     assert out["funnel"]["lead"] == 300 and out["funnel"]["mql"] >= out["funnel"]["sql"] > 0
-    assert out["sweep_points"] == 50 and out["recommended_threshold"] > 0
-    assert images(executed) >= 5  # score distribution, funnel + lift, sweep, weekly SQLs, channels + offers
+    assert out["sweep_points"] == 50 and out["recommended_threshold"] > 0 and out["current_threshold"] == 60
+    assert out["labeled"] > 0 and 0 <= out["auc"] <= 1 and 0 <= out["pr_auc"] <= 1
+    # funnel + outcomes, ROC + calibration, lift, sweep, weekly SQLs, channels + offers
+    assert images(executed) >= 6
 
 
 def test_backtest_on_files(kernel: str, tmp_path: Path) -> None:
@@ -95,9 +97,52 @@ def test_backtest_on_files(kernel: str, tmp_path: Path) -> None:
     assert out["source"] == str(data) and out["leads"] == 120 and out["events"] == len(history.events)
 
 
+@pytest.fixture(scope="module")
+def fresh_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``baton export`` of a small live store that has events but no sales outcomes yet."""
+    from baton.backtest.export import export_store
+    from baton.synth import generate
+    from chalicelib.leads import LeadService
+    from chalicelib.rulesets import RulesetService
+    from chalicelib.store.memory import InMemoryLeads, InMemoryRulesets
+
+    clock = [0.0]
+    leads = InMemoryLeads()
+    service = LeadService(leads, RulesetService(InMemoryRulesets(), lambda: clock[0]), lambda: clock[0])
+    for event in sorted(generate(60, seed=21).events, key=lambda e: e.ts):
+        clock[0] = event.ts
+        service.ingest([event])
+    out = tmp_path_factory.mktemp("export")
+    summary = export_store(leads, out)
+    assert summary["outcomes"] == 0 and summary["leads"] > 0
+    return out
+
+
+def test_backtest_on_an_export_without_outcomes(kernel: str, tmp_path: Path, fresh_export: Path) -> None:
+    """The issue's case: 02 crashed on a fresh export with no wins yet; it now says what is missing."""
+    out, executed = run("02-backtest", tmp_path, data_path=str(fresh_export), workers=1)
+    assert out["leads"] > 0 and out["labeled"] == 0 and out["auc"] is None and out["holdout_auc"] is None
+    text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "No sales outcomes in this history yet" in text
+    assert "no ROC or calibration chart" in text and "no lift chart" in text
+    assert images(executed) >= 3  # the rules' funnel, the sweep, weekly SQLs, channels
+
+
+def test_compare_on_an_export_without_outcomes(kernel: str, tmp_path: Path, fresh_export: Path) -> None:
+    out, executed = run("03-compare-and-publish", tmp_path, data_path=str(fresh_export), mql_engagement=45,
+                        workers=1)
+    assert out["leads"] > 0 and out["active_auc"] is None and out["valid"] is True
+    text = "".join(str(o.get("data", {}).get("text/plain", "")) + o.get("text", "")
+                   for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "opportunitys" not in text and "wons" not in text and "000000" not in text
+
+
 def test_compare_and_publish(kernel: str, tmp_path: Path) -> None:
     out, executed = run("03-compare-and-publish", tmp_path, n_leads=300, mql_engagement=45, confirm=True, workers=1)
     assert out["leads"] == 300 and out["changed_leads"] > 0
+    text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    # the count is every changed lead, not the number shown
+    assert f"{out['changed_leads']:,} leads (of 300) end in another stage" in text
     assert (out["valid"], out["published"], out["version"]) == (True, True, 1)
     assert out["target"] == "the library's RulesetService"
     text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
