@@ -48,6 +48,8 @@ class Event:
     ``traits`` are lead attribute updates carried by the event (a form's fields, an identify call);
     ``properties`` describe the event itself (url, path, asset, campaign, utm_*...).
     Exactly one of ``email`` / ``anonymous_id`` identifies the subject, or both for an identify.
+    Imported history may instead name a lead known by no email by its id (``lead_id``, derived from
+    the exporting system's key: ``state.lead_id_for_key``); live paths never set it.
     """
 
     event_id: str
@@ -58,13 +60,14 @@ class Event:
     properties: Mapping[str, Any] = field(default_factory=dict)
     traits: Mapping[str, Any] = field(default_factory=dict)
     source: str = "api"
+    lead_id: str | None = None
 
     @property
     def occurred_at(self) -> datetime:
         return datetime.fromtimestamp(self.ts, tz=timezone.utc)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "event_id": self.event_id,
             "type": self.type,
             "ts": self.ts,
@@ -74,6 +77,9 @@ class Event:
             "traits": dict(self.traits),
             "source": self.source,
         }
+        if self.lead_id is not None:  # (only imported history has one: stored items keep their shape)
+            out["lead_id"] = self.lead_id
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Event":
@@ -86,6 +92,7 @@ class Event:
             properties=dict(data.get("properties") or {}),
             traits=dict(data.get("traits") or {}),
             source=str(data.get("source") or "api"),
+            lead_id=data.get("lead_id"),
         )
 
 

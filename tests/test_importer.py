@@ -299,3 +299,27 @@ def test_cli_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["import", str(tmp_path / "export.csv"), "--mapping", str(tmp_path / "bad.yaml"),
                      "--out", str(out)]) == 1
     assert "created_at" in capsys.readouterr().err
+
+
+# -- imported history through the backtest -------------------------------------------------------------
+
+
+def test_imported_history_backtests_by_lead_id(tmp_path: Path) -> None:
+    """Leads known by a key alone are replayed under their derived id, their events and outcome theirs."""
+    from baton.backtest import backtest
+    from baton.backtest.io import read_history, read_lead_keys
+    from chalicelib.rules import default_ruleset
+
+    summary, out = run(tmp_path, TRICKY, TRICKY_MAPPING)
+    events, outcomes = read_history(out)
+    assert len(events) == 3 + sum(summary.events.values())  # an identify per lead, then the events
+    for workers in (1, 2):
+        result = backtest(events, default_ruleset(), outcomes, workers=workers)
+        assert sorted(r.lead_id for r in result.leads) == sorted(lead_id_for_key("import", k) for k in ("a1", "a2", "a3"))
+        assert (result.outcomes_applied, result.unmatched_outcomes, result.dropped) == (3, 0, 0)
+        a1 = result.get(lead_id_for_key("import", "a1"))
+        assert a1 is not None and a1.email is None and a1.won and a1.events == 1 + 3 + 3 + 1
+        state = result.state(a1.lead_id)
+        assert state is not None and state.attributes["lead_source"] == "Google"
+        assert state.attributes["custom"] == {"notes": "two\r\nlines"}  # lead_key is not an attribute
+    assert read_lead_keys(out) == {lead_id_for_key("import", k): k for k in ("a1", "a2", "a3")}

@@ -26,10 +26,10 @@ from chalicelib.engine import OUTCOMES
 from chalicelib.events import Event, content_event_id
 from chalicelib.state import lead_id_for
 
-EVENT_COLUMNS = ("event_id", "type", "occurred_at", "email", "anonymous_id", "properties", "traits", "source")
+EVENT_COLUMNS = ("event_id", "type", "occurred_at", "email", "anonymous_id", "properties", "traits", "source", "lead_id")
 OUTCOME_COLUMNS = ("lead_id", "email", "outcome", "occurred_at", "reason")
 TIME_COLUMNS = ("occurred_at", "ts", "timestamp", "created_at")
-_NOT_TRAITS = frozenset({"email", "lead_id", *TIME_COLUMNS})
+_NOT_TRAITS = frozenset({"email", "lead_id", "lead_key", *TIME_COLUMNS})
 
 
 def _kind(path: str | Path) -> str:
@@ -177,17 +177,18 @@ def _first_time_column(names: Iterable[str]) -> str | None:
 
 
 def _event(row_no: int, event_id: Any, type_: Any, ts: float | None, email: Any, anonymous: Any, props: dict[str, Any],
-           traits: dict[str, Any], source: Any) -> Event:
+           traits: dict[str, Any], source: Any, lead_id: Any = None) -> Event:
     if not type_:
         raise ValueError(f"row {row_no}: 'type' is empty")
     if ts is None:
         raise ValueError(f"row {row_no}: 'occurred_at' is empty")
     email = _text(email)
     anonymous = _text(anonymous)
+    lead_id = _text(lead_id)
     source = _text(source) or "import"
     if not event_id:
-        event_id = content_event_id(source, str(type_), ts, email or anonymous or "", props)
-    return Event(str(event_id), str(type_), ts, email, anonymous, props, traits, source)
+        event_id = content_event_id(source, str(type_), ts, email or lead_id or anonymous or "", props)
+    return Event(str(event_id), str(type_), ts, email, anonymous, props, traits, source, lead_id)
 
 
 def read_events(path: str | Path) -> list[Event]:
@@ -213,7 +214,7 @@ def _read_events(path: str | Path) -> list[Event]:
                 ts = parse_time(cell) if cell else None
                 out.append(_event(n, row.get("event_id"), row.get("type"), ts, row.get("email"),
                                   row.get("anonymous_id"), decode_props(row.get("properties")),
-                                  decode_traits(row.get("traits")), row.get("source")))
+                                  decode_traits(row.get("traits")), row.get("source"), row.get("lead_id")))
                 repeats.append(int(row["repeat"]) if row.get("repeat") else 1)
                 every.append(float(row["repeat_every"]) if row.get("repeat_every") else 0.0)
             except ValueError as exc:
@@ -230,18 +231,19 @@ def _read_events(path: str | Path) -> list[Event]:
 
     times = _time_values(columns[time_column])
     ids, types, emails, anonymous = values("event_id"), values("type"), values("email"), values("anonymous_id")
-    props, traits, sources = values("properties"), values("traits"), values("source")
+    props, traits, sources, lead_ids = values("properties"), values("traits"), values("source"), values("lead_id")
     out = []
     append = out.append
     make = Event
-    rows = zip(ids, types, times, emails, anonymous, props, traits, sources, strict=True)
-    for i, (event_id, type_, ts, email, anonymous_id, prop, trait, source) in enumerate(rows):
+    rows = zip(ids, types, times, emails, anonymous, props, traits, sources, lead_ids, strict=True)
+    for i, (event_id, type_, ts, email, anonymous_id, prop, trait, source, lead_id) in enumerate(rows):
         if event_id and ts is not None and type_ and source:  # the common, well-formed row
             append(make(event_id, type_, ts, email or None, anonymous_id or None,
-                        decode_props(prop) if prop else {}, decode_traits(trait) if trait else {}, source))
+                        decode_props(prop) if prop else {}, decode_traits(trait) if trait else {}, source,
+                        lead_id or None))
         else:
             append(_event(i + 1, event_id, type_, ts, email, anonymous_id, decode_props(prop), decode_traits(trait),
-                          source))
+                          source, lead_id))
     if "repeat" in columns:
         return _expand(out, values("repeat"), values("repeat_every"))
     return out
@@ -269,7 +271,7 @@ def write_events(path: str | Path, events: Iterable[Event]) -> int:
     if _kind(path) == "csv":
         return _write_csv(path, EVENT_COLUMNS, (
             (e.event_id, e.type, format_time(e.ts), e.email, e.anonymous_id, encode(e.properties), encode(e.traits),
-             e.source)
+             e.source, e.lead_id)
             for e in events
         ))
     import pyarrow as pa
@@ -285,6 +287,7 @@ def write_events(path: str | Path, events: Iterable[Event]) -> int:
         "properties": pa.array([encode(e.properties) for e in listed], pa.string()),
         "traits": pa.array([encode(e.traits) for e in listed], pa.string()),
         "source": pa.array([e.source for e in listed], pa.string()),
+        "lead_id": pa.array([e.lead_id for e in listed], pa.string()),
     })
     pq.write_table(table, path, compression="zstd")
     return len(listed)
@@ -359,7 +362,8 @@ def write_outcomes(path: str | Path, outcomes: Iterable[Outcome]) -> int:
 
 
 def read_leads(path: str | Path, at: float | str | datetime | None = None) -> list[Event]:
-    """Each row (an email and attribute columns) as an ``identify`` event carrying the attributes as traits.
+    """Each row (an email or a lead id, and attribute columns) as an ``identify`` event carrying the
+    attributes as traits (``lead_key``, the source system's own key, is not an attribute).
 
     The event's time is the row's ``occurred_at`` / ``created_at`` column, else ``at``; blank cells
     are not traits (blank never erases an attribute). Replaying these before the other events gives
@@ -369,17 +373,20 @@ def read_leads(path: str | Path, at: float | str | datetime | None = None) -> li
     out = []
     for n, row in enumerate(_records(path), start=2 if _kind(path) == "csv" else 1):
         email = _text(row.get("email"))
-        if not email:
-            raise ValueError(f"{path}: row {n}: 'email' is empty")
-        email = email.strip().lower()
+        lead_id = _text(row.get("lead_id"))
+        if email:
+            email = email.strip().lower()
+        elif not lead_id:
+            raise ValueError(f"{path}: row {n}: needs 'email' or 'lead_id'")
         time_column = _first_time_column(row)
         cell = row.get(time_column) if time_column else None
         ts = parse_time(cell) if cell not in (None, "") else default_ts
         if ts is None:
             raise ValueError(f"{path}: row {n}: no occurred_at/created_at value; pass read_leads(path, at=...)")
         traits = {k: v for k, v in row.items() if k not in _NOT_TRAITS and v not in (None, "")}
-        event_id = content_event_id("import", "identify", ts, lead_id_for(email), traits)
-        out.append(Event(event_id, "identify", ts, email, None, {}, traits, "import"))
+        subject = lead_id_for(email) if email else str(lead_id)
+        event_id = content_event_id("import", "identify", ts, subject, traits)
+        out.append(Event(event_id, "identify", ts, email, None, {}, traits, "import", None if email else lead_id))
     return out
 
 

@@ -5,7 +5,9 @@
 arrived one by one in time order, so a backtest and production agree lead for lead:
 
 - events are taken in time order (a stable sort: events at the same instant keep their order);
-- a lead is keyed by ``lead_id_for(email)``; an event with neither email nor anonymous id is dropped;
+- a lead is keyed by ``lead_id_for(email)``; an event without an email that names a ``lead_id``
+  (imported history of leads known by a CRM key alone) goes to that lead; an event with none of
+  email, lead id and anonymous id is dropped;
 - an anonymous event waits (deduplicated by event id) until an identify event (email + anonymous
   id) links its visitor to a lead; the identify then applies the waiting events, oldest first (ties
   by event id, as the store returns them), and itself last. Once linked, the visitor's events go
@@ -249,7 +251,7 @@ class _Lane:
 
     __slots__ = ("email", "items", "lead_id")
 
-    def __init__(self, lead_id: str, email: str) -> None:
+    def __init__(self, lead_id: str, email: str | None) -> None:
         self.lead_id = lead_id
         self.email = email
         # Keyed by event id (one dict is both the order and the dedupe memory); outcomes by a tuple.
@@ -338,6 +340,17 @@ def _group(events: Sequence[Event], outcomes: Sequence[Outcome], share: int = 0,
                             duplicates += 1
                         else:
                             items[adopted.event_id] = adopted
+            if lane is elsewhere:
+                continue
+        elif event.lead_id:
+            # A lead known by id alone (imported history without an email): routed by that id.
+            lane = by_id.get(event.lead_id)
+            if lane is None:
+                lane = _Lane(event.lead_id, None) if leads % workers == share else elsewhere
+                if lane is not elsewhere:
+                    order.append(event.lead_id)
+                leads += 1
+                by_id[event.lead_id] = lane
             if lane is elsewhere:
                 continue
         elif event.anonymous_id:
@@ -461,7 +474,7 @@ def _score_before(state: LeadState, rs: CompiledRuleset, max_score: float) -> fl
 
 
 def _report(
-    state: LeadState, rs: CompiledRuleset, transitions: list[Transition], email: str, channel: tuple[str, str] | None,
+    state: LeadState, rs: CompiledRuleset, transitions: list[Transition], email: str | None, channel: tuple[str, str] | None,
     offers: list[str], outcome: str | None, outcome_at: float | None, won: bool, count: int,
     max_engagement: float, max_score: float, score_before_outcome: float, keep_state: bool,
 ) -> LeadReport:

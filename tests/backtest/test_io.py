@@ -181,3 +181,22 @@ def test_parse_time(value: Any, expected: float) -> None:
 def test_format_time() -> None:
     assert format_time(T0 + 0.25) == "2026-01-05T00:00:00.250000Z"
     assert parse_time(format_time(T0 + 0.123)) == T0 + 0.123
+
+
+def test_events_keyed_by_lead_id_round_trip_and_route(tmp_path: Path) -> None:
+    """Imported history names leads with no email by id: the files keep it and the replay routes by it."""
+    from baton.backtest import backtest
+    from baton.backtest.replay import Outcome
+    from chalicelib.events import Event
+    from chalicelib.rules import default_ruleset
+
+    events = [Event("i", "identify", 1000.0, None, None, {}, {"job_title": "CEO"}, "crm", "Lkey1"),
+              Event("v", "page_view", 1001.0, None, None, {"path": "/pricing"}, {}, "crm", "Lkey1"),
+              Event("x", "page_view", 1002.0, "ana@acme.io", None, {"path": "/pricing"}, {}, "api")]
+    for name in ("events.csv", "events.parquet"):
+        write_events(tmp_path / name, events)
+        assert read_events(tmp_path / name) == events
+    result = backtest(events, default_ruleset(), [Outcome("won", 2000.0, lead_id="Lkey1")])
+    keyed = result.get("Lkey1")
+    assert keyed is not None and keyed.events == 2 and keyed.won and keyed.email is None
+    assert len(result) == 2 and result.outcomes_applied == 1
