@@ -314,41 +314,46 @@ _MAX_CATEGORIES = 50
 
 
 def _field_scan(result: BacktestResult) -> tuple[dict[str, dict[str, Any]], dict[str, list[int]]]:
-    """From the history the result replayed: each lead's last value of each attribute, and per
-    attribute [leads that had it before their first outcome, leads that first had it after]."""
+    """From the history the result replayed, for the leads that have an outcome (the only ones the
+    checks judge): each one's last value of each attribute, and per attribute [leads that had it
+    before their first outcome, leads that first had it after]. One pass over the events with
+    traits, in time order (the replayed history is sorted)."""
     if result._history is None:
         return {}, {}
     events, outcomes = result._history
+    known = {r.lead_id for r in result.leads if r.outcome is not None}
     first_outcome: dict[str, float] = {}
     for o in outcomes:  # (sorted by time)
-        try:
+        if o.lead_id in known or (o.email and o.lead_key in known):
             first_outcome.setdefault(o.lead_key, o.ts)
-        except ValueError:
-            continue
-    by_email = {r.email: r.lead_id for r in result.leads if r.email}
-    known = {r.lead_id for r in result.leads}
+    by_email = {r.email: r.lead_id for r in result.leads if r.email and r.lead_id in first_outcome}
     values: dict[str, dict[str, Any]] = {}
-    first_seen: dict[tuple[str, str], float] = {}
+    timing: dict[str, list[int]] = {}
     for event in events:
         traits = event.traits
         if not traits:
             continue
-        lead = by_email.get(event.email) if event.email else getattr(event, "lead_id", None)
-        if lead is None or lead not in known:
+        lead = by_email.get(event.email) if event.email else event.lead_id
+        if lead is None:
             continue
-        for name, value in traits.items():
-            if value is None or value == "" or name in ("email", "lead_key"):
-                continue
-            values.setdefault(name, {})[lead] = value
-            first_seen.setdefault((name, lead), event.ts)
-    timing: dict[str, list[int]] = {}
-    for (name, lead), ts in first_seen.items():
         outcome_ts = first_outcome.get(lead)
         if outcome_ts is None:
             continue
-        counts = timing.setdefault(name, [0, 0])
-        counts[1 if ts > outcome_ts else 0] += 1
+        late = 1 if event.ts > outcome_ts else 0
+        for name, value in traits.items():
+            if value is None or value == "" or name in _NOT_FIELDS:
+                continue
+            seen = values.get(name)
+            if seen is None:
+                seen = values[name] = {}
+                timing[name] = [0, 0]
+            if lead not in seen:  # first sight of the field for this lead
+                timing[name][late] += 1
+            seen[lead] = value
     return values, timing
+
+
+_NOT_FIELDS = frozenset({"email", "lead_key"})
 
 
 def _field_auc(values: Mapping[str, Any], judged: Sequence[LeadReport]) -> float | None:
@@ -420,7 +425,8 @@ def warnings(result: BacktestResult, metrics: Mapping[str, Any]) -> list[dict[st
     if count / n > 0.9:
         out.append({"code": "one_grade", "message": f"{count / n:.0%} of leads are grade {grade}: the fit rules "
                                                     "barely tell leads apart on this history"})
-    for leak in metrics.get("leaks", leak_checks(result)):
+    leaks = metrics.get("leaks")
+    for leak in leaks if leaks is not None else leak_checks(result):
         out.append({"code": "leaked_field", "message": leak["message"]})
     return out
 

@@ -7,7 +7,8 @@ with values drawn from that file's categories and ranges (seeded; no download ne
 lead number, categories, counts, amounts, a last activity, a converted flag, a trailing delimiter.
 It is imported with the mapping in docs/mappings/x-education-leads.yaml (typed attributes, count
 and amount columns spread as events, value-mapped activities, an outcome per lead), writing
-leads, events and outcomes as Parquet.
+leads, events and outcomes as Parquet (a count or amount column is one events row standing for
+its N events: about 16 events a lead in 4 rows).
 
 The baseline, in the same run on the same file, is ``pandas.read_csv(path)`` with its defaults:
 reading the file and nothing else. Each side runs ``--repeat`` times, alternating; the best of

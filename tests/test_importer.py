@@ -35,8 +35,12 @@ def run(tmp_path: Path, text: str, mapping: str, name: str = "export.csv", stric
     return import_file(source, parsed, out, lines=lines, strict=strict), out
 
 
-def header(name: str) -> str:
-    return (RECORDED / name).read_text().strip()
+def vendor_export(tmp_path: Path, recorded_header: str, rows: list[str], mapping_file: str) -> ImportSummary:
+    """Rows under a recorded vendor header row, imported with the example mapping into tmp_path/out."""
+    source = tmp_path / "export.csv"
+    source.write_text((RECORDED / recorded_header).read_text().strip() + "\n" + "\n".join(rows) + "\n")
+    mapping, lines = load_mapping(MAPPINGS / mapping_file)
+    return import_file(source, mapping, tmp_path / "out", lines=lines)
 
 
 # -- vendor exports on their recorded header rows ------------------------------------------------------
@@ -48,10 +52,7 @@ def test_hubspot_contacts_export(tmp_path: Path) -> None:
         "102,2024-03-02T10:00:00.000Z,,Bo,Smith,,Initech,,marketingqualifiedlead",
         "103,2024-03-03T11:00:00.000Z,cy@globex.com,Cy,,,Globex,,opportunity",
     ]
-    source = tmp_path / "hubspot.csv"
-    source.write_text(header("hubspot_contacts_export_header.csv") + "\n" + "\n".join(rows) + "\n")
-    mapping, lines = load_mapping(MAPPINGS / "hubspot-contacts.yaml")
-    summary = import_file(source, mapping, tmp_path / "out", lines=lines)
+    summary = vendor_export(tmp_path, "hubspot_contacts_export_header.csv", rows, "hubspot-contacts.yaml")
     assert (summary.rows, summary.leads, summary.with_email, summary.skipped_rows) == (3, 3, 2, 0)
     assert summary.outcomes == {"won": 1, "opportunity": 1} and summary.no_outcome == 1
     assert summary.unmapped_columns == []
@@ -73,10 +74,7 @@ def test_salesforce_lead_export(tmp_path: Path) -> None:
         "Partner Referral,Working - Contacted,false,,,true",
         "00Q5e00000AbCdG,2024-01-17T10:00:00.000Z,Cy,Ng,,Owner,Globex,,,1000+,FR,Web,Open - Not Contacted,false,,,false",
     ]
-    source = tmp_path / "leads.csv"
-    source.write_text(header("salesforce_lead_report_header.csv") + "\n" + "\n".join(rows) + "\n")
-    mapping, lines = load_mapping(MAPPINGS / "salesforce-leads.yaml")
-    summary = import_file(source, mapping, tmp_path / "out", lines=lines)
+    summary = vendor_export(tmp_path, "salesforce_lead_report_header.csv", rows, "salesforce-leads.yaml")
     assert (summary.leads, summary.skipped_rows) == (3, 0)
     assert summary.outcomes == {"opportunity": 1, "accepted": 1}
     assert summary.events == {"unsubscribe": 1}
