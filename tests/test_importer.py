@@ -321,3 +321,14 @@ def test_imported_history_backtests_by_lead_id(tmp_path: Path) -> None:
         assert state is not None and state.attributes["lead_source"] == "Google"
         assert state.attributes["custom"] == {"notes": "two\r\nlines"}  # lead_key is not an attribute
     assert read_lead_keys(out) == {lead_id_for_key("import", k): k for k in ("a1", "a2", "a3")}
+
+
+def test_gzipped_csv(tmp_path: Path) -> None:
+    import gzip
+
+    source = tmp_path / "export.csv.gz"
+    with gzip.open(source, "wt", encoding="utf-8", newline="") as handle:
+        handle.write(TRICKY)
+    mapping, lines = parse_mapping_text(TRICKY_MAPPING)
+    summary = import_file(source, mapping, tmp_path / "out", lines=lines)
+    assert (summary.leads, sum(summary.events.values()), summary.skipped_rows) == (3, 8, 0)
