@@ -14,14 +14,15 @@ Rules for what an export leaves open (docs/importing.md has the full format):
 - a lead without an email is keyed by ``lead_id_for_key(source, key)``: no address is invented,
   and the key stays with the lead (``lead_key``) so a later address can be linked to it;
 - events made from a count or an amount column are spread evenly from ``created_at`` over
-  ``spread_days``; events made from a column's values (a "last activity") happen at the end of that
-  window; outcomes take their time from a column (``outcome.at``) or ``outcome.offset_days`` after
-  ``created_at``;
+  ``spread_days`` (written as one row with ``repeat`` N, which readers expand); events made from a
+  column's values (a "last activity") happen at the end of that window; outcomes take their time
+  from a column (``outcome.at``) or ``outcome.offset_days`` after ``created_at``;
 - a row that cannot be read (text in a number column, an unknown outcome value) is skipped and
   counted, with the first examples kept; ``strict=True`` refuses the file at the first one.
 
-The work is done column by column (pandas and pyarrow, imported on call), never row by row in
-Python, so a million-row export costs a small multiple of reading it (``bench/import.py``).
+The work is done column by column (pyarrow, and pandas where Arrow has no equivalent; imported on
+call), never row by row in Python except one hash per lead id; Parquet is encoded on a writer
+thread while the next piece is built. ``bench/import.py`` measures it against ``pandas.read_csv``.
 """
 
 from __future__ import annotations
