@@ -80,13 +80,23 @@ INGEST = ("ingest-token", "admin-token")
 
 @app.middleware("http")
 def _uniform_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    from chalicelib.errors import chalice_error_code
+
     response = get_response(event)
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and "Code" in body:  # Chalice's own errors
-        code = str(body.get("Code"))
         status = response.status_code
         message = str(body.get("Message")) if status < 500 else "internal error"
-        response.body = {"error": {"code": code, "message": message, "details": {}}}
+        details: dict[str, Any] = {}
+        if status == 415:
+            details["field"] = "Content-Type"
+        elif status == 405:  # say what the route takes, as HTTP asks (Allow)
+            allowed = sorted((app.routes.get((event.context or {}).get("resourcePath", "")) or {}).keys())
+            details["allowed"] = allowed
+            response.headers["Allow"] = ", ".join(allowed)
+        response.body = {"error": {"code": chalice_error_code(str(body.get("Code"))), "message": message,
+                                   "details": details}}
+        response.headers["Content-Type"] = "application/json"
     return response
 
 
@@ -202,7 +212,9 @@ def create_ruleset() -> Response:
 
 @_api("/v1/rulesets/active", ["GET"], auth=ADMIN)
 def active_ruleset() -> Any:
-    return container().rulesets.active_info()
+    c = container()
+    active = c.rulesets.active_info()
+    return {**active, "rescore": c.rollout.status(active["version"])}
 
 
 @_api("/v1/rulesets/{version}", ["GET"], auth=ADMIN)

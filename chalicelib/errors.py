@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -100,3 +101,24 @@ class DuplicateEvents(Conflict):
     def __init__(self, event_ids: list[str]) -> None:
         super().__init__(f"{len(event_ids)} event(s) already recorded", details={"event_ids": event_ids})
         self.event_ids = event_ids
+
+
+# Chalice answers some requests itself, before a view runs (a method the route does not take, a
+# Content-Type it does not accept, an exception no view caught), as {"Code": "MethodNotAllowedError"}.
+# The same errors under this family's names; any other Chalice code in snake_case.
+_CHALICE_CODES = {
+    "BadRequest": "bad_request", "BadRequestError": "bad_request", "UnauthorizedError": "unauthorized",
+    "ForbiddenError": "forbidden", "NotFoundError": "not_found", "MethodNotAllowedError": "method_not_allowed",
+    "RequestTimeoutError": "request_timeout", "ConflictError": "conflict",
+    "UnprocessableEntityError": "validation_failed", "TooManyRequestsError": "too_many_requests",
+    "UnsupportedMediaType": "unsupported_media_type", "InternalServerError": "internal_error",
+}  # fmt: skip
+
+
+def chalice_error_code(code: str) -> str:
+    """The code Baton answers for one of Chalice's own errors (``MethodNotAllowedError`` ...)."""
+    known = _CHALICE_CODES.get(code)
+    if known:
+        return known
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", code.removesuffix("Error")).lower()
+    return re.sub(r"[^a-z0-9_]+", "_", words).strip("_") or "error"

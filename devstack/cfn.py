@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "data-plane.yaml"
+APP_OVERRIDES = ROOT / "infra" / "app-overrides.yaml"
 
 # Stack output -> environment variable the app (chalicelib.config) reads.
 OUTPUT_ENV = {
@@ -50,3 +53,38 @@ def app_env(outputs: dict[str, str], stage: str = "local") -> dict[str, str]:
     env["BATON_STAGE"] = stage
     env["BATON_SSM_PREFIX"] = f"/baton/{stage}/"
     return env
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (``!Ref``, ``!Sub``...) read as their long form."""
+
+
+def _short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _short_tag)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    return dict(yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader))  # a SafeLoader
+
+
+def gateway_response(response_type: str, template: Path = APP_OVERRIDES) -> tuple[int, bytes]:
+    """The status and JSON body API Gateway answers for ``response_type`` in the app stack.
+
+    The local stack answers the same way where chalice local would answer as API Gateway does by
+    default (an unknown route: ``403 {"message": "Missing Authentication Token"}``).
+    """
+    api = load_template(template)["Resources"]["RestAPI"]["Properties"]
+    response = api["GatewayResponses"][response_type]
+    return int(response["StatusCode"]), response["ResponseTemplates"]["application/json"].encode()

@@ -12,6 +12,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from devstack.cfn import OUTPUT_ENV
+from devstack.cfn import OUTPUT_ENV, gateway_response, load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = "prod"
@@ -40,15 +41,6 @@ NEEDS_STAR_RESOURCE: dict[str, str] = {}
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-def _load_cfn(path: Path) -> dict[str, Any]:
-    """A CloudFormation template, YAML short tags (!Sub) turned into their long form."""
-    from cfnlint.decode import decode
-
-    template, matches = decode(str(path))
-    assert not matches and template is not None, matches
-    return dict(template)
-
 
 def _sub_stage(value: Any) -> Any:
     """Resolve ``{"Fn::Sub": "...${Stage}..."}`` for the packaged stage (what the stack would)."""
@@ -134,12 +126,12 @@ def sam(build: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def data_plane() -> dict[str, Any]:
-    return _load_cfn(ROOT / "infra" / "data-plane.yaml")
+    return load_template(ROOT / "infra" / "data-plane.yaml")
 
 
 @pytest.fixture(scope="session")
 def alarms() -> dict[str, Any]:
-    return _load_cfn(ROOT / "infra" / "alarms.yaml")
+    return load_template(ROOT / "infra" / "alarms.yaml")
 
 
 # -- build and lint ----------------------------------------------------------------------------
@@ -186,6 +178,37 @@ def test_templates_are_cfn_lint_clean(build: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+
+
+# -- API Gateway's own answers -----------------------------------------------------------------
+
+@pytest.mark.slow
+def test_api_gateway_answers_in_the_app_error_shape(sam: dict[str, Any]) -> None:
+    """An unknown route (API Gateway's 403 "Missing Authentication Token" by default), throttling, a
+    failed function: API Gateway answers them before the app runs, with the templates' bodies."""
+    api = sam["Resources"]["RestAPI"]
+    assert api["Type"] == "AWS::Serverless::Api" and "DefinitionBody" in api["Properties"]  # chalice's, kept
+    responses = api["Properties"]["GatewayResponses"]
+    assert {"MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    # Part of the API definition: separate resources would need a new deployment, and SAM drops them.
+    assert not [r for r in sam["Resources"].values() if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
+    message = json.dumps('a "quoted" message from API Gateway')  # what $context.error.messageString is
+    for kind, response in responses.items():
+        template = response["ResponseTemplates"]["application/json"]
+        # Gateway responses substitute variables and run no template logic: only this one is used.
+        assert "$" not in template.replace("$context.error.messageString", ""), kind
+        body = json.loads(template.replace("$context.error.messageString", message))
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, kind
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", body["error"]["code"]), kind
+        assert isinstance(body["error"]["details"], dict), kind
+        assert set(response) <= {"StatusCode", "ResponseTemplates", "ResponseParameters"}, kind
+    unknown = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert int(unknown["StatusCode"]) == 404
+    assert json.loads(unknown["ResponseTemplates"]["application/json"])["error"]["code"] == "not_found"
+    # The local stack serves the very same answer to an unknown route (tests/localstack checks it live).
+    assert gateway_response("MISSING_AUTHENTICATION_TOKEN") == (
+        404, unknown["ResponseTemplates"]["application/json"].encode())
+    assert responses["THROTTLED"]["ResponseParameters"]["Headers"]["Retry-After"] == "'1'"
 
 
 # -- wiring to the data plane ------------------------------------------------------------------
