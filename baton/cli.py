@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ Configure = Callable[[argparse.ArgumentParser], None]
 EXIT_OK = 0
 EXIT_INVALID = 1  # the input was read but is wrong (validation errors, unreadable file)
 EXIT_USAGE = 2  # argparse's own code for bad arguments
+EXIT_SETUP = 3  # a setting is missing or wrong (no AWS region, a table that does not exist...)
 
 SCHEMA_PATH = Path("docs") / "ruleset.schema.json"
 
@@ -145,31 +146,109 @@ def rules_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _api_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--api`` and ``--token``, resolved when the command runs (baton.environment)."""
+    parser.add_argument("--api", help="the Baton API (default: $BATON_API_URL, else the running local stack's "
+                                      "URL from .baton/stack.json, else http://127.0.0.1:8000)")
+    parser.add_argument("--token", help="admin bearer token (default: $BATON_ADMIN_TOKEN or the local stack's)")
+
+
+def _api(args: argparse.Namespace) -> tuple[str, str]:
+    from baton.environment import admin_token, api_url
+
+    return args.api or api_url(), args.token or admin_token()
+
+
 def _configure_publish(parser: argparse.ArgumentParser) -> None:
     _file_argument(parser)
-    parser.add_argument("--api", default=os.environ.get("BATON_API_URL", "http://127.0.0.1:8000"),
-                        help="the Baton API to publish to (default: $BATON_API_URL or the local stack)")
-    parser.add_argument("--token", default=os.environ.get("BATON_ADMIN_TOKEN", "dev-admin-token"),
-                        help="admin bearer token (default: $BATON_ADMIN_TOKEN or the local stack's)")
-    parser.add_argument("--yes", action="store_true", help="really publish (without it: a dry run)")
+    _api_arguments(parser)
+    parser.add_argument("--yes", action="store_true",
+                        help="really publish (without it: a dry run showing what changes from the active version)")
 
 
 def rules_publish(args: argparse.Namespace) -> int:
-    """Validate locally, then create a version and publish it through the API (which re-scores)."""
+    """Validate locally, then create a version and publish it through the API (which re-scores).
+
+    Without ``--yes``: a dry run that prints what changes from the active version, rule by rule.
+    """
     from baton.backtest.publish import PublishError, publish_ruleset
 
     ruleset = _load_or_report(args.file)
     if ruleset is None:
         return EXIT_INVALID
+    api, token = _api(args)
     try:
-        result = publish_ruleset(ruleset, confirm=args.yes, api_url=args.api, admin_token=args.token)
+        if not args.yes:
+            return _publish_dry_run(ruleset, args.file, api, token)
+        result = publish_ruleset(ruleset, confirm=True, api_url=api, admin_token=token)
     except PublishError as exc:
         print(f"{args.file}: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    if not result.get("published"):
-        print(f"dry run: would {result['would']}; add --yes to publish")
-        return EXIT_OK
     print(f"published {ruleset.name} as version {result['version']} (previous: {result['previous']})")
+    return EXIT_OK
+
+
+def _publish_dry_run(ruleset: RuleSet, file: str, api: str, token: str) -> int:
+    from baton.backtest.publish import PublishError, fetch_active
+    from baton.ruleset_diff import diff_rulesets, render_diff
+
+    try:
+        version, active = fetch_active(api, token)
+    except PublishError as exc:
+        if exc.status != 404:
+            raise
+        print(f"dry run: no rule set is active on {api}; would publish {ruleset.name!r} as the first one; "
+              "add --yes to publish")
+        return EXIT_OK
+    print(render_diff(diff_rulesets(active, ruleset), f"v{version} (active)", file), end="")
+    print(f"dry run: would create a new version of {ruleset.name!r} on {api} and make it active "
+          "(every lead is re-scored); add --yes to publish")
+    return EXIT_OK
+
+
+# --- baton rules diff A B -------------------------------------------------------------------------
+
+_VERSION = re.compile(r"v?([1-9][0-9]*)|active")
+
+
+def _configure_diff(parser: argparse.ArgumentParser) -> None:
+    for name in ("before", "after"):
+        parser.add_argument(name, metavar=name.upper(),
+                            help="a rule-set file ('-' for stdin), or a version on the API: 3, v3 or 'active'")
+    _api_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the changes as JSON, one object each")
+
+
+def _side(spec: str, args: argparse.Namespace) -> tuple[str, RuleSet] | None:
+    """A file when one exists by that name, else a version fetched from the API."""
+    from baton.backtest.publish import PublishError, fetch_active, fetch_version
+
+    version = _VERSION.fullmatch(spec)
+    if version is None or spec == "-" or Path(spec).exists():
+        loaded = _load_or_report(spec)
+        return None if loaded is None else (spec, loaded)
+    api, token = _api(args)
+    try:
+        if spec == "active":
+            number, ruleset = fetch_active(api, token)
+            return f"v{number} (active)", ruleset
+        return f"v{version.group(1)}", fetch_version(api, token, int(version.group(1)))
+    except PublishError as exc:
+        print(f"{spec}: {exc}", file=sys.stderr)
+        return None
+
+
+def rules_diff(args: argparse.Namespace) -> int:
+    from baton.ruleset_diff import diff_rulesets, render_diff
+
+    before, after = _side(args.before, args), _side(args.after, args)
+    if before is None or after is None:
+        return EXIT_INVALID
+    changes = diff_rulesets(before[1], after[1])
+    if args.json:
+        sys.stdout.write("".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in changes))
+    else:
+        sys.stdout.write(render_diff(changes, before[0], after[0]))
     return EXIT_OK
 
 
@@ -273,6 +352,8 @@ COMMANDS: list[Command] = [
             rules_schema, _output_argument),
     Command(("rules", "publish"), "validate a rule set, then create and publish it through the API (--yes)",
             rules_publish, _configure_publish),
+    Command(("rules", "diff"), "what changes between two rule sets (files or API versions), rule by rule",
+            rules_diff, _configure_diff),
     Command(("export",), "export live events and outcomes from DynamoDB to Parquet (for backtests)", export,
             _configure_export),
     Command(("import",), "turn a CRM or marketing export (CSV, Parquet) into history for backtests",
@@ -311,7 +392,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args._parser.print_help(sys.stderr)
         return EXIT_USAGE
     handler: Handler = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except Exception as exc:  # a missing setting is one line, not a traceback
+        from baton.environment import explain
+
+        problem = explain(exc)
+        if problem is None:
+            raise
+        print(f"baton: {problem}", file=sys.stderr)
+        return EXIT_SETUP
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 ``publish_ruleset`` validates first, does nothing unless ``confirm=True`` (it returns the plan),
 then creates the version and makes it active. Against an API (``api_url``) it uses
 ``POST /v1/rulesets`` and ``POST /v1/rulesets/{version}/publish`` with the admin bearer token;
-``fetch_active`` reads ``GET /v1/rulesets/active``. Only the standard library is used.
+``fetch_active`` reads ``GET /v1/rulesets/active`` and ``fetch_version`` one version. Only the
+standard library is used.
 """
 
 from __future__ import annotations
@@ -48,13 +49,23 @@ def _call(method: str, url: str, token: str, body: Any = None) -> Any:
         message = error.get("message") or str(answer)[:200]
         raise PublishError(f"{method} {url}: HTTP {exc.code}: {message}", exc.code, answer) from None
     except urllib.error.URLError as exc:
-        raise PublishError(f"{method} {url}: {exc.reason}") from None
+        base = url.split("/v1/", 1)[0]
+        raise PublishError(f"cannot reach the Baton API at {base} ({exc.reason}): is it running (`make run`)? "
+                           "Or set BATON_API_URL / --api") from None
+    except OSError as exc:  # a timeout or a connection reset mid-answer
+        raise PublishError(f"{method} {url}: {exc}") from None
 
 
 def fetch_active(api_url: str, admin_token: str) -> tuple[int, RuleSet]:
     """The API's active rule set: (version, rule set)."""
     found = _call("GET", f"{api_url.rstrip('/')}/v1/rulesets/active", admin_token)
     return int(found["version"]), parse_ruleset(found["ruleset"])
+
+
+def fetch_version(api_url: str, admin_token: str, version: int) -> RuleSet:
+    """One stored version of the API's rule sets (``GET /v1/rulesets/{version}``)."""
+    found = _call("GET", f"{api_url.rstrip('/')}/v1/rulesets/{version}", admin_token)
+    return parse_ruleset(found["ruleset"])
 
 
 def fetch_shadow_comparison(api_url: str, admin_token: str) -> dict[str, Any] | None:
