@@ -6,11 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.baton-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps test-deps run test lint typecheck cfn-lint pytest bench package clean distclean browser
+.PHONY: help deps test-deps run reset test lint typecheck cfn-lint pytest bench package clean distclean browser
 
 help:
-	@echo "make run        local stack: moto + data plane + chalice local (see README)"
-	@echo "make test       lint, typecheck, cfn-lint, pytest"
+	@echo "make run        local stack: moto + data plane + chalice local (see README); keeps its data"
+	@echo "make reset      forget the local stack's data (.baton/state) and its Slack outbox file"
+	@echo "make test       lint, typecheck, cfn-lint, pytest (installs Chromium with apt as root;"
+	@echo "                BATON_SKIP_BROWSER=1 skips that and the browser tests)"
 	@echo "make package    build/: the data-plane, app (SAM) and alarm templates for AWS, linted"
 	@echo "make lint | typecheck | cfn-lint | pytest | bench | deps | clean | distclean"
 
@@ -27,6 +29,10 @@ deps test-deps: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m devstack
+
+# Refused while a stack runs with the same directory (its last snapshot would bring the data back).
+reset: $(STAMP)
+	$(PY) -m devstack --reset
 
 test: lint typecheck cfn-lint pytest
 
@@ -77,9 +83,14 @@ package: $(STAMP)
 	@echo "built: $(BUILD)/data-plane.yaml $(BUILD)/alarms.yaml $(BUILD)/app/sam.json + deployment.zip"
 
 # System Chromium for the browser tests (tests/e2e); Playwright never downloads a browser.
+# As root with apt-get, a missing Chromium is installed (the distro package); BATON_SKIP_BROWSER=1
+# installs nothing and the browser tests skip.
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ -n "$$BATON_SKIP_BROWSER" ] && [ "$$BATON_SKIP_BROWSER" != 0 ]; then \
+		echo "BATON_SKIP_BROWSER is set: no Chromium install, browser tests skip"; \
+	elif [ ! -x /usr/bin/chromium ]; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			echo "installing Chromium with apt-get for the browser tests (BATON_SKIP_BROWSER=1 skips them)"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 		else echo "no /usr/bin/chromium (needs apt-get as root): browser tests will skip"; fi; \
 	fi
@@ -109,8 +120,9 @@ data/x-education/Leads.csv:
 	echo "$(XEDU_SHA256)  $@.part" | sha256sum -c -
 	mv $@.part $@
 
+# .baton/ (the local stack's kept data) stays: `make reset` is how it goes.
 clean:
-	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info .baton
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

@@ -2,13 +2,22 @@
 
 The local stack (and tests that run a moto server in-process) call ``serialize_moto_dynamodb``
 before starting the server. Without it, concurrent writers lose updates in moto that real
-DynamoDB would never lose, and every transaction slows down with the table's size.
+DynamoDB would never lose, and every transaction slows down with the table's size. The same
+patch counts write calls, so that the local stack snapshots its tables only when they changed.
 """
 
 from __future__ import annotations
 
 import threading
 from typing import Any
+
+_WRITE_ACTIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+_writes = 0
+
+
+def dynamodb_writes() -> int:
+    """How many write calls this process's moto DynamoDB has served (to skip unchanged snapshots)."""
+    return _writes
 
 
 def serialize_moto_dynamodb() -> None:
@@ -35,7 +44,10 @@ def serialize_moto_dynamodb() -> None:
     unlocked = DynamoHandler.call_action
 
     def call_action(self: Any) -> Any:
+        global _writes
         with lock:
+            if self._get_action() in _WRITE_ACTIONS:
+                _writes += 1
             return unlocked(self)
 
     call_action.serialized = True  # type: ignore[attr-defined]

@@ -3,12 +3,19 @@
 Used by ``python -m devstack`` (``make run``), and by tests and notebooks that want the same stack
 in-process: ``with LocalStack(moto_port=free_port(), run_app=False) as stack: ...``.
 Starting it sets ``os.environ`` (AWS endpoint, BATON_* names); stopping restores it.
+
+With a ``local_dir`` (``make run``: ``.baton/``) the running stack writes its URLs to
+``stack.json`` there (removed at stop; the ``baton`` CLI reads it), and with ``persist`` it keeps
+its tables and queued messages in ``state/`` between runs (devstack.state). Without, it starts
+empty and leaves nothing behind, as stacks started by tests do.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import io
+import json
 import logging
 import os
 import signal
@@ -26,10 +33,14 @@ from typing import IO, Any
 from devstack import workers
 from devstack.cfn import ROOT, app_env, deploy_data_plane
 from devstack.chalice_local import PARENT_ENV
-from devstack.moto_patches import serialize_moto_dynamodb
+from devstack.moto_patches import dynamodb_writes, serialize_moto_dynamodb
+from devstack.state import TABLE_OUTPUTS, State
 
 log = logging.getLogger("devstack")
 STAGE = "local"
+STACK_FILE = "stack.json"
+# The URLs examples/landing/ is written with; the stack serves its pages with its own instead.
+PAGE_API, PAGE_ORIGIN = b"http://127.0.0.1:8000", b"http://127.0.0.1:8080"
 SOURCES = ("typeform", "calendly", "sendgrid", "mailchimp", "hubspot", "segment")
 # DEV ONLY key pair, published in this repo so that tests can sign local SendGrid payloads.
 _PEM = (Path(__file__).parent / "dev-sendgrid-public.pem").read_text()
@@ -85,7 +96,29 @@ def allow_landing_origin(environ: Any, landing_port: int) -> None:
         environ[var] = ",".join(current + [v for v in values if v not in current])
 
 
-class _QuietFiles(SimpleHTTPRequestHandler):
+class _LandingFiles(SimpleHTTPRequestHandler):
+    """The landing page, its HTML pointing at this stack's API and origin (no-JS forms post there)."""
+
+    def __init__(self, *args: Any, rewrites: list[tuple[bytes, bytes]], **kwargs: Any) -> None:
+        self.rewrites = rewrites  # set first: the base class answers the request in __init__
+        super().__init__(*args, **kwargs)
+
+    def send_head(self) -> Any:
+        path = Path(self.translate_path(self.path))
+        if path.is_dir() and self.path.split("?", 1)[0].endswith("/"):
+            path = path / "index.html"
+        if path.suffix != ".html" or not path.is_file():
+            return super().send_head()
+        body = path.read_bytes()
+        for old, new in self.rewrites:
+            body = body.replace(old, new)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")  # the ports change between runs
+        self.end_headers()
+        return io.BytesIO(body)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("landing: " + format, *args)
 
@@ -93,15 +126,27 @@ class _QuietFiles(SimpleHTTPRequestHandler):
 class LocalStack:
     def __init__(self, moto_port: int = 5000, app_port: int = 8000, landing_port: int = 8080,
                  schedule_seconds: float = 2.0, run_app: bool = True, autoreload: bool = False,
-                 app_output: IO[Any] | None = None) -> None:  # fmt: skip
+                 app_output: IO[Any] | None = None, local_dir: Path | None = None, persist: bool = False,
+                 snapshot_seconds: float = 10.0) -> None:  # fmt: skip
+        if persist and local_dir is None:
+            raise ValueError("persist needs a local_dir to keep the state in")
         self.moto_port, self.app_port, self.landing_port = moto_port, app_port, landing_port
         self.schedule_seconds, self.run_app, self.autoreload = schedule_seconds, run_app, autoreload
         self.app_output = app_output  # where chalice local's output goes; None: this process's
         self.endpoint, self.app_url = f"http://127.0.0.1:{moto_port}", f"http://127.0.0.1:{app_port}"
         self.landing_url: str | None = None
+        self.local_dir = local_dir
+        self.state = State(local_dir / "state") if persist and local_dir is not None else None
+        self.snapshot_seconds = snapshot_seconds
+        self.restored: dict[str, int] | None = None  # items loaded per table; None: started empty
+        self.ruleset_version: int | None = None
+        self.ruleset_published = False  # False: a kept version was already active
         self.outputs: dict[str, str] = {}
         self.secrets: list[str] = []
         self.registry = workers.Registry()
+        self._clients: dict[str, Any] = {}
+        self._state_read = False  # the state is written only once it was read (or found absent)
+        self._saved_writes = -1
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._moto: Any = None
@@ -139,19 +184,24 @@ class LocalStack:
         for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):  # never mix real credentials in
             os.environ.pop(var, None)
         session = boto3.session.Session()
+        self._clients = {name: session.client(name) for name in ("dynamodb", "sqs")}
         self.outputs = deploy_data_plane(session.client("cloudformation"), STAGE)
         os.environ.update(app_env(self.outputs, STAGE))
-        default_outbox = str(ROOT / ".baton" / "slack-outbox.jsonl")
+        if self.state is not None:
+            self.restored = self.state.load_tables(self._clients["dynamodb"], self.outputs)
+            self._state_read, self._saved_writes = True, dynamodb_writes()
+        default_outbox = str((self.local_dir or ROOT / ".baton") / "slack-outbox.jsonl")
         outbox = Path(os.environ.setdefault("BATON_SLACK_OUTBOX_FILE", default_outbox))
         outbox.parent.mkdir(parents=True, exist_ok=True)
         self.secrets = seed_secrets(session.client("ssm"), os.environ["BATON_SSM_PREFIX"], dict(os.environ))
         allow_landing_origin(os.environ, self.landing_port)
         _reset_app_caches()
-        self.ruleset_version = publish_default_ruleset()
+        self.ruleset_version, self.ruleset_published = ensure_active_ruleset()
         self._start_workers(session)
         self._start_landing()  # before the app: once /health answers, everything else is up
         if self.run_app:
             self._start_app()
+        self._write_stack_file()
 
     def _start_workers(self, session: Any) -> None:
         if str(ROOT) not in sys.path:
@@ -171,6 +221,14 @@ class LocalStack:
                 Attributes={"RawMessageDelivery": "false"},  # keep the envelope and its attributes
             )["SubscriptionArn"]  # fmt: skip
 
+        # Kept messages go back before anything receives (their queues all exist by now).
+        if self.state is not None:
+            queued = self.state.load_queues(sqs)
+            if self.restored is not None:
+                kept = ", ".join(f"{self.outputs[k]}: {self.restored[k]}" for k in TABLE_OUTPUTS)
+                log.info("kept data reloaded from %s (items in %s; %d queued messages)", self.state.directory,
+                         kept, queued)  # fmt: skip
+
         # With no handlers a worker is not started: messages wait in their queue.
         if reg.sns:
             self._spawn("sns", functools.partial(workers.sns_step, queues, consumer, reg.sns, subscriptions))
@@ -180,16 +238,70 @@ class LocalStack:
             self._spawn(target.name, functools.partial(workers.sqs_step, queues, url, arn, target))
         streams = session.client("dynamodbstreams")
         for target in reg.streams:
+            # Reloaded items were written, so their stream recorded them: read after those records
+            # (taken now, before anything else writes), or a reload would relay them again.
+            position = "LATEST" if self.restored is not None else "TRIM_HORIZON"
             try:
-                streams.describe_stream(StreamArn=target.source)
+                iterators = workers.shard_iterators(streams, target.source, position)
             except Exception:  # e.g. a placeholder ARN: say so once rather than every second
                 hint = "BATON_OUTBOX_STREAM_ARN has the outbox's"
                 log.warning("%s: no stream %r (%s)", target.name, target.source, hint)
                 continue
-            self._spawn(target.name, functools.partial(workers.stream_step, streams, self._stop, target, {}))
+            self._spawn(target.name, functools.partial(workers.stream_step, streams, self._stop, target, iterators))
         if reg.schedules:
             step = functools.partial(workers.schedule_step, self._stop, reg.schedules, self.schedule_seconds)
             self._spawn("schedules", step)
+        if self.state is not None:
+            self._spawn("snapshots", self._snapshot_step)
+
+    def _snapshot_step(self) -> None:
+        if not self._stop.wait(self.snapshot_seconds):  # at a stop, stop() writes the last one
+            self._save_tables()
+
+    def _save_tables(self) -> None:
+        writes = dynamodb_writes()
+        if self.state is None or not self._state_read or writes == self._saved_writes:
+            return
+        count = self.state.save_tables(self._clients["dynamodb"], self.outputs)
+        self._saved_writes = writes
+        log.debug("snapshot: %d items in %s", count, self.state.directory)
+
+    def _save_state(self) -> None:
+        """At a stop, with nothing else running: the tables, and the messages still queued."""
+        if self.state is None or not self._state_read or self._moto is None:
+            return
+        try:
+            self._save_tables()
+            queued = self.state.save_queues(self._clients["sqs"], f"baton-{STAGE}-")
+            log.info("data kept in %s (%d queued messages); `make reset` empties it", self.state.directory, queued)
+        except Exception:  # the stop goes on: moto and the ports must be released whatever happens
+            log.exception("the data could not be kept in %s", self.state.directory)
+
+    def _write_stack_file(self) -> None:
+        if self.local_dir is None:
+            return
+        self.local_dir.mkdir(parents=True, exist_ok=True)
+        info = {
+            "pid": os.getpid(), "stage": STAGE, "api_url": self.app_url if self.run_app else None,
+            "landing_url": self.landing_url, "aws_endpoint": self.endpoint,
+            "region": os.environ["AWS_DEFAULT_REGION"], "slack_outbox": os.environ["BATON_SLACK_OUTBOX_FILE"],
+            "state_dir": str(self.state.directory) if self.state else None,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }  # fmt: skip
+        partial = self.local_dir / f".{STACK_FILE}.{os.getpid()}.partial"
+        partial.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, self.local_dir / STACK_FILE)
+
+    def _remove_stack_file(self) -> None:
+        """Only ours: another stack may have started on other ports with the same directory."""
+        if self.local_dir is None:
+            return
+        path = self.local_dir / STACK_FILE
+        try:
+            if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+                path.unlink()
+        except (OSError, ValueError, AttributeError):
+            pass
 
     def _spawn(self, name: str, step: Any) -> None:
         self._threads.append(workers.Worker(name, self._stop, step))
@@ -226,7 +338,9 @@ class LocalStack:
         landing = ROOT / "examples" / "landing"
         if not landing.is_dir():
             return
-        handler = functools.partial(_QuietFiles, directory=str(landing))
+        origin = f"http://127.0.0.1:{self.landing_port}".encode()
+        rewrites = [(PAGE_API, self.app_url.encode()), (PAGE_ORIGIN, origin)]
+        handler = functools.partial(_LandingFiles, directory=str(landing), rewrites=rewrites)
         try:
             self._landing = ThreadingHTTPServer(("127.0.0.1", self.landing_port), handler)
         except OSError as exc:  # optional: the API is what matters
@@ -250,6 +364,7 @@ class LocalStack:
         return 0
 
     def stop(self) -> None:
+        self._remove_stack_file()  # first: a stopping stack is no longer one to call
         self._stop.set()
         if self._app and self._app.poll() is None:
             os.killpg(self._app.pid, signal.SIGTERM)
@@ -262,6 +377,7 @@ class LocalStack:
         deadline = time.monotonic() + 5
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._save_state()
         if self._landing:
             self._landing.shutdown()
             self._landing.server_close()
@@ -275,15 +391,23 @@ class LocalStack:
             _reset_app_caches()
 
 
-def publish_default_ruleset() -> int:
-    """Create and publish the shipped rule set, through the same service the API uses."""
+def ensure_active_ruleset() -> tuple[int, bool]:
+    """The active rule-set version, and whether it was published now.
+
+    A new stack gets the shipped rule set, created and published through the same service the API
+    uses; a stack that kept its data keeps the version that was active (published again, it would
+    become a new version and re-score every lead).
+    """
     from chalicelib.bootstrap import container
     from chalicelib.rules.loader import default_ruleset
 
     rulesets = container().rulesets
+    active = rulesets.repo.active().version
+    if active is not None:
+        return active, False
     created = rulesets.create(default_ruleset().model_dump(mode="json", by_alias=True))
     rulesets.publish(created["version"])
-    return int(created["version"])
+    return int(created["version"]), True
 
 
 def _queue_arn(sqs: Any, url: str) -> str:

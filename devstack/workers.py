@@ -211,13 +211,21 @@ def schedule_step(stop: threading.Event, targets: list[Registered], every: float
     stop.wait(every)
 
 
+def shard_iterators(streams: Any, stream_arn: str, position: str = "TRIM_HORIZON") -> dict[str, str]:
+    """An iterator per shard: from its start (TRIM_HORIZON) or after its last record (LATEST)."""
+    return {
+        shard["ShardId"]: streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType=position
+        )["ShardIterator"]
+        for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    }
+
+
 def stream_step(streams: Any, stop: threading.Event, target: Registered, iterators: dict[str, str]) -> None:
-    """Reads every shard from its start; a failing batch is retried, as Lambda does, then skipped."""
+    """Reads every shard from where ``iterators`` point (empty: from its start); a failing batch is
+    retried, as Lambda does, then skipped."""
     if not iterators:
-        for shard in streams.describe_stream(StreamArn=target.source)["StreamDescription"]["Shards"]:
-            iterators[shard["ShardId"]] = streams.get_shard_iterator(
-                StreamArn=target.source, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
+        iterators.update(shard_iterators(streams, target.source))
     records = 0
     for shard, iterator in list(iterators.items()):
         got = streams.get_records(ShardIterator=iterator, Limit=target.batch_size)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,9 +26,14 @@ SESSION_MARK = "BATON_TEST_SESSION"
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     os.environ[SESSION_MARK] = uuid.uuid4().hex
+    # Stacks started by tests keep nothing, and never touch the developer's .baton/ (a running
+    # `make run`'s stack.json, its kept data): a test that wants either sets both itself.
+    os.environ["BATON_PERSIST"] = "0"
+    os.environ["BATON_LOCAL_DIR"] = tempfile.mkdtemp(prefix="baton-test-local-")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(os.environ.get("BATON_LOCAL_DIR", ""), ignore_errors=True)
     mark = os.environ.get(SESSION_MARK)
     if not mark or os.environ.get("PYTEST_XDIST_WORKER"):
         return

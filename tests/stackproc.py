@@ -59,10 +59,15 @@ def answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_stack(workdir: Path, schedule_seconds: float = 0.5) -> Iterator[StackProcess]:
-    """Start the stack, wait until the API and landing page answer, SIGINT it at the end."""
+def running_stack(workdir: Path, schedule_seconds: float = 0.5, extra_env: dict[str, str] | None = None
+                  ) -> Iterator[StackProcess]:
+    """Start the stack, wait until the API and landing page answer, SIGINT it at the end.
+
+    It keeps no data (the test session sets BATON_PERSIST=0) unless ``extra_env`` says otherwise.
+    """
     app_port, landing_port, moto_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env.update(extra_env or {})
     env.update({
         "BATON_MOTO_PORT": str(moto_port), "BATON_APP_PORT": str(app_port), "BATON_LANDING_PORT": str(landing_port),
         "BATON_SLACK_OUTBOX_FILE": str(workdir / "slack-outbox.jsonl"),

@@ -61,8 +61,23 @@ def _ensure_chromium() -> str | None:
     return CHROMIUM if os.access(CHROMIUM, os.X_OK) else None
 
 
+def skip_browser() -> bool:
+    """``BATON_SKIP_BROWSER=1`` (README): no Chromium install and no browser tests."""
+    return os.environ.get("BATON_SKIP_BROWSER", "0") not in ("", "0")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Skipped before their fixtures run: no local stack is started for a test that will not run.
+    if skip_browser():
+        for item in items:
+            if "browser" in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.skip(reason="BATON_SKIP_BROWSER is set"))
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
+    if skip_browser():
+        pytest.skip("BATON_SKIP_BROWSER is set")
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="pip install playwright (requirements-dev.txt)"
     )

@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.e2e, pytest.mark.localstack, pytest.mark.slow]
 
-# What the page ships with; a deployment templates them, the test does the same for its free ports.
-DEFAULT_API, DEFAULT_LANDING = "http://127.0.0.1:8000", "http://127.0.0.1:8080"
 
 
 def _until(check: Any, timeout: float, what: str, log: Any) -> Any:
@@ -48,18 +46,10 @@ def test_ebook_form_without_javascript_redirects_and_records_the_download(
     context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
     try:
         page = context.new_page()
-
-        def deployed(route: Any) -> None:  # what templating the page at deploy time would do
-            html = route.fetch().text()
-            assert DEFAULT_API in html and DEFAULT_LANDING in html  # the no-JS defaults are there
-            html = html.replace(DEFAULT_API, local_stack.app_url).replace(
-                DEFAULT_LANDING, local_stack.landing_url
-            )
-            route.fulfill(status=200, content_type="text/html; charset=utf-8", body=html)
-
-        page.route(f"{local_stack.landing_url}/index.html", deployed)
+        # The stack serves the page pointing at its own ports (free ones here, not 8000 and 8080).
         page.goto(f"{local_stack.landing_url}/index.html")
         form = page.locator("form[data-form='ebook-lead-scoring']")
+        assert form.get_attribute("action") == f"{local_stack.app_url}/v1/forms/ebook-lead-scoring"
         form.get_by_label("First name").fill("Priya")
         form.get_by_label("Work email").fill(email)
         form.get_by_label("Company").fill("Quarry Analytics")
@@ -95,9 +85,9 @@ def test_demo_form_with_javascript_confirms_in_place_and_alerts_sales(
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{local_stack.landing_url}/index.html?api={local_stack.app_url}&utm_source=e2e")
+        page.goto(f"{local_stack.landing_url}/index.html?utm_source=e2e")
         form = page.locator("form[data-form='demo']")
-        # app.js pointed the form at the API it was given and the redirect at this origin.
+        # app.js pointed the form at the API the page names (the stack's) and the redirect at this origin.
         assert form.get_attribute("action") == f"{local_stack.app_url}/v1/forms/demo"
         form.get_by_label("First name").fill("Morgan")
         form.get_by_label("Last name").fill("Reyes")

@@ -42,9 +42,11 @@ def test_local_stack_serves_health_and_stops_on_sigint(tmp_path: Path) -> None:
         "BATON_APP_PORT": str(app_port),
         "BATON_LANDING_PORT": str(landing_port),
         "BATON_SLACK_OUTBOX_FILE": str(tmp_path / "slack-outbox.jsonl"),
+        "BATON_LOCAL_DIR": str(tmp_path / "local"),  # BATON_PERSIST=0 as every stack a test starts
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("AWS_ENDPOINT_URL", None)
+    assert env["BATON_PERSIST"] == "0", "tests/conftest.py sets it for the session"
     # Output goes to a file, not a pipe nobody reads: a full pipe would block the stack.
     with tempfile.TemporaryFile() as output:
         proc = subprocess.Popen(
@@ -77,6 +79,7 @@ def test_local_stack_serves_health_and_stops_on_sigint(tmp_path: Path) -> None:
             real = subprocess.run([*publish, "--yes"], cwd=ROOT, capture_output=True, text=True, timeout=60)
             assert real.returncode == 0, real.stderr
             assert "as version 2 (previous: 1)" in real.stdout
+            assert json.loads((tmp_path / "local" / "stack.json").read_text())["api_url"] == api
             if (ROOT / "examples" / "landing" / "index.html").is_file():
                 with urllib.request.urlopen(f"http://127.0.0.1:{landing_port}/", timeout=5) as page:
                     assert page.status == 200
@@ -90,6 +93,8 @@ def test_local_stack_serves_health_and_stops_on_sigint(tmp_path: Path) -> None:
                 pytest.fail(f"still running 60 s after SIGINT:\n{log()}")
             assert rc == 0, log()
             assert "stopped" in log()
+            # A stack started by a test keeps nothing, and its stack.json went with it.
+            assert sorted(p.name for p in (tmp_path / "local").iterdir()) == [], log()
         finally:
             if proc.poll() is None:
                 proc.kill()
