@@ -33,7 +33,7 @@ from typing import IO, Any
 from devstack import workers
 from devstack.cfn import ROOT, app_env, deploy_data_plane
 from devstack.chalice_local import PARENT_ENV
-from devstack.moto_patches import dynamodb_writes, serialize_moto_dynamodb
+from devstack.moto_patches import dynamodb_items, dynamodb_writes, serialize_moto_dynamodb
 from devstack.state import TABLE_OUTPUTS, State
 
 log = logging.getLogger("devstack")
@@ -145,6 +145,7 @@ class LocalStack:
         self.secrets: list[str] = []
         self.registry = workers.Registry()
         self._clients: dict[str, Any] = {}
+        self.region = "us-east-1"
         self._state_read = False  # the state is written only once it was read (or found absent)
         self._saved_writes = -1
         self._stop = threading.Event()
@@ -177,7 +178,7 @@ class LocalStack:
         serialize_moto_dynamodb()  # concurrent writers must not lose updates, as in real DynamoDB
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._moto.start()
-        region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+        self.region = region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
         os.environ.update(AWS_ENDPOINT_URL=self.endpoint, AWS_ACCESS_KEY_ID="testing",
                           AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=region,
                           AWS_ACCOUNT_ID_ENDPOINT_MODE="disabled")  # fmt: skip  # streams via moto
@@ -262,7 +263,9 @@ class LocalStack:
         writes = dynamodb_writes()
         if self.state is None or not self._state_read or writes == self._saved_writes:
             return
-        count = self.state.save_tables(self._clients["dynamodb"], self.outputs)
+        names = {key: self.outputs[key] for key in TABLE_OUTPUTS}
+        items = dynamodb_items(list(names.values()), self.region)
+        count = self.state.save_tables({key: items[name] for key, name in names.items()})
         self._saved_writes = writes
         log.debug("snapshot: %d items in %s", count, self.state.directory)
 
@@ -284,7 +287,7 @@ class LocalStack:
         info = {
             "pid": os.getpid(), "stage": STAGE, "api_url": self.app_url if self.run_app else None,
             "landing_url": self.landing_url, "aws_endpoint": self.endpoint,
-            "region": os.environ["AWS_DEFAULT_REGION"], "slack_outbox": os.environ["BATON_SLACK_OUTBOX_FILE"],
+            "region": self.region, "slack_outbox": os.environ["BATON_SLACK_OUTBOX_FILE"],
             "state_dir": str(self.state.directory) if self.state else None,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }  # fmt: skip

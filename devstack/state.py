@@ -1,8 +1,9 @@
 """The local stack's data kept between runs, in ``.baton/state/``: moto keeps nothing of its own.
 
-- ``dynamodb.jsonl``: every item of the data plane's tables (leads, rule sets, outbox), written
-  through the DynamoDB API (a consistent ``Scan``) every few seconds when something was written, and
-  when the stack stops; loaded with ``BatchWriteItem`` into the fresh tables at the next start.
+- ``dynamodb.jsonl``: every item of the data plane's tables (leads, rule sets, outbox), as
+  DynamoDB JSON, all read at one moment (devstack.moto_patches.dynamodb_items), every few seconds
+  when something was written and when the stack stops; loaded with ``BatchWriteItem`` into the
+  fresh tables at the next start.
 - ``sqs.jsonl``: the messages waiting in the stack's queues at a clean stop (an alert published but
   not yet posted, a re-score in progress, the dead letters); sent again at the next start. A stack
   that was killed loses them, and whatever was written after its last table snapshot.
@@ -22,7 +23,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +47,11 @@ class State:
         self._lock = threading.Lock()  # the periodic and the final snapshot never write at once
 
     # -- tables ----------------------------------------------------------------------------------
-    def save_tables(self, ddb: Any, outputs: dict[str, str]) -> int:
-        """Write every item of the tables; returns how many."""
+    def save_tables(self, tables: Mapping[str, list[dict[str, Any]]]) -> int:
+        """Write the items of each table (by its key in ``TABLE_OUTPUTS``); returns how many."""
+        lines = ({"table": key, "item": _encode(item)} for key in TABLE_OUTPUTS for item in tables.get(key, []))
         with self._lock:
-            return self._write(TABLES_FILE, self._table_lines(ddb, outputs))
-
-    def _table_lines(self, ddb: Any, outputs: dict[str, str]) -> Iterator[dict[str, Any]]:
-        for key in TABLE_OUTPUTS:
-            for page in ddb.get_paginator("scan").paginate(TableName=outputs[key], ConsistentRead=True):
-                for item in page["Items"]:
-                    yield {"table": key, "item": _encode(item)}
+            return self._write(TABLES_FILE, lines)
 
     def load_tables(self, ddb: Any, outputs: dict[str, str]) -> dict[str, int] | None:
         """Put the saved items into the (empty) tables; None when there is no snapshot."""

@@ -15,7 +15,8 @@ import pytest
 
 from devstack.__main__ import reset_command
 from devstack.cfn import deploy_data_plane
-from devstack.state import QUEUES_FILE, TABLES_FILE, State, StateError, reset
+from devstack.moto_patches import dynamodb_items
+from devstack.state import QUEUES_FILE, TABLE_OUTPUTS, TABLES_FILE, State, StateError, reset
 from devstack.workers import shard_iterators
 
 
@@ -44,7 +45,9 @@ def test_tables_and_queues_survive_a_save_and_a_load_into_new_ones(aws_env: None
         ddb.put_item(TableName=outputs["OutboxTableName"], Item={"pk": {"S": "MSG#1"}, "body": {"S": "{}"}})
         sqs.send_message(QueueUrl=outputs["RescoreQueueUrl"], MessageBody='{"kind": "plan"}',
                          MessageAttributes={"job": {"DataType": "String", "StringValue": "j1"}})
-        assert state.save_tables(ddb, outputs) == 61
+        names = {key: outputs[key] for key in TABLE_OUTPUTS}
+        read = dynamodb_items(list(names.values()), "us-east-1")
+        assert state.save_tables({key: read[name] for key, name in names.items()}) == 61
         assert state.save_queues(sqs, "baton-local-") == 1
 
     with a_stack() as (ddb, sqs, outputs):  # restarted: empty tables and queues
