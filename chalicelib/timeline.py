@@ -1,0 +1,291 @@
+"""How a lead's history is read: routing, dedupe, adoption, merge and replay (pure, no I/O).
+
+The live service (``leads.LeadService``), the re-score (``rescore.replay``) and the backtest
+(``baton.backtest``) read histories only through this module, so they agree by construction:
+
+- **routing**: an event with an email belongs to the lead ``lead_id_for(email)``; one with only an
+  anonymous id belongs to the lead its visitor is linked to, else it waits; one with neither is
+  dropped;
+- **adoption**: an identify (email + anonymous id) links its visitor to the email's lead; the
+  visitor's waiting events then count, oldest first (ties by event id, as the store returns them),
+  before the identify itself. A visitor already linked keeps its first link (a shared computer):
+  the identify counts for its own email only. Visitors never identified count nowhere;
+- **dedupe**: an event id a lead (or a waiting visitor) already has is a redelivery and changes
+  nothing: the first delivery wins;
+- **merge**: events in time order (stable: events at the same instant keep their order), sales
+  outcomes interleaved by time, events first at the same instant;
+- **replay**: ``apply_event`` / ``apply_outcome`` in that order, ``now`` being each item's own time
+  (events arriving live are applied at the service's clock instead: ``apply``).
+
+``route`` reads a stream (a batch, or a whole history) into one ``Timeline`` per lead; ``merge``
+orders one lead's stored history; ``replay`` applies a history to a state, one ``step`` per item
+(the backtest takes its steps itself, to observe the state between them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
+
+from chalicelib.engine import apply_event, apply_outcome
+from chalicelib.events import Event
+from chalicelib.rules.compile import CompiledRuleset
+from chalicelib.state import LeadState, Transition, lead_id_for
+
+_ts = attrgetter("ts")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Sales feedback at a point in time, for a lead named by id or by email."""
+
+    outcome: str  # one of engine.OUTCOMES
+    ts: float
+    lead_id: str | None = None
+    email: str | None = None
+    reason: str | None = None
+
+    @property
+    def lead_key(self) -> str:
+        if self.lead_id:
+            return self.lead_id
+        if self.email:
+            return lead_id_for(self.email)
+        raise ValueError("an outcome needs a lead_id or an email")
+
+    @classmethod
+    def from_record(cls, lead_id: str, record: Mapping[str, Any]) -> "Outcome":
+        """An outcome as the lead store keeps it (``LeadService.record_outcome``)."""
+        return cls(str(record["outcome"]), float(record["at"]), lead_id=lead_id, reason=record.get("reason"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lead_id": self.lead_key, "email": self.email, "outcome": self.outcome, "ts": self.ts,
+                "reason": self.reason}
+
+
+Item = Event | Outcome
+
+
+class Timeline:
+    """One lead's history in the order it is applied: each event once, outcomes in between."""
+
+    __slots__ = ("adopted", "email", "items", "lead_id", "links")
+
+    def __init__(self, lead_id: str, email: str | None) -> None:
+        self.lead_id = lead_id
+        self.email = email
+        # Keyed by event id (one dict is both the order and the dedupe memory); outcomes by a tuple.
+        self.items: dict[Any, Item] = {}
+        # What a store must record with these events (filled only when it happens, so mostly None):
+        self.links: dict[str, str] | None = None  # identify event id -> the visitor it linked here
+        self.adopted: dict[str, dict[str, Event]] | None = None  # visitor -> its waiting events, by id
+
+
+# Stands for a lead another worker replays: its events are recognised and skipped.
+_ELSEWHERE = Timeline("", None)
+
+
+@dataclass
+class Routed:
+    """A stream read into timelines (this share's leads, by first appearance), and what did not count."""
+
+    order: list[str]  # lead ids, in order of first appearance
+    timelines: dict[str, Timeline]
+    waiting: dict[str, dict[str, Event]]  # visitors not identified yet -> their events by id
+    leads: int = 0  # leads in all shares
+    duplicates: int = 0  # redeliveries to this share's leads
+    waiting_duplicates: int = 0  # redeliveries while a visitor waited (the same in every share)
+    pending_anonymous: int = 0  # events still waiting at the end
+    dropped: int = 0  # events with neither email nor anonymous id
+    outcomes_applied: int = 0  # to this share's leads
+    unmatched_outcomes: int = 0  # for leads that did not exist (yet)
+    unsorted: bool = False  # events were not in time order: nothing was routed
+
+
+def store_order(event: Event) -> tuple[float, str]:
+    """The order a lead store returns a visitor's or a lead's events in."""
+    return (event.ts, event.event_id)
+
+
+def in_time_order(events: Iterable[Event]) -> list[Event]:
+    """A stable sort by time: events at the same instant keep their order."""
+    return sorted(events, key=_ts)
+
+
+def route(
+    events: Sequence[Event],
+    outcomes: Sequence[Outcome] = (),
+    *,
+    links: Mapping[str, str] | None = None,
+    waiting: Mapping[str, Iterable[Event]] | None = None,
+    share: int = 0,
+    workers: int = 1,
+) -> Routed:
+    """Read ``events`` and ``outcomes`` (each in time order) into their leads' timelines, in one scan.
+
+    ``links`` (visitor -> lead id) and ``waiting`` (visitor -> events, oldest first) are what was
+    known before the stream: the live service reads them from its store; a whole history starts
+    with neither. An outcome for a lead not seen yet is not applied (the API refuses it).
+
+    With ``workers > 1`` only every ``workers``-th lead by first appearance, from ``share``, gets a
+    timeline: each worker scans the whole stream (links and waiting visitors need it) and keeps its
+    own share. Events out of time order stop the scan (``unsorted``): sort them and route again.
+    """
+    known = links or {}
+    by_email: dict[str, Timeline] = {}
+    by_id: dict[str, Timeline] = {}
+    order: list[str] = []
+    linked: dict[str, Timeline] = {}  # visitors linked in this stream -> their lead's timeline
+    pending: dict[str, dict[str, Event]] = {}
+    for visitor, stored in (waiting or {}).items():
+        held = pending.setdefault(visitor, {})
+        for event in stored:
+            held.setdefault(event.event_id, event)
+    duplicates = waiting_duplicates = dropped = 0
+    n_out = len(outcomes)
+    oi = 0
+    next_out = outcomes[0].ts if n_out else math.inf
+    routed = Routed(order, by_id, pending)
+    elsewhere = _ELSEWHERE
+    previous = -math.inf
+
+    def timeline_for(lead_id: str, email: str | None) -> Timeline:
+        found = by_id.get(lead_id)
+        if found is None:
+            if routed.leads % workers == share:
+                found = Timeline(lead_id, email)
+                order.append(lead_id)
+            else:
+                found = elsewhere
+            routed.leads += 1
+            by_id[lead_id] = found
+        elif found.email is None and found is not elsewhere:
+            found.email = email
+        return found
+
+    def take_outcome(index: int) -> None:
+        outcome = outcomes[index]
+        lane = by_id.get(outcome.lead_key)
+        if lane is None:
+            routed.unmatched_outcomes += 1  # the lead does not exist (yet): the API would refuse it
+        elif lane is not elsewhere:
+            lane.items[("outcome", index)] = outcome  # a tuple never equals an event id
+            routed.outcomes_applied += 1
+
+    for event in events:
+        ts = event.ts
+        if ts < previous:
+            routed.unsorted = True  # the caller sorts and starts again
+            return routed
+        previous = ts
+        if next_out < ts:  # outcomes strictly earlier than this event; ties go after events
+            while next_out < ts:
+                take_outcome(oi)
+                oi += 1
+                next_out = outcomes[oi].ts if oi < n_out else math.inf
+        email = event.email
+        if email:
+            lane = by_email.get(email)
+            if lane is None:
+                lane = by_email[email] = timeline_for(lead_id_for(email), email)
+            anonymous = event.anonymous_id
+            if anonymous and anonymous not in linked and anonymous not in known:
+                # An identify: the visitor's earlier events count now, before the identify itself.
+                linked[anonymous] = lane
+                earlier = pending.pop(anonymous, None)
+                if lane is not elsewhere:
+                    if lane.links is None:
+                        lane.links = {}
+                    lane.links[event.event_id] = anonymous
+                    if earlier:
+                        if lane.adopted is None:
+                            lane.adopted = {}
+                        lane.adopted[anonymous] = earlier
+                        items = lane.items
+                        for waited in sorted(earlier.values(), key=store_order):
+                            if waited.event_id in items:
+                                duplicates += 1
+                            else:
+                                items[waited.event_id] = waited
+            if lane is elsewhere:
+                continue
+        elif event.anonymous_id:
+            found = linked.get(event.anonymous_id)
+            if found is None:
+                if event.anonymous_id not in known:
+                    bucket = pending.get(event.anonymous_id)
+                    if bucket is None:
+                        pending[event.anonymous_id] = {event.event_id: event}
+                    elif event.event_id in bucket:
+                        waiting_duplicates += 1
+                    else:
+                        bucket[event.event_id] = event
+                    continue
+                found = linked[event.anonymous_id] = timeline_for(known[event.anonymous_id], None)
+            if found is elsewhere:
+                continue
+            lane = found
+        else:
+            dropped += 1
+            continue
+        items = lane.items
+        if event.event_id in items:
+            duplicates += 1
+        else:
+            items[event.event_id] = event
+    while oi < n_out:
+        take_outcome(oi)
+        oi += 1
+    routed.duplicates = duplicates
+    routed.waiting_duplicates = waiting_duplicates
+    routed.dropped = dropped
+    routed.pending_anonymous = sum(len(b) for b in pending.values())
+    for lead_id in [k for k, v in by_id.items() if v is elsewhere]:
+        del by_id[lead_id]
+    return routed
+
+
+def merge(events: Iterable[Event], outcomes: Iterable[Outcome] = ()) -> list[Item]:
+    """Events and outcomes in the order they apply: by time (stable), events first at the same instant."""
+    ordered: list[Item] = []
+    pending = sorted(outcomes, key=_ts)
+    j, n = 0, len(pending)
+    for event in in_time_order(events):
+        while j < n and pending[j].ts < event.ts:
+            ordered.append(pending[j])
+            j += 1
+        ordered.append(event)
+    ordered += pending[j:]
+    return ordered
+
+
+def step(state: LeadState, item: Item, rs: CompiledRuleset) -> list[Transition]:
+    """One step of a replay: ``item`` applied to ``state`` at its own time; the transitions it caused."""
+    if type(item) is Event:  # (cheaper than isinstance: a backtest takes a million steps)
+        return apply_event(state, item, rs, item.ts)
+    assert isinstance(item, Outcome)
+    return apply_outcome(state, item.outcome, rs, item.ts, item.reason)
+
+
+def replay(state: LeadState, items: Iterable[Item], rs: CompiledRuleset) -> list[Transition]:
+    """Apply a history to ``state`` in order, each item at its own time; the transitions it caused."""
+    transitions: list[Transition] = []
+    for item in items:
+        found = step(state, item, rs)
+        if found:
+            transitions += found
+    return transitions
+
+
+def apply(state: LeadState, events: Iterable[Event], rs: CompiledRuleset, now: float) -> list[Transition]:
+    """Apply events as they arrive, at the live service's clock ``now`` (an event dated beyond it,
+    plus the allowed skew, counts at that limit); the transitions they caused."""
+    transitions: list[Transition] = []
+    for event in events:
+        found = apply_event(state, event, rs, now)
+        if found:
+            transitions += found
+    return transitions
