@@ -214,7 +214,7 @@ def create_ruleset() -> Response:
 def active_ruleset() -> Any:
     c = container()
     active = c.rulesets.active_info()
-    return {**active, "rescore": c.rollout.status(active["version"])}
+    return {**active, "rescore": c.rescore.status(active["version"])}
 
 
 @_api("/v1/rulesets/{version}", ["GET"], auth=ADMIN)
@@ -223,7 +223,7 @@ def get_ruleset(version: str) -> Any:
 
     c = container()
     number = parse_version(version)
-    return {**c.rulesets.get(number), "rescore": c.rollout.status(number)}
+    return {**c.rulesets.get(number), "rescore": c.rescore.status(number)}
 
 
 @_api("/v1/rulesets/{version}/publish", ["POST"], auth=ADMIN)
@@ -297,9 +297,9 @@ def _relay() -> dict[str, int]:
 def rescore_worker(event: Any) -> None:
     import json
 
-    rollout = container().rollout
+    rescore = container().rescore
     for record in event:
-        rollout.handle(json.loads(record.body))
+        rescore.handle(json.loads(record.body))
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="outbox_sweeper")

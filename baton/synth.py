@@ -32,9 +32,10 @@ from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any
 
-from baton.backtest.replay import Outcome, paused_gc
+from baton.backtest.replay import paused_gc
 from chalicelib.events import Event
 from chalicelib.rules.loader import default_ruleset
+from chalicelib.timeline import Outcome
 
 DAY = 86400.0
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=timezone.utc).timestamp()  # a Monday

@@ -31,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from baton.backtest import backtest
 from baton.backtest.online import parity, replay_online
-from baton.backtest.replay import Outcome
 from baton.metrics import summary
 from baton.synth import History, generate
 from chalicelib.events import Event
 from chalicelib.rules import compile_ruleset, default_ruleset
 from chalicelib.state import lead_id_for
+from chalicelib.timeline import Outcome
 
 TARGET_SECONDS = 5.0
 

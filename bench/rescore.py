@@ -60,9 +60,9 @@ def run(container: Any, events: list[Any], batch: int = 200) -> dict[str, float]
     start = time.perf_counter()
     container.rollout.publish(version)
     while (message := queue.take()) is not None:
-        container.rollout.handle(message)
+        container.rescore.handle(message)
     seconds = time.perf_counter() - start
-    status = container.rollout.status(version)[0]
+    status = container.rescore.status(version)[0]
     assert status["status"] == "complete" and status["leads_done"] == len(by_lead), status
     return {"leads": len(by_lead), "seconds": seconds, "leads_per_s": len(by_lead) / seconds,
             "transitions": status["transitions"]}

@@ -13,9 +13,10 @@ from chalicelib.secrets import Secrets, StaticSecrets
 if TYPE_CHECKING:  # services import the engine and rule models: built on first use, not at import
     from chalicelib.leads import LeadService
     from chalicelib.queues import Queue
+    from chalicelib.rescore.jobs import RescoreJobs
     from chalicelib.rollout import Rollout
     from chalicelib.rulesets import RulesetService
-    from chalicelib.store.base import LeadRepository, OutboxRepository, RulesetRepository
+    from chalicelib.store.base import JobRepository, LeadRepository, OutboxRepository, RulesetRepository
 
 
 @dataclass
@@ -25,10 +26,12 @@ class Container:
     leads_repo: LeadRepository
     outbox: OutboxRepository
     rulesets_repo: RulesetRepository
+    jobs_repo: JobRepository
     clock: Callable[[], float] = time.time
     extras: dict[str, Any] = field(default_factory=dict)  # adapters built on first use (SNS, Slack)
     _rulesets: RulesetService | None = None
     _leads: LeadService | None = None
+    _rescore: RescoreJobs | None = None
     _rollout: Rollout | None = None
 
     @property
@@ -48,11 +51,21 @@ class Container:
         return self._leads
 
     @property
+    def rescore(self) -> RescoreJobs:
+        if self._rescore is None:
+            from chalicelib.rescore.jobs import RescoreJobs
+
+            self._rescore = RescoreJobs(
+                self.leads_repo, self.rulesets, self.jobs_repo, self.queue(), self.outbox, self.clock
+            )
+        return self._rescore
+
+    @property
     def rollout(self) -> Rollout:
         if self._rollout is None:
             from chalicelib.rollout import Rollout
 
-            self._rollout = Rollout(self.leads_repo, self.rulesets, self.queue(), self.outbox, self.clock)
+            self._rollout = Rollout(self.leads_repo, self.rulesets, self.rescore, self.clock)
         return self._rollout
 
     def queue(self) -> Queue:
@@ -88,7 +101,7 @@ class Container:
 
 
 def dynamodb_container(config: Settings) -> Container:
-    from chalicelib.store.dynamodb import DynamoDBLeads, DynamoDBOutbox, DynamoDBRulesets
+    from chalicelib.store.dynamodb import DynamoDBJobs, DynamoDBLeads, DynamoDBOutbox, DynamoDBRulesets
 
     return Container(
         settings=config,
@@ -96,6 +109,7 @@ def dynamodb_container(config: Settings) -> Container:
         leads_repo=DynamoDBLeads(config.leads_table, config.outbox_table),
         outbox=DynamoDBOutbox(config.outbox_table),
         rulesets_repo=DynamoDBRulesets(config.rulesets_table),
+        jobs_repo=DynamoDBJobs(config.rulesets_table),
     )
 
 
@@ -103,7 +117,7 @@ def memory_container(
     secrets: dict[str, str] | None = None, clock: Callable[[], float] = time.time, config: Settings | None = None
 ) -> Container:
     from chalicelib.queues import InMemoryQueue
-    from chalicelib.store.memory import InMemoryLeads, InMemoryRulesets
+    from chalicelib.store.memory import InMemoryJobs, InMemoryLeads, InMemoryRulesets
 
     leads = InMemoryLeads()
     return Container(
@@ -112,6 +126,7 @@ def memory_container(
         leads_repo=leads,
         outbox=leads.outbox,
         rulesets_repo=InMemoryRulesets(),
+        jobs_repo=InMemoryJobs(),
         clock=clock,
         extras={"queue": InMemoryQueue()},
     )

@@ -1,8 +1,11 @@
 """The lead service: events in, scored state stored once, transitions into the outbox.
 
+A batch is read through the lead timeline (``chalicelib.timeline``: routing, dedupe, adoption of
+anonymous visits, time order), with what the store knows of its visitors (links, waiting events).
 Per lead and per write: one read of the state, one conditional write of state + events + outbox.
-Redelivered events are dropped (by the state's recent-id memory, or by the store's per-event
-condition for older ones); a concurrent writer makes us re-read and re-apply, a bounded number of times.
+Redelivered events are dropped (by the timeline within the batch, by the state's recent-id memory,
+or by the store's per-event condition for older ones); a concurrent writer makes us re-read and
+re-apply, a bounded number of times.
 """
 
 from __future__ import annotations
@@ -10,21 +13,22 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chalicelib import shadow
 from chalicelib.emails import normalize_email
-from chalicelib.engine import apply_event, apply_outcome, explain, new_lead, set_email
+from chalicelib.engine import apply_outcome, explain, new_lead, set_email
 from chalicelib.errors import ConcurrencyConflict, Conflict, DuplicateEvents, NotFound, Unavailable
 from chalicelib.events import Event, iso
 from chalicelib.handoff.body import outbox_items
 from chalicelib.handoff.reminders import sql_transition
 from chalicelib.observability import metric
-from chalicelib.rescore import shadow_view
 from chalicelib.rulesets import RulesetService
 from chalicelib.state import LeadState, Transition, lead_id_for
 from chalicelib.store.base import MAX_EVENTS_PER_COMMIT, Commit, LeadRepository
+from chalicelib.timeline import Routed, Timeline, apply, in_time_order, route
 
 MAX_ATTEMPTS = 8
 log = logging.getLogger(__name__)
@@ -55,10 +59,6 @@ class LeadResult:
         }
 
 
-def _chunks(events: Sequence[Event], size: int) -> list[Sequence[Event]]:
-    return [events[i : i + size] for i in range(0, len(events), size)] or [()]
-
-
 class LeadService:
     def __init__(
         self,
@@ -74,31 +74,14 @@ class LeadService:
 
     # -- ingestion -------------------------------------------------------------------------------
     def ingest(self, events: Sequence[Event]) -> dict[str, Any]:
-        """Score a batch. Events are grouped per lead: one read and one write per lead (per 90)."""
-        per_lead: dict[str, tuple[str, list[Event]]] = {}
-        anonymous: dict[str, list[Event]] = {}
-        identifies: list[Event] = []
-        links: dict[str, str | None] = {}
-        for event in events:
-            if event.email and event.anonymous_id:
-                identifies.append(event)
-            elif event.email:
-                per_lead.setdefault(lead_id_for(event.email), (event.email, []))[1].append(event)
-            elif event.anonymous_id:
-                if event.anonymous_id not in links:
-                    links[event.anonymous_id] = self.leads.linked_lead(event.anonymous_id)
-                linked = links[event.anonymous_id]
-                if linked is None:
-                    anonymous.setdefault(event.anonymous_id, []).append(event)
-                else:
-                    per_lead.setdefault(linked, ("", []))[1].append(event)
-        results = [self.identify(e) for e in identifies]
-        for lead_id, (email, lead_events) in per_lead.items():
-            results.append(self._apply(lead_id, email or None, lead_events))
-        pending = sum(self.leads.save_anonymous(anon, evs) for anon, evs in anonymous.items())
+        """Score a batch: one read and one write per lead (per 90 events)."""
+        routed, results = self._score(events)
+        waiting = routed.waiting.items()  # visitors not identified yet: their events wait in the store
+        pending = sum(self.leads.save_anonymous(visitor, list(held.values())) for visitor, held in waiting)
         scored = sum(len(r.scored) for r in results)
+        duplicates = sum(len(r.duplicates) for r in results) + routed.duplicates + routed.waiting_duplicates
         metric("EventsScored", scored)
-        metric("EventsDuplicate", sum(len(r.duplicates) for r in results))
+        metric("EventsDuplicate", duplicates)
         for transition in (t for r in results for t in r.transitions):
             metric("Transitions", 1, stage=transition.to_stage)
             log.info("transition", extra={"lead_id": transition.lead_id, "to": transition.to_stage,
@@ -106,45 +89,41 @@ class LeadService:
         return {
             "leads": [r.summary() for r in results],
             "accepted": scored + pending,
-            "duplicates": sum(len(r.duplicates) for r in results),
+            "duplicates": duplicates,
             "pending_identity": pending,
         }
 
     def identify(self, event: Event) -> LeadResult:
         """Link an anonymous visitor to an email; what they did anonymously now counts."""
         assert event.email and event.anonymous_id
-        lead_id = lead_id_for(event.email)
-        linked = self.leads.linked_lead(event.anonymous_id)
-        if linked is not None and linked != lead_id:
-            # Same browser, another person (a shared computer): keep the first link, score the event.
-            return self._apply(lead_id, event.email, [event])
-        earlier = [] if linked else self.leads.anonymous_events(event.anonymous_id)
-        adopted = [_with_email(e, event.email) for e in earlier]
-        return self._apply(
-            lead_id, event.email, [*adopted, event],
-            link=None if linked else event.anonymous_id,
-            consumed=[(event.anonymous_id, e.event_id) for e in earlier],
-        )
+        _, (result,) = self._score([event])
+        return result
 
-    def _apply(
-        self,
-        lead_id: str,
-        email: str | None,
-        events: Sequence[Event],
-        *,
-        link: str | None = None,
-        consumed: Sequence[tuple[str, str]] = (),
-    ) -> LeadResult:
-        unique = list({e.event_id: e for e in reversed(events)}.values())[::-1]  # first delivery wins
-        ordered = sorted(unique, key=lambda e: e.ts)  # stable: same-time events keep arrival order
+    def _score(self, events: Sequence[Event]) -> tuple[Routed, list[LeadResult]]:
+        ordered = in_time_order(events)
+        links, stored = self._visitors(ordered)
+        routed = route(ordered, links=links, waiting=stored)
+        results = [self._apply(routed.timelines[lead_id], stored) for lead_id in routed.order]
+        return routed, results
+
+    def _visitors(self, events: Sequence[Event]) -> tuple[dict[str, str], dict[str, list[Event]]]:
+        """What the store knows of the batch's visitors: their links, and the waiting events of those
+        identified now (an anonymous event alone costs one read, as before)."""
+        identified = {e.anonymous_id for e in events if e.email and e.anonymous_id}
+        links: dict[str, str] = {}
+        stored: dict[str, list[Event]] = {}
+        for visitor in dict.fromkeys(e.anonymous_id for e in events if e.anonymous_id):
+            lead_id = self.leads.linked_lead(visitor)
+            if lead_id is not None:
+                links[visitor] = lead_id
+            elif visitor in identified:
+                stored[visitor] = self.leads.anonymous_events(visitor)
+        return links, stored
+
+    def _apply(self, timeline: Timeline, stored: Mapping[str, Sequence[Event]]) -> LeadResult:
         result: LeadResult | None = None
-        for n, chunk in enumerate(_chunks(ordered, MAX_EVENTS_PER_COMMIT)):
-            ids = {e.event_id for e in chunk}
-            part = self._write(
-                lead_id, email, chunk,
-                link=link if n == 0 else None,
-                consumed=[c for c in consumed if c[1] in ids],
-            )
+        for events, link, consumed in _writes(timeline, stored):
+            part = self._write(timeline.lead_id, timeline.email, events, link=link, consumed=consumed)
             if result is None:
                 result = part
             else:
@@ -177,18 +156,17 @@ class LeadService:
             fresh = [e for e in events if e.event_id not in known_dupes and not state.seen(e.event_id)]
             fresh_ids = {e.event_id for e in fresh}
             dupes = [e.event_id for e in events if e.event_id not in fresh_ids]
-            transitions: list[Transition] = []
-            for event in fresh:
-                transitions += apply_event(state, event, rs, now)
+            transitions = apply(state, fresh, rs, now)
             shadow_rs = self.rulesets.shadow()
             if shadow_rs is not None and fresh:
-                _score_shadow(state, fresh, shadow_rs, now)
-            if not fresh and not link and stored is not None:
-                return self._result(state, rs, now, transitions, [], dupes)
+                shadow.score(state, fresh, shadow_rs, now)
+            explained = explain(state, rs, now)  # once per write: the answer and the handoff messages share it
+            if not fresh and not link and not consumed and stored is not None:
+                return _result(state, transitions, [], dupes, explained)
             source = fresh[-1].source if fresh else "api"
             commit = Commit(
                 state=state, expected_version=version, events=fresh,
-                outbox=outbox_items(state, transitions, rs, source, now),
+                outbox=outbox_items(state, transitions, rs, source, now, explained),
                 link_anonymous=link, consumed_anonymous=consumed,
             )
             try:
@@ -199,19 +177,8 @@ class LeadService:
             except ConcurrencyConflict:
                 self.backoff(attempt)
                 continue
-            return self._result(state, rs, now, transitions, [e.event_id for e in fresh], dupes)
+            return _result(state, transitions, [e.event_id for e in fresh], dupes, explained)
         raise Unavailable("too many concurrent updates to this lead; retry shortly", retry_after=1)
-
-    def _result(
-        self, state: LeadState, rs: Any, now: float, transitions: list[Transition], scored: list[str],
-        dupes: list[str],
-    ) -> LeadResult:
-        explained = explain(state, rs, now)
-        return LeadResult(
-            state.lead_id, state, transitions, scored, dupes,
-            engagement=explained["engagement"]["score"], fit=explained["fit"]["score"],
-            grade=explained["fit"]["grade"],
-        )
 
     # -- sales feedback --------------------------------------------------------------------------
     def record_outcome(
@@ -303,26 +270,51 @@ class LeadService:
         }
 
 
-def _score_shadow(state: LeadState, events: Sequence[Event], rs: Any, now: float) -> None:
-    """Score the same events under the pilot rule set, inside the same item: no extra round trip.
+def _result(
+    state: LeadState, transitions: list[Transition], scored: list[str], dupes: list[str], explained: dict[str, Any]
+) -> LeadResult:
+    return LeadResult(
+        state.lead_id, state, transitions, scored, dupes,
+        engagement=explained["engagement"]["score"], fit=explained["fit"]["score"],
+        grade=explained["fit"]["grade"],
+    )
 
-    A lead the shadow has not seen starts from its attributes; the shadow's re-score job replays
-    its full history (``replayed``) so comparisons are fair.
+
+def _writes(
+    timeline: Timeline, stored: Mapping[str, Sequence[Event]]
+) -> Iterator[tuple[list[Event], str | None, list[tuple[str, str]]]]:
+    """A lead's events in writes: each within a transaction's item budget, with at most one new link.
+
+    A link goes with the write holding the identify that made it (after the events it adopts), so a
+    failure in between leaves the visitor unlinked and its waiting events stored: a redelivered
+    identify adopts them again. An adopted event is stored under the lead with its email, and its
+    waiting copy is deleted in the same write (two items).
     """
-    version = rs.version
-    view = shadow_view(state, version)
-    replayed = bool(state.shadow and state.shadow.get("version") == version and state.shadow.get("replayed"))
-    if view is None:
-        view = new_lead(state.lead_id, state.email)
-        view.attributes = dict(state.attributes)
-    for event in events:
-        apply_event(view, event, rs, now)  # transitions are recorded in the view, never announced
-    state.shadow = {"version": version, "state": view.to_dict(), "replayed": replayed}
-
-
-def _with_email(event: Event, email: str) -> Event:
-    return Event(event.event_id, event.type, event.ts, email, event.anonymous_id, event.properties, event.traits,
-                 event.source)
+    links = timeline.links or {}
+    adopted = {event_id: visitor for visitor, held in (timeline.adopted or {}).items() for event_id in held}
+    waited = {(visitor, e.event_id) for visitor, events in stored.items() for e in events}
+    events: list[Event] = []
+    consumed: list[tuple[str, str]] = []
+    link: str | None = None
+    size = 0
+    for item in timeline.items.values():
+        assert isinstance(item, Event)  # a batch carries no outcomes
+        visitor = adopted.get(item.event_id)
+        waiting_copy = (visitor, item.event_id) if visitor is not None and (visitor, item.event_id) in waited else None
+        linking = links.get(item.event_id)
+        cost = 2 if waiting_copy else 1
+        if events and (size + cost > MAX_EVENTS_PER_COMMIT or (linking and link)):
+            yield events, link, consumed
+            events, consumed, link, size = [], [], None, 0
+        if visitor is not None and timeline.email and item.email != timeline.email:
+            item = replace(item, email=timeline.email)
+        events.append(item)
+        size += cost
+        if waiting_copy:
+            consumed.append(waiting_copy)
+        if linking:
+            link = linking
+    yield events, link, consumed
 
 
 def _jittered_sleep(attempt: int) -> None:

@@ -3,9 +3,10 @@
 The live service (``leads.LeadService``), the re-score (``rescore.replay``) and the backtest
 (``baton.backtest``) read histories only through this module, so they agree by construction:
 
-- **routing**: an event with an email belongs to the lead ``lead_id_for(email)``; one with only an
-  anonymous id belongs to the lead its visitor is linked to, else it waits; one with neither is
-  dropped;
+- **routing**: an event with an email belongs to the lead ``lead_id_for(email)``; one without an
+  email that names a ``lead_id`` (imported history of leads known by a CRM key alone; live paths
+  never set it) to that lead; one with only an anonymous id to the lead its visitor is linked to,
+  else it waits; one with none of these is dropped;
 - **adoption**: an identify (email + anonymous id) links its visitor to the email's lead; the
   visitor's waiting events then count, oldest first (ties by event id, as the store returns them),
   before the identify itself. A visitor already linked keeps its first link (a shared computer):
@@ -99,7 +100,7 @@ class Routed:
     duplicates: int = 0  # redeliveries to this share's leads
     waiting_duplicates: int = 0  # redeliveries while a visitor waited (the same in every share)
     pending_anonymous: int = 0  # events still waiting at the end
-    dropped: int = 0  # events with neither email nor anonymous id
+    dropped: int = 0  # events with no email, lead id or anonymous id
     outcomes_applied: int = 0  # to this share's leads
     unmatched_outcomes: int = 0  # for leads that did not exist (yet)
     unsorted: bool = False  # events were not in time order: nothing was routed
@@ -210,6 +211,10 @@ def route(
                                 duplicates += 1
                             else:
                                 items[waited.event_id] = waited
+            if lane is elsewhere:
+                continue
+        elif event.lead_id:
+            lane = by_id.get(event.lead_id) or timeline_for(event.lead_id, None)
             if lane is elsewhere:
                 continue
         elif event.anonymous_id:

@@ -38,6 +38,16 @@ def test_an_email_names_its_lead_and_nothing_else_counts_without_one() -> None:
     assert (routed.dropped, routed.leads, routed.pending_anonymous) == (1, 2, 0)
 
 
+def test_imported_history_may_name_a_lead_by_id_alone() -> None:
+    crm = lead_id_for("crm-key")  # (any id: imported history derives it from the exporting system's key)
+    keyed = Event("k1", "page_view", T0, lead_id=crm)
+    both = Event("k2", "page_view", T0 + 1, "ana@acme.io", lead_id=crm)  # an email wins
+    routed = route([keyed, both, Event("k3", "page_view", T0 + 2, lead_id=crm), ev("a1", 3, visitor="v1")])
+    assert routed.order == [crm, ANA]
+    assert ids(routed, crm) == ["k1", "k3"] and routed.timelines[crm].email is None
+    assert ids(routed, ANA) == ["k2"] and routed.pending_anonymous == 1
+
+
 def test_an_anonymous_visitor_waits_until_identified_then_goes_straight_to_its_lead() -> None:
     routed = route([
         ev("a1", 0, visitor="v1"),

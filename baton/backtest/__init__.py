@@ -4,6 +4,6 @@ Pure Python: nothing here imports pandas or pyarrow at module level; the I/O fun
 ``to_frame`` helpers import them when called.
 """
 
-from baton.backtest.replay import BacktestResult, LeadReport, Outcome, backtest
+from baton.backtest.replay import BacktestResult, LeadReport, backtest
 
-__all__ = ["BacktestResult", "LeadReport", "Outcome", "backtest"]
+__all__ = ["BacktestResult", "LeadReport", "backtest"]

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from baton.backtest.io import write_events, write_outcomes
-from baton.backtest.replay import Outcome
 from chalicelib.events import Event
 from chalicelib.store.base import LeadRepository
+from chalicelib.timeline import Outcome
 
 EVENTS_FILE = "events.parquet"
 OUTCOMES_FILE = "outcomes.parquet"

@@ -21,10 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from baton.backtest.replay import Outcome, paused_gc
+from baton.backtest.replay import paused_gc
 from chalicelib.engine import OUTCOMES
 from chalicelib.events import Event, content_event_id
 from chalicelib.state import lead_id_for
+from chalicelib.timeline import Outcome
 
 EVENT_COLUMNS = ("event_id", "type", "occurred_at", "email", "anonymous_id", "properties", "traits", "source", "lead_id")
 OUTCOME_COLUMNS = ("lead_id", "email", "outcome", "occurred_at", "reason")

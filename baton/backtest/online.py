@@ -1,8 +1,8 @@
 """The reference a backtest must match: the same history fed to the online service, one event at a time.
 
 ``replay_online`` drives ``LeadService`` (with the in-memory repositories, as the API would with
-DynamoDB) in time order, with a clock that reads each event's own time; ``parity`` checks a
-``BacktestResult`` against it lead by lead: the full stored state (stage, history, fit, every
+DynamoDB) in time order (``timeline.merge``), with a clock that reads each event's own time;
+``parity`` checks a ``BacktestResult`` against it lead by lead: the full stored state (stage, history, fit, every
 engagement accumulator, caps, dedupe memory), the transitions and the engagement score.
 It is slow by design (a serialised read and write per event): use it on samples.
 """
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from baton.backtest.replay import BacktestResult, Outcome
+from baton.backtest.replay import BacktestResult
 from chalicelib.engine import engagement_at
 from chalicelib.events import Event
 from chalicelib.leads import LeadService
@@ -24,6 +24,7 @@ from chalicelib.rules.model import RuleSet
 from chalicelib.rulesets import RulesetService
 from chalicelib.state import LeadState
 from chalicelib.store.memory import InMemoryLeads, InMemoryRulesets
+from chalicelib.timeline import Outcome, merge
 
 
 class _Clock:
@@ -48,23 +49,16 @@ class OnlineReplay:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-def merged(events: Iterable[Event], outcomes: Iterable[Outcome] = ()) -> Iterator[Event | Outcome]:
-    """Events and outcomes in time order (stable); at the same instant, events first."""
-    ordered_events = sorted(events, key=lambda e: e.ts)
-    ordered_outcomes = sorted(outcomes, key=lambda o: o.ts)
-    j = 0
-    for event in ordered_events:
-        while j < len(ordered_outcomes) and ordered_outcomes[j].ts < event.ts:
-            yield ordered_outcomes[j]
-            j += 1
-        yield event
-    yield from ordered_outcomes[j:]
-
-
 def replay_online(
-    events: Iterable[Event], outcomes: Iterable[Outcome] = (), ruleset: RuleSet | None = None
+    events: Iterable[Event], outcomes: Iterable[Outcome] = (), ruleset: RuleSet | None = None,
+    batches: Iterator[int] | None = None,
 ) -> OnlineReplay:
-    """Feed the history to a fresh ``LeadService``; ``ruleset`` is published first (else the default)."""
+    """Feed the history to a fresh ``LeadService``; ``ruleset`` is published first (else the default).
+
+    Events go one at a time, or in batches of consecutive events of the sizes ``batches`` gives
+    (never across an outcome), as a sender batching its webhooks would; the clock then reads the
+    batch's last event time.
+    """
     clock = _Clock()
     leads = InMemoryLeads()
     rulesets = RulesetService(InMemoryRulesets(), clock)
@@ -74,20 +68,35 @@ def replay_online(
     service = LeadService(leads, rulesets, clock)
     transitions: dict[str, list[tuple[str, str]]] = {}
     count = 0
+    batch: list[Event] = []
+    size = next(batches, 1) if batches else 1
+
+    def send() -> None:
+        clock.now = batch[-1].ts
+        for lead in service.ingest(batch)["leads"]:
+            transitions.setdefault(lead["lead_id"], []).extend((t["from"], t["to"]) for t in lead["transitions"])
+        batch.clear()
+
     started = time.perf_counter()
-    for item in merged(events, outcomes):
-        clock.now = item.ts
+    for item in merge(events, outcomes):
         if isinstance(item, Event):
             count += 1
-            for lead in service.ingest([item])["leads"]:
-                transitions.setdefault(lead["lead_id"], []).extend((t["from"], t["to"]) for t in lead["transitions"])
-        else:
-            lead_id = item.lead_key
-            if leads.get(lead_id) is None:
-                continue  # the API refuses outcomes for unknown leads
-            done = service.record_outcome(lead_id, item.outcome, reason=item.reason)
-            if done["changed"]:
-                transitions.setdefault(lead_id, []).append((done["previous_stage"], done["stage"]))
+            batch.append(item)
+            if len(batch) >= size:
+                send()
+                size = next(batches, 1) if batches else 1
+            continue
+        if batch:
+            send()
+        clock.now = item.ts
+        lead_id = item.lead_key
+        if leads.get(lead_id) is None:
+            continue  # the API refuses outcomes for unknown leads
+        done = service.record_outcome(lead_id, item.outcome, reason=item.reason)
+        if done["changed"]:
+            transitions.setdefault(lead_id, []).append((done["previous_stage"], done["stage"]))
+    if batch:
+        send()
     seconds = time.perf_counter() - started
     states = {}
     for lead_id in leads.lead_ids():

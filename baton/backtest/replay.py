@@ -1,30 +1,20 @@
 """Replay history through the production engine, lead by lead.
 
-``backtest(events, ruleset, outcomes)`` gives each lead exactly the sequence of ``apply_event`` /
-``apply_outcome`` calls the online service (``LeadService``) would have made had the same events
-arrived one by one in time order, so a backtest and production agree lead for lead:
+``backtest(events, ruleset, outcomes)`` reads the history through the lead timeline
+(``chalicelib.timeline``: routing, dedupe, anonymous-to-known adoption, the merge of events and
+outcomes, replay), the same module the online service (``LeadService``) and the re-score read it
+through, so a backtest and production agree lead for lead by construction. Events are taken in
+time order (a stable sort); ``now`` for each event or outcome is its own time (the online clock,
+when events are not from the future). An outcome for a lead that does not exist yet is skipped, as
+the API would refuse it (counted in ``unmatched_outcomes``).
 
-- events are taken in time order (a stable sort: events at the same instant keep their order);
-- a lead is keyed by ``lead_id_for(email)``; an event without an email that names a ``lead_id``
-  (imported history of leads known by a CRM key alone) goes to that lead; an event with none of
-  email, lead id and anonymous id is dropped;
-- an anonymous event waits (deduplicated by event id) until an identify event (email + anonymous
-  id) links its visitor to a lead; the identify then applies the waiting events, oldest first (ties
-  by event id, as the store returns them), and itself last. Once linked, the visitor's events go
-  straight to the lead. A visitor already linked to another lead keeps that link (a shared
-  computer): the identify counts for its own email only. Visitors never identified count nowhere;
-- an event id a lead has already counted is a redelivery and changes nothing (the online store
-  remembers every id, not only the state's recent ones);
-- ``now`` for each event is the event's own time (the online clock, when events are not from the
-  future); for an outcome it is the outcome's time;
-- outcomes (sales feedback) are interleaved by time; at the same instant events come first. An
-  outcome for a lead that does not exist yet is skipped, as the API would refuse it (counted in
-  ``unmatched_outcomes``).
+On top of the timeline's replay, each lead's report observes what the metrics need: peak scores at
+the end of each burst of activity, the first-touch channel, the offers taken, the last outcome.
 
 Leads are independent: each worker scans the history once (links and waiting visitors need the
-whole stream), groups every ``workers``-th lead's events and outcomes into a timeline, and replays
-those timelines. With ``workers > 1`` the workers are forked processes that inherit the history
-rather than receive it; the results, in order of first appearance, do not depend on ``workers``.
+whole stream), keeps every ``workers``-th lead's timeline and replays those. With ``workers > 1``
+the workers are forked processes that inherit the history rather than receive it; the results, in
+order of first appearance, do not depend on ``workers``.
 """
 
 from __future__ import annotations
@@ -39,11 +29,12 @@ from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.engine import apply_event, apply_outcome, engagement_at, new_lead
+from chalicelib.engine import engagement_at, new_lead
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledRuleset, compile_ruleset
 from chalicelib.rules.model import FORM_EVENT_TYPES, RuleSet
-from chalicelib.state import STAGE_ORDER, LeadState, Transition, lead_id_for
+from chalicelib.state import STAGE_ORDER, LeadState, Transition
+from chalicelib.timeline import Outcome, Routed, Timeline, in_time_order, route, step
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,29 +45,6 @@ PARALLEL_MIN_EVENTS = 20_000  # below this, forking costs more than it saves
 OFFER_TYPES = frozenset({*FORM_EVENT_TYPES, "webinar_attended"})
 NO_CHANNEL = ("(direct)", "(none)")
 BURST_GAP = 1800.0  # seconds: events closer than this are one burst of activity for the peak score
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """Sales feedback at a point in time, for a lead named by id or by email."""
-
-    outcome: str  # one of chalicelib.engine.OUTCOMES
-    ts: float
-    lead_id: str | None = None
-    email: str | None = None
-    reason: str | None = None
-
-    @property
-    def lead_key(self) -> str:
-        if self.lead_id:
-            return self.lead_id
-        if self.email:
-            return lead_id_for(self.email)
-        raise ValueError("an outcome needs a lead_id or an email")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"lead_id": self.lead_key, "email": self.email, "outcome": self.outcome, "ts": self.ts,
-                "reason": self.reason}
 
 
 @dataclass(slots=True)
@@ -173,7 +141,7 @@ class BacktestResult:
     seconds: float
     workers: int
     _index: dict[str, LeadReport] | None = field(default=None, repr=False)
-    _lanes: dict[str, _Lane] | None = field(default=None, repr=False)
+    _timelines: dict[str, Timeline] | None = field(default=None, repr=False)
     _history: tuple[Sequence[Event], Sequence[Outcome]] | None = field(default=None, repr=False)
 
     def state(self, lead_id: str) -> LeadState | None:
@@ -182,12 +150,12 @@ class BacktestResult:
         if report is None:
             return None
         if report.state is None:
-            if (self._lanes is None or lead_id not in self._lanes) and self._history is not None:
-                with paused_gc():  # another worker replayed it: group the whole history here, once
-                    self._lanes = _group(*self._history).lanes
-            if self._lanes is None or lead_id not in self._lanes:
+            if (self._timelines is None or lead_id not in self._timelines) and self._history is not None:
+                with paused_gc():  # another worker replayed it: route the whole history here, once
+                    self._timelines = route(*self._history).timelines
+            if self._timelines is None or lead_id not in self._timelines:
                 return None
-            report.state = _replay_lead(lead_id, self._lanes[lead_id], self.ruleset, True).state
+            report.state = _replay_lead(lead_id, self._timelines[lead_id], self.ruleset, True).state
         return report.state
 
     @property
@@ -243,160 +211,12 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-# -- grouping ----------------------------------------------------------------------------------------
-
-
-class _Lane:
-    """One lead's timeline: events and outcomes in the order the online service would apply them."""
-
-    __slots__ = ("email", "items", "lead_id")
-
-    def __init__(self, lead_id: str, email: str | None) -> None:
-        self.lead_id = lead_id
-        self.email = email
-        # Keyed by event id (one dict is both the order and the dedupe memory); outcomes by a tuple.
-        self.items: dict[Any, Event | Outcome] = {}
-
-
-# Stands for a lead another worker replays: its events are recognised and skipped.
-_ELSEWHERE = _Lane("", "")
-
-
-@dataclass
-class _Grouped:
-    """One worker's share of the leads (every ``workers``-th lead, by first appearance) and counts."""
-
-    order: list[str]  # this share's lead ids, in order of first appearance
-    lanes: dict[str, _Lane]
-    leads: int = 0  # leads in all shares
-    duplicates: int = 0  # redeliveries to this share's leads
-    waiting_duplicates: int = 0  # redeliveries while a visitor was anonymous (the same in every share)
-    pending_anonymous: int = 0
-    dropped: int = 0
-    outcomes_applied: int = 0  # to this share's leads
-    unmatched_outcomes: int = 0
-    unsorted: bool = False  # events were not in time order: nothing was grouped
-
-
-def _group(events: Sequence[Event], outcomes: Sequence[Outcome], share: int = 0, workers: int = 1) -> _Grouped:
-    """Route events (sorted by time) and outcomes (sorted) to this share's leads, as the online service would.
-
-    Every worker scans the whole history (links and buffers need it) but keeps only its own leads.
-    """
-    by_email: dict[str, _Lane] = {}
-    by_id: dict[str, _Lane] = {}
-    order: list[str] = []
-    links: dict[str, _Lane] = {}  # anonymous id -> its lead's lane
-    waiting: dict[str, dict[str, Event]] = {}  # anonymous id -> events by id, first delivery kept
-    duplicates = waiting_duplicates = dropped = leads = 0
-    n_out = len(outcomes)
-    oi = 0
-    next_out = outcomes[0].ts if n_out else math.inf
-    grouped = _Grouped(order, by_id)
-    elsewhere = _ELSEWHERE
-    previous = -math.inf
-
-    def take_outcome(index: int) -> None:
-        outcome = outcomes[index]
-        lane = by_id.get(outcome.lead_key)
-        if lane is None:
-            grouped.unmatched_outcomes += 1  # the lead does not exist (yet): the API would refuse it
-        elif lane is not elsewhere:
-            lane.items[("outcome", index)] = outcome  # a tuple never equals an event id
-            grouped.outcomes_applied += 1
-
-    for event in events:
-        ts = event.ts
-        if ts < previous:
-            grouped.unsorted = True  # the caller sorts and starts again
-            return grouped
-        previous = ts
-        if next_out < ts:  # outcomes strictly earlier than this event; ties go after events
-            while next_out < ts:
-                take_outcome(oi)
-                oi += 1
-                next_out = outcomes[oi].ts if oi < n_out else math.inf
-        email = event.email
-        if email:
-            lane = by_email.get(email)
-            if lane is None:
-                lead_id = lead_id_for(email)
-                if leads % workers == share:
-                    lane = _Lane(lead_id, email)
-                    order.append(lead_id)
-                else:
-                    lane = elsewhere
-                leads += 1
-                by_email[email] = by_id[lead_id] = lane
-            anonymous = event.anonymous_id
-            if anonymous and anonymous not in links:
-                # An identify: the visitor's earlier events count now, before the identify itself.
-                links[anonymous] = lane
-                earlier = waiting.pop(anonymous, None)
-                if earlier and lane is not elsewhere:
-                    items = lane.items
-                    for adopted in sorted(earlier.values(), key=_store_order):
-                        if adopted.event_id in items:
-                            duplicates += 1
-                        else:
-                            items[adopted.event_id] = adopted
-            if lane is elsewhere:
-                continue
-        elif event.lead_id:
-            # A lead known by id alone (imported history without an email): routed by that id.
-            lane = by_id.get(event.lead_id)
-            if lane is None:
-                lane = _Lane(event.lead_id, None) if leads % workers == share else elsewhere
-                if lane is not elsewhere:
-                    order.append(event.lead_id)
-                leads += 1
-                by_id[event.lead_id] = lane
-            if lane is elsewhere:
-                continue
-        elif event.anonymous_id:
-            found = links.get(event.anonymous_id)
-            if found is None:
-                bucket = waiting.get(event.anonymous_id)
-                if bucket is None:
-                    waiting[event.anonymous_id] = {event.event_id: event}
-                elif event.event_id in bucket:
-                    waiting_duplicates += 1
-                else:
-                    bucket[event.event_id] = event
-                continue
-            if found is elsewhere:
-                continue
-            lane = found
-        else:
-            dropped += 1
-            continue
-        items = lane.items
-        if event.event_id in items:
-            duplicates += 1
-        else:
-            items[event.event_id] = event
-    while oi < n_out:
-        take_outcome(oi)
-        oi += 1
-    grouped.leads = leads
-    grouped.duplicates = duplicates
-    grouped.waiting_duplicates = waiting_duplicates
-    grouped.dropped = dropped
-    grouped.pending_anonymous = sum(len(b) for b in waiting.values())
-    for lead_id in [k for k, v in by_id.items() if v is elsewhere]:
-        del by_id[lead_id]
-    return grouped
-
-
-def _store_order(event: Event) -> tuple[float, str]:
-    return (event.ts, event.event_id)
-
-
 # -- per-lead replay ---------------------------------------------------------------------------------
 
 
-def _replay_lead(lead_id: str, lane: _Lane, rs: CompiledRuleset, keep_state: bool) -> LeadReport:
-    state = new_lead(lead_id, lane.email)
+def _replay_lead(lead_id: str, timeline: Timeline, rs: CompiledRuleset, keep_state: bool) -> LeadReport:
+    """The timeline's replay, one ``step`` per item, observed between steps (peaks before an item)."""
+    state = new_lead(lead_id, timeline.email)
     transitions: list[Transition] = []
     scoring_types = rs.engagement_by_type
     offer_types = OFFER_TYPES
@@ -411,8 +231,9 @@ def _replay_lead(lead_id: str, lane: _Lane, rs: CompiledRuleset, keep_state: boo
     before_outcome: float | None = None
     pending = False  # the score may have risen since it was last evaluated
     last = -math.inf
-    for item in lane.items.values():
-        if isinstance(item, Outcome):
+    for item in timeline.items.values():
+        if type(item) is not Event:  # an outcome (a type test is cheaper than isinstance, once per event)
+            assert isinstance(item, Outcome)
             if pending:  # sales feedback may reset engagement: take the peak first
                 engagement = engagement_at(state, rs, state.clock)
                 max_engagement = max(max_engagement, engagement)
@@ -420,7 +241,7 @@ def _replay_lead(lead_id: str, lane: _Lane, rs: CompiledRuleset, keep_state: boo
                 pending = False
             if before_outcome is None:
                 before_outcome = _score_before(state, rs, max_score)
-            found = apply_outcome(state, item.outcome, rs, item.ts, item.reason)
+            found = step(state, item, rs)
             if found:
                 transitions += found
             outcome, outcome_at = item.outcome, item.ts
@@ -437,7 +258,7 @@ def _replay_lead(lead_id: str, lane: _Lane, rs: CompiledRuleset, keep_state: boo
                 max_score = engagement + state.fit
             pending = False
         last = ts
-        found = apply_event(state, item, rs, ts)
+        found = step(state, item, rs)
         if found:
             transitions += found
         traits = item.traits
@@ -459,10 +280,10 @@ def _replay_lead(lead_id: str, lane: _Lane, rs: CompiledRuleset, keep_state: boo
         engagement = engagement_at(state, rs, state.clock)
         max_engagement = max(max_engagement, engagement)
         max_score = max(max_score, engagement + state.fit)
-    count = len(lane.items) - outcomes
+    count = len(timeline.items) - outcomes
     if before_outcome is None:
         before_outcome = _score_before(state, rs, max_score)
-    return _report(state, rs, transitions, lane.email, channel, offers, outcome, outcome_at, won, count,
+    return _report(state, rs, transitions, timeline.email, channel, offers, outcome, outcome_at, won, count,
                    max_engagement, max_score, before_outcome, keep_state)
 
 
@@ -516,24 +337,25 @@ _STAGE_AT = {0: "lead", 1: "mql", 2: "sql", 3: "opportunity", 4: "customer"}
 # Set in the parent just before forking: children inherit the history instead of receiving it pickled.
 _JOB: tuple[Sequence[Event], Sequence[Outcome], CompiledRuleset, int, bool] | None = None
 
-_Share = tuple[list[LeadReport], _Grouped]
+_Share = tuple[list[LeadReport], Routed]
 
 
 def _run_share(share: int) -> _Share:
     assert _JOB is not None
     events, outcomes, rs, workers, keep_state = _JOB
-    grouped = _group(events, outcomes, share, workers)
-    if grouped.unsorted:
-        return [], grouped
-    lanes = grouped.lanes
-    reports = [_replay_lead(lead_id, lanes[lead_id], rs, keep_state) for lead_id in grouped.order]
-    return reports, grouped
+    routed = route(events, outcomes, share=share, workers=workers)
+    if routed.unsorted:
+        return [], routed
+    timelines = routed.timelines
+    reports = [_replay_lead(lead_id, timelines[lead_id], rs, keep_state) for lead_id in routed.order]
+    return reports, routed
 
 
 def _child_share(share: int) -> _Share:
-    reports, grouped = _run_share(share)
-    grouped.lanes = {}  # the parent does not need the child's timelines; they would only be pickled
-    return reports, grouped
+    reports, routed = _run_share(share)
+    # The parent needs neither the child's timelines nor its waiting visitors: they would only be pickled.
+    routed.timelines, routed.waiting = {}, {}
+    return reports, routed
 
 
 def _replay_all(
@@ -593,7 +415,7 @@ def backtest(
     with paused_gc():
         shares = _replay_all(listed, ordered_outcomes, rs, n_workers, keep_states)
         if shares[0][1].unsorted:  # (every share finds it, each after one comparison per event)
-            listed = sorted(listed, key=attrgetter("ts"))
+            listed = in_time_order(listed)
             shares = _replay_all(listed, ordered_outcomes, rs, n_workers, keep_states)
     first = shares[0][1]
     reports: list[Any] = [None] * first.leads
@@ -606,5 +428,5 @@ def backtest(
         pending_anonymous=first.pending_anonymous, dropped=first.dropped,
         outcomes_applied=sum(g.outcomes_applied for _, g in shares), unmatched_outcomes=first.unmatched_outcomes,
         start=listed[0].ts if listed else 0.0, end=end, seconds=time.perf_counter() - started, workers=n_workers,
-        _lanes=first.lanes, _history=(listed, ordered_outcomes),
+        _timelines=first.timelines, _history=(listed, ordered_outcomes),
     )

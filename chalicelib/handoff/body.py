@@ -36,10 +36,11 @@ def _size(value: Any) -> int | None:
         return None
 
 
-def handoff_body(state: LeadState, transition: Transition, rs: CompiledRuleset, source: str) -> dict[str, Any]:
-    """The ``baton.handoff.v1`` body (see docs/handoff-message.md)."""
+def handoff_body(
+    state: LeadState, transition: Transition, rs: CompiledRuleset, source: str, explained: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``baton.handoff.v1`` body (see docs/handoff-message.md); ``explained`` is ``explain``'s answer."""
     attrs = state.attributes
-    explained = explain(state, rs, transition.at)
     reasons = [{**r, "kind": "fit"} for r in explained["fit"]["rules"]]
     reasons += [
         {**r, "points": round(r["points"], 1),
@@ -91,13 +92,20 @@ def message_attributes(body: dict[str, Any]) -> dict[str, str]:
 
 
 def outbox_items(
-    state: LeadState, transitions: list[Transition], rs: CompiledRuleset, source: str, now: float
+    state: LeadState, transitions: list[Transition], rs: CompiledRuleset, source: str, now: float,
+    explained: dict[str, Any] | None = None,
 ) -> list[OutboxItem]:
-    """Messages for the transitions the rule set asks to announce (rule-driven ones only)."""
+    """Messages for the transitions the rule set asks to announce (rule-driven ones only).
+
+    ``explained`` is the write's own ``explain(state, rs, now)`` when the caller has it: the
+    explanation is computed once per write, however many messages it makes.
+    """
     items = []
     for transition in transitions:
         if transition.manual or transition.to_stage not in rs.notify:
             continue
-        body = handoff_body(state, transition, rs, source)
+        if explained is None:
+            explained = explain(state, rs, now)
+        body = handoff_body(state, transition, rs, source, explained)
         items.append(OutboxItem(transition.id, "handoff", body, message_attributes(body), now))
     return items

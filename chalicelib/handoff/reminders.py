@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.engine import explain
 from chalicelib.errors import ConcurrencyConflict
 from chalicelib.handoff.body import handoff_body, message_attributes, route_for
 from chalicelib.outbox.items import OutboxItem
@@ -41,7 +42,7 @@ def reminder_item(state: LeadState, rs: CompiledRuleset, kind: str, now: float) 
     transition = sql_transition(state)
     if transition is None:
         return None
-    body = handoff_body(state, transition, rs, "sla")
+    body = handoff_body(state, transition, rs, "sla", explain(state, rs, transition.at))
     body["kind"] = kind
     body["overdue_hours"] = round(max(0.0, now - (transition.at + body["route"]["sla_hours"] * 3600)) / 3600, 1)
     attributes = {**message_attributes(body), "kind": kind}

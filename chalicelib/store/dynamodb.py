@@ -8,7 +8,8 @@ Leads table layout (pk / sk):
   ANON#<id> / LINK              anonymous id -> lead id
   ANON#<id> / EVT#<event id>    events of a visitor not yet identified (expire after 90 days)
 Outbox table: pk = message id (pending messages), CLAIM#<key> (consumer dedupe, with TTL).
-Rulesets table: RULESET / V#<n>, RULESET / COUNTER, RULESET / ACTIVE.
+Rulesets table: RULESET / V#<n>, RULESET / COUNTER, RULESET / ACTIVE, RULESET / SHADOW;
+  JOB / <job id> for the re-score jobs (``DynamoDBJobs``).
 """
 
 from __future__ import annotations
@@ -406,7 +407,7 @@ class DynamoDBRulesets:
                 raise NotFound(f"rule set version {version} does not exist") from None
             raise Conflict("the active rule set changed meanwhile; read it again and retry") from None
 
-    # -- shadow pointer and re-score jobs --------------------------------------------------------
+    # -- shadow pointer --------------------------------------------------------
     def shadow(self) -> int | None:
         item = client("dynamodb").get_item(TableName=self.table, Key=self._key("SHADOW")).get("Item")
         return int(item["version"]["N"]) if item and "version" in item else None
@@ -420,7 +421,15 @@ class DynamoDBRulesets:
             raise NotFound(f"rule set version {version} does not exist")
         ddb.put_item(TableName=self.table, Item={**self._key("SHADOW"), "version": _n(version)})
 
-    def _job_key(self, job_id: str) -> dict[str, Any]:
+
+class DynamoDBJobs:
+    """Re-score jobs, kept in the rule-sets table (JOB / <job id>)."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    @staticmethod
+    def _key(job_id: str) -> dict[str, Any]:
         return {"pk": _s("JOB"), "sk": _s(job_id)}
 
     @staticmethod
@@ -428,25 +437,30 @@ class DynamoDBRulesets:
         job: dict[str, Any] = json.loads(item["spec"]["S"])
         for key in ("planned", "total", "done", "failed", "transitions"):
             job[key] = int(item.get(key, {}).get("N", "0"))
-        job["samples"] = [json.loads(v["S"]) for v in item.get("samples", {}).get("L", [])]
-        for flag in ("digest_sent",):
-            job[flag] = bool(item.get(flag, {}).get("BOOL", False))
+        # Appends stop once 50 are kept, but one append may pass 50: a job shows the first 50.
+        job["samples"] = [json.loads(v["S"]) for v in item.get("samples", {}).get("L", [])[:50]]
+        job["digest_sent"] = bool(item.get("digest_sent", {}).get("BOOL", False))
         return job
 
-    def create_job(self, job: dict[str, Any]) -> None:
+    def create(self, job: dict[str, Any]) -> None:
         spec = {k: v for k, v in job.items() if k not in ("planned", "total", "done", "failed", "transitions", "samples")}
-        client("dynamodb").put_item(
-            TableName=self.table,
-            Item={**self._job_key(job["job_id"]), "spec": _s(json.dumps(spec)), "version": _n(job["version"]),
-                  "samples": {"L": []}},
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table,
+                Item={**self._key(job["job_id"]), "spec": _s(json.dumps(spec)), "version": _n(job["version"]),
+                      "samples": {"L": []}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise Conflict(f"re-score job {job['job_id']} exists") from None
+            raise _translate(exc) from None
 
-    def get_job(self, job_id: str) -> dict[str, Any] | None:
-        item = client("dynamodb").get_item(TableName=self.table, Key=self._job_key(job_id), ConsistentRead=True)
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        item = client("dynamodb").get_item(TableName=self.table, Key=self._key(job_id), ConsistentRead=True)
         return self._job(item["Item"]) if "Item" in item else None
 
-    def jobs_for(self, version: int) -> list[dict[str, Any]]:
+    def for_version(self, version: int) -> list[dict[str, Any]]:
         items = _query(
             self.table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": _s("JOB")},
             ConsistentRead=True,
@@ -454,7 +468,7 @@ class DynamoDBRulesets:
         jobs = [self._job(i) for i in items if int(i["version"]["N"]) == version]
         return sorted(jobs, key=lambda j: j["created_at"])
 
-    def add_to_job(self, job_id: str, counts: dict[str, int], samples: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    def add(self, job_id: str, counts: dict[str, int], samples: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
         names = {f"#c{i}": key for i, key in enumerate(counts)}
         values: dict[str, Any] = {f":c{i}": _n(value) for i, value in enumerate(counts.values())}
         adds = [f"#c{i} :c{i}" for i in range(len(counts))]
@@ -463,7 +477,7 @@ class DynamoDBRulesets:
         if samples:
             try:  # keep at most 50 samples for the digest; counters always count
                 result = ddb.update_item(
-                    TableName=self.table, Key=self._job_key(job_id),
+                    TableName=self.table, Key=self._key(job_id),
                     UpdateExpression=update + " SET samples = list_append(samples, :s)",
                     ConditionExpression="size(samples) < :max",
                     ExpressionAttributeNames=names,
@@ -476,15 +490,15 @@ class DynamoDBRulesets:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise _translate(exc) from None
         result = ddb.update_item(
-            TableName=self.table, Key=self._job_key(job_id), UpdateExpression=update,
+            TableName=self.table, Key=self._key(job_id), UpdateExpression=update,
             ExpressionAttributeNames=names, ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
         )
         return self._job(result["Attributes"])
 
-    def claim_job_flag(self, job_id: str, flag: str) -> bool:
+    def claim_flag(self, job_id: str, flag: str) -> bool:
         try:
             client("dynamodb").update_item(
-                TableName=self.table, Key=self._job_key(job_id), UpdateExpression="SET #f = :t",
+                TableName=self.table, Key=self._key(job_id), UpdateExpression="SET #f = :t",
                 ConditionExpression="attribute_not_exists(#f)", ExpressionAttributeNames={"#f": flag},
                 ExpressionAttributeValues={":t": {"BOOL": True}},
             )

@@ -164,7 +164,6 @@ class InMemoryRulesets:
         self._versions: dict[int, RulesetVersion] = {}
         self._active = ActivePointer(None, (), None)
         self._shadow: int | None = None
-        self._jobs: dict[str, dict[str, Any]] = {}
 
     def create(self, name: str, body: dict[str, Any], checksum: str, now: float) -> RulesetVersion:
         with self._lock:
@@ -197,22 +196,31 @@ class InMemoryRulesets:
             raise NotFound(f"rule set version {version} does not exist")
         self._shadow = version
 
-    def create_job(self, job: dict[str, Any]) -> None:
+
+class InMemoryJobs:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, dict[str, Any]] = {}
+
+    def create(self, job: dict[str, Any]) -> None:
         with self._lock:
-            counters = {"planned": 0, "total": 0, "done": 0, "failed": 0, "transitions": 0, "samples": []}
+            if job["job_id"] in self._jobs:
+                raise Conflict(f"re-score job {job['job_id']} exists")
+            counters = {"planned": 0, "total": 0, "done": 0, "failed": 0, "transitions": 0, "samples": [],
+                        "digest_sent": False}
             self._jobs[job["job_id"]] = {**counters, **json.loads(json.dumps(job))}
 
-    def get_job(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> dict[str, Any] | None:
         with self._lock:
             job = self._jobs.get(job_id)
             return json.loads(json.dumps(job)) if job else None
 
-    def jobs_for(self, version: int) -> list[dict[str, Any]]:
+    def for_version(self, version: int) -> list[dict[str, Any]]:
         with self._lock:
             found = [j for j in self._jobs.values() if j["version"] == version]
         return sorted((json.loads(json.dumps(j)) for j in found), key=lambda j: j["created_at"])
 
-    def add_to_job(self, job_id: str, counts: dict[str, int], samples: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    def add(self, job_id: str, counts: dict[str, int], samples: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
         with self._lock:
             job = self._jobs[job_id]
             for key, value in counts.items():
@@ -220,7 +228,7 @@ class InMemoryRulesets:
             job["samples"] = (job.get("samples", []) + list(samples))[:50]
             return json.loads(json.dumps(job))
 
-    def claim_job_flag(self, job_id: str, flag: str) -> bool:
+    def claim_flag(self, job_id: str, flag: str) -> bool:
         with self._lock:
             job = self._jobs[job_id]
             if job.get(flag):

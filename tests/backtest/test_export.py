@@ -13,12 +13,13 @@ import pytest
 from baton.backtest import backtest
 from baton.backtest.export import export_command, export_store
 from baton.backtest.io import read_events, read_outcomes
-from baton.backtest.online import _normalised, merged
+from baton.backtest.online import _normalised
 from baton.synth import generate
 from chalicelib.events import Event
 from chalicelib.leads import LeadService
 from chalicelib.rulesets import RulesetService
 from chalicelib.store.memory import InMemoryLeads, InMemoryRulesets
+from chalicelib.timeline import merge
 
 
 class Clock:
@@ -33,7 +34,7 @@ def _fill(leads: Any, n_leads: int, seed: int) -> None:
     history = generate(n_leads, seed=seed)
     clock = Clock()
     service = LeadService(leads, RulesetService(InMemoryRulesets(), clock), clock)
-    for item in merged(history.events, history.outcomes):
+    for item in merge(history.events, history.outcomes):
         clock.now = item.ts
         if isinstance(item, Event):
             service.ingest([item])

@@ -17,11 +17,11 @@ from baton.backtest.io import (
     write_events,
     write_outcomes,
 )
-from baton.backtest.replay import Outcome
 from baton.synth import generate
 from chalicelib.events import Event
 from chalicelib.rules import default_ruleset
 from chalicelib.state import lead_id_for
+from chalicelib.timeline import Outcome
 
 T0 = 1_767_571_200.0
 FORMATS = ["csv", "csv.gz", "parquet"]
@@ -186,9 +186,9 @@ def test_format_time() -> None:
 def test_events_keyed_by_lead_id_round_trip_and_route(tmp_path: Path) -> None:
     """Imported history names leads with no email by id: the files keep it and the replay routes by it."""
     from baton.backtest import backtest
-    from baton.backtest.replay import Outcome
     from chalicelib.events import Event
     from chalicelib.rules import default_ruleset
+    from chalicelib.timeline import Outcome
 
     events = [Event("i", "identify", 1000.0, None, None, {}, {"job_title": "CEO"}, "crm", "Lkey1"),
               Event("v", "page_view", 1001.0, None, None, {"path": "/pricing"}, {}, "crm", "Lkey1"),

@@ -14,7 +14,6 @@ from sklearn.metrics import auc as sk_auc
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from baton.backtest import backtest
-from baton.backtest.replay import Outcome
 from baton.metrics import (
     at_share,
     average_precision,
@@ -31,6 +30,7 @@ from baton.metrics import (
 )
 from chalicelib.events import Event
 from chalicelib.rules import default_ruleset
+from chalicelib.timeline import Outcome
 from tests.backtest.test_metrics import DAY, T0, lead, result
 
 # Scores from a small set, so ties are the rule rather than the exception.

@@ -1,8 +1,9 @@
 """Re-scoring a lead under another rule-set version from its stored history (pure).
 
 Used when a version is published (every lead moves to the new rules) and when a shadow version
-starts (its view of each lead starts from the same history). Stages stay forward-only: the new
-rules may take a lead further, never back.
+starts (its view of each lead starts from the same history). The history is read through the lead
+timeline, as the live service and the backtest read it. Stages stay forward-only: the new rules may
+take a lead further, never back.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chalicelib.engine import apply_event, apply_outcome, new_lead, record_transition
+from chalicelib import timeline
+from chalicelib.engine import new_lead, record_transition
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledRuleset
 from chalicelib.state import STAGE_ORDER, LeadState, Transition
@@ -27,16 +29,11 @@ def replay(
     lead_id: str, email: str | None, events: Sequence[Event], outcomes: Sequence[dict[str, Any]],
     rs: CompiledRuleset,
 ) -> LeadState:
-    """The state the rules would have built from this history: events and sales outcomes in time order."""
+    """The state the rules would have built from this history (events as the store returns them,
+    outcomes as ``LeadService.record_outcome`` stored them)."""
     state = new_lead(lead_id, email)
-    timeline: list[tuple[float, int, Any]] = [(e.ts, 0, e) for e in events]
-    timeline += [(float(o["at"]), 1, o) for o in outcomes if o.get("outcome")]
-    timeline.sort(key=lambda item: (item[0], item[1]))
-    for ts, kind, item in timeline:
-        if kind == 0:
-            apply_event(state, item, rs, ts)
-        else:
-            apply_outcome(state, item["outcome"], rs, ts, item.get("reason"))
+    feedback = [timeline.Outcome.from_record(lead_id, o) for o in outcomes if o.get("outcome")]
+    timeline.replay(state, timeline.merge(events, feedback), rs)
     return state
 
 
@@ -61,11 +58,3 @@ def rescore_state(
             state.fast_track = fresh.fast_track
             transitions.append(record_transition(state, rs, fresh.stage, now, f"re-score v{rs.version}: {reason}"))
     return state, transitions
-
-
-def shadow_view(state: LeadState, version: int) -> LeadState | None:
-    """The shadow rule set's state for this lead, if it has one for ``version``."""
-    shadow = state.shadow
-    if not shadow or shadow.get("version") != version:
-        return None
-    return LeadState.from_dict(shadow["state"])
