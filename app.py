@@ -282,8 +282,7 @@ SOURCE_NAMES = Settings.from_env()
 def slack_notifier(event: Any) -> None:
     from chalicelib.handoff.delivery import deliver_sns_event
 
-    c = container()
-    deliver_sns_event(event.to_dict(), c.outbox, c.notifier())
+    deliver_sns_event(event.to_dict(), container().deliverer())
 
 
 def _relay() -> dict[str, int]:
@@ -304,7 +303,17 @@ def rescore_worker(event: Any) -> None:
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="outbox_sweeper")
 def outbox_sweeper(event: Any) -> dict[str, int]:
-    return _relay()
+    from chalicelib.outbox.relay import report_backlog
+
+    result = _relay()
+    report_backlog(container().outbox)
+    return result
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="delivery_sweeper")
+def delivery_sweeper(event: Any) -> dict[str, int]:
+    c = container()
+    return c.deliverer().sweep(c.settings.delivery_sweep_seconds)
 
 
 @app.schedule(Rate(15, unit=Rate.MINUTES), name="sla_checker")
@@ -320,6 +329,10 @@ if SOURCE_NAMES.outbox_stream_arn:
     @app.on_dynamodb_record(stream_arn=SOURCE_NAMES.outbox_stream_arn, name="outbox_relay",
                             batch_size=10)
     def outbox_relay(event: Any) -> dict[str, int]:
+        from chalicelib.outbox.relay import new_message
+
+        if not any(new_message(record.to_dict()) for record in event):  # delivery updates, claims, slots
+            return {"sent": 0, "failed": 0}
         return _relay()
 
 

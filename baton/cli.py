@@ -342,6 +342,46 @@ def backtest_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- baton handoff redrive ---------------------------------------------------------------------------
+
+
+def _configure_redrive(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="count the parked alerts, change nothing")
+
+
+def handoff_redrive(args: argparse.Namespace) -> int:
+    """Send the parked alerts again, each once, and clear their dead-letter pointers.
+
+    Works on the stage's outbox table and dead-letter queue with your AWS credentials
+    (``BATON_STAGE``, ``BATON_OUTBOX_TABLE``, ``BATON_DLQ_URL``), like ``baton export``.
+    """
+    import time
+
+    from chalicelib.config import Settings
+    from chalicelib.errors import BatonError
+    from chalicelib.outbox.redrive import dead_letter_url, redrive
+    from chalicelib.store.dynamodb import DynamoDBOutbox
+
+    settings = Settings.from_env()
+    outbox = DynamoDBOutbox(settings.outbox_table)
+    try:
+        if args.dry_run:
+            parked = outbox.backlog().parked
+            print(f"{parked} parked alert{'s' * (parked != 1)} in {settings.outbox_table}; "
+                  "run without --dry-run to send them again")
+            print(json.dumps({"parked": parked}))
+            return EXIT_OK
+        report = redrive(outbox, time.time(), dead_letter_url(settings))
+    except BatonError as exc:
+        print(f"redrive failed: {exc.message} ({exc.details.get('cause', exc.code)})", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"redriven: {report.redriven} parked alert{'s' * (report.redriven != 1)} (the delivery sweeper posts "
+          f"them, each once); dead-letter pointers removed: {report.pointers_removed}; "
+          f"other dead-letter messages left: {report.left}")
+    print(json.dumps(report.to_dict()))
+    return EXIT_OK
+
+
 # --- the table ------------------------------------------------------------------------------------
 
 COMMANDS: list[Command] = [
@@ -358,11 +398,13 @@ COMMANDS: list[Command] = [
             _configure_export),
     Command(("import",), "turn a CRM or marketing export (CSV, Parquet) into history for backtests",
             import_export, _configure_import),
+    Command(("handoff", "redrive"), "send parked Slack alerts again, each once (after fixing why they failed)",
+            handoff_redrive, _configure_redrive),
     Command(("backtest",), "replay a history under a rule set: funnel, AUC, precision at capacity, warnings",
             backtest_history, _configure_backtest),
 ]
 
-GROUP_HELP = {"rules": "author and check rule sets"}
+GROUP_HELP = {"rules": "author and check rule sets", "handoff": "Slack alerts the outbox could not deliver"}
 
 
 def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from chalicelib.config import Settings, settings
 from chalicelib.secrets import Secrets, StaticSecrets
 
 if TYPE_CHECKING:  # services import the engine and rule models: built on first use, not at import
+    from chalicelib.handoff.delivery import Deliverer
     from chalicelib.leads import LeadService
     from chalicelib.queues import Queue
     from chalicelib.rescore.jobs import RescoreJobs
@@ -89,6 +90,8 @@ class Container:
             import json
 
             from chalicelib.handoff.notifiers import notifier_from_settings
+            from chalicelib.handoff.retry import RetryPolicy
+            from chalicelib.outbox.pacing import INLINE_WAIT
 
             urls = self.secrets.get("slack/webhook-urls")
             self.extras["notifier"] = notifier_from_settings(
@@ -96,8 +99,34 @@ class Container:
                 webhook_urls=json.loads(urls) if urls else None,
                 bot_token=self.secrets.get("slack/bot-token"),
                 outbox_file=self.settings.slack_outbox_file,
+                # Brief in-process retries only: an alert's delivery record retries for a day, and a
+                # click must be answered within Slack's 3 seconds.
+                retry=RetryPolicy(max_retries=2, max_wait_seconds=INLINE_WAIT),
             )
         return self.extras["notifier"]
+
+    def dead_letters(self) -> Queue:
+        if "dead_letters" not in self.extras:
+            from chalicelib.queues import SqsQueue
+
+            self.extras["dead_letters"] = SqsQueue(self.settings.dead_letter_queue_url)
+        queue: Queue = self.extras["dead_letters"]
+        return queue
+
+    def deliverer(self) -> Deliverer:
+        """Posts outbox messages to Slack, paced and retried (``handoff.delivery``)."""
+        if "deliverer" not in self.extras:
+            from chalicelib.handoff.delivery import Deliverer
+            from chalicelib.outbox.schedule import Backoff
+
+            s = self.settings
+            self.extras["deliverer"] = Deliverer(
+                self.outbox, self.notifier, self.dead_letters(),
+                Backoff(s.delivery_backoff_seconds, s.delivery_backoff_max_seconds, s.delivery_retry_seconds),
+                pace_seconds=s.slack_pace_seconds, clock=self.clock,
+            )
+        deliverer: Deliverer = self.extras["deliverer"]
+        return deliverer
 
 
 def dynamodb_container(config: Settings) -> Container:
@@ -128,7 +157,7 @@ def memory_container(
         rulesets_repo=InMemoryRulesets(),
         jobs_repo=InMemoryJobs(),
         clock=clock,
-        extras={"queue": InMemoryQueue()},
+        extras={"queue": InMemoryQueue(), "dead_letters": InMemoryQueue()},
     )
 
 

@@ -24,6 +24,13 @@ class Settings:
     slack_outbox_file: str
     redirect_allowlist: tuple[str, ...] = ()  # URL prefixes a form's _redirect may point to
     cors_origins: tuple[str, ...] = ()  # origins whose browsers may post forms with fetch
+    # Slack delivery (chalicelib/outbox/schedule.py): the first retry's wait, doubled per failure up
+    # to the cap; retried for this long before the alert is parked in the dead-letter queue.
+    delivery_backoff_seconds: float = 5.0
+    delivery_backoff_max_seconds: float = 900.0
+    delivery_retry_seconds: float = 86400.0
+    slack_pace_seconds: float = 1.0  # at most one post per channel per this many seconds
+    delivery_sweep_seconds: float = 55.0  # how long one delivery_sweeper run (every minute) keeps posting
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -45,7 +52,23 @@ class Settings:
             slack_outbox_file=e.get("BATON_SLACK_OUTBOX_FILE", ""),
             redirect_allowlist=_csv(e.get("BATON_REDIRECT_ALLOWLIST", "")),
             cors_origins=tuple(o.rstrip("/") for o in _csv(e.get("BATON_CORS_ORIGINS", ""))),
+            delivery_backoff_seconds=_seconds(e, "BATON_DELIVERY_BACKOFF_SECONDS", 5.0),
+            delivery_backoff_max_seconds=_seconds(e, "BATON_DELIVERY_BACKOFF_MAX_SECONDS", 900.0),
+            delivery_retry_seconds=_seconds(e, "BATON_DELIVERY_RETRY_SECONDS", 86400.0),
+            slack_pace_seconds=_seconds(e, "BATON_SLACK_PACE_SECONDS", 1.0),
+            delivery_sweep_seconds=_seconds(e, "BATON_DELIVERY_SWEEP_SECONDS", 55.0, minimum=0.0),
         )
+
+
+def _seconds(env: dict[str, str], name: str, default: float, minimum: float = 0.001) -> float:
+    raw = env.get(name, "")
+    try:
+        value = float(raw) if raw.strip() else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not minimum <= value < float("inf"):
+        raise ValueError(f"{name} must be at least {minimum:g} seconds, not {raw!r}")
+    return value
 
 
 def _csv(raw: str) -> tuple[str, ...]:

@@ -381,9 +381,10 @@ def emf_lines(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
 
 
 def test_the_stuck_handoffs_alarm_matches_what_the_sweeper_emits(alarms: dict[str, Any], emf_lines: Any) -> None:
-    """The alarm sees the metric only if namespace, name and the whole dimension set match."""
+    """The alarm sees the metric only if namespace, name and the whole dimension set match; the
+    metric counts messages SNS has not taken and alerts Slack has not acknowledged."""
     from chalicelib.outbox.items import OutboxItem
-    from chalicelib.outbox.relay import relay
+    from chalicelib.outbox.relay import relay, report_backlog
     from chalicelib.store.memory import InMemoryOutbox
 
     class Failing:
@@ -394,7 +395,10 @@ def test_the_stuck_handoffs_alarm_matches_what_the_sweeper_emits(alarms: dict[st
 
     outbox = InMemoryOutbox()
     outbox.put(OutboxItem("t1", "handoff", {"lead_id": "l1"}, {"stage": "sql"}, created_at=1_000.0))
+    outbox.put(OutboxItem("t0", "handoff", {"lead_id": "l0"}, {"stage": "sql"}, created_at=500.0))
+    outbox.mark_published("t0", 530.0)  # on SNS, Slack down since: pending
     relay(outbox, Failing(), now=2_000.0)
+    report_backlog(outbox, now=2_000.0)
     emitted = {}
     for line in emf_lines():
         (directive,) = line["_aws"]["CloudWatchMetrics"]
@@ -404,8 +408,8 @@ def test_the_stuck_handoffs_alarm_matches_what_the_sweeper_emits(alarms: dict[st
     props = alarms["Resources"]["OutboxStuckAlarm"]["Properties"]
     dims, value = emitted[(props["Namespace"], props["MetricName"])]
     assert dims == {d["Name"]: d["Value"] for d in props["Dimensions"]}
-    assert value == 1_000.0
-    assert ("Baton", "OutboxPending") in emitted
+    assert value == 1_500.0, "the alert Slack has not acknowledged"
+    assert emitted[("Baton", "OutboxPending")][1] == emitted[("Baton", "DeliveriesPending")][1] == 1
     assert (props["Threshold"], props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (900, 2, 2)
     assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Statistic"] == "Maximum"
 

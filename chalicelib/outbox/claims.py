@@ -1,36 +1,32 @@
-"""Delivery claims: a consumer announces each outbox message once, however often it arrives.
+"""Claims: a consumer acts on each message once, however often it arrives.
 
-SNS delivers at least once, and a failed Lambda is retried. Before posting, the consumer claims
-the message's key; a key already claimed is a redelivery and is skipped. A failed post releases
-its claim, so the retry (or a dead-letter redrive) posts it after all.
+Before posting an alert (or recording a Slack click) the consumer claims a key; a key already
+claimed is a redelivery, or an attempt in flight elsewhere, and is skipped. A failed post releases
+its claim so the next attempt can post. A post that succeeded marks its claim ``posted`` in the
+same write that records the delivery.
+
+A claim taken with a lease can be taken over once the lease is over and nothing was posted: the
+process that held it died mid-attempt (a Lambda timeout). Whether Slack had already shown that
+post is unknowable (Slack has no idempotency key), and a lost SQL alert costs more than a twice
+shown one, so the alert is tried again. The window is the time between Slack's answer and the
+write that records it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
-CLAIM_TTL = 14 * 86400  # longer than SNS retries and the dead-letter queue's retention
+CLAIM_TTL = 30 * 86400  # as long as a delivered record is kept: longer than any redelivery or redrive
+SEND_LEASE = 600  # longer than any attempt can take (Lambda timeouts: 30 s, the sweeper's 120 s)
 
 
 class DeliveryClaims(Protocol):
-    def claim(self, key: str, ttl_seconds: int) -> bool:
-        """Record ``key`` once; False when it was already claimed (a redelivery)."""
+    def claim(self, key: str, ttl_seconds: int, *, now: float | None = None, lease_seconds: float | None = None
+              ) -> bool:
+        """Record ``key`` once; False when it is held (a redelivery, or an attempt in flight).
+
+        With ``lease_seconds``, a claim older than that which never posted is taken over.
+        """
         ...
 
     def release(self, key: str) -> None: ...
-
-
-def deliver_once(claims: DeliveryClaims, key: str, send: Callable[[], None], ttl_seconds: int = CLAIM_TTL) -> bool:
-    """Call ``send`` unless ``key`` was delivered before; False when it was (nothing sent).
-
-    When ``send`` raises, the claim is released and the error propagates.
-    """
-    if not claims.claim(key, ttl_seconds):
-        return False
-    try:
-        send()
-    except Exception:
-        claims.release(key)
-        raise
-    return True

@@ -1,8 +1,11 @@
 """The outbox relay: messages committed with the lead state are published to SNS after commit.
 
-Publish, then delete. A crash in between publishes again on the next sweep; consumers dedupe by
-the message id, so each transition is announced once. A message that cannot be published stays in
-the outbox (never dropped) and the sweep retries it; the ``handoffs stuck`` alarm watches its age.
+Publish, then mark published: the item stays in the outbox as its delivery record until Slack
+acknowledges it (``handoff.delivery``). A crash in between publishes again on the next sweep;
+consumers dedupe by the message id, so each transition is announced once. A message that cannot
+be published stays unpublished (never dropped) and the sweep retries it. The sweep also reports
+the backlog; the ``handoffs stuck`` alarm watches the age of the oldest message not yet published
+or not yet acknowledged by Slack.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -18,9 +22,12 @@ from chalicelib.aws import client
 from chalicelib.errors import DeliveryFailed
 from chalicelib.observability import metric
 from chalicelib.outbox.items import OutboxItem
-from chalicelib.store.base import OutboxRepository
+from chalicelib.store.base import Backlog, OutboxRepository
 
 log = logging.getLogger(__name__)
+# The SNS consumer makes the first attempt at once; the delivery sweeper tries a published message
+# itself only if that attempt left no trace this long after publishing (a lost SNS delivery).
+FIRST_ATTEMPT_GRACE = 30.0
 
 
 class Publisher(Protocol):
@@ -47,20 +54,34 @@ class SnsPublisher:
 def relay(outbox: OutboxRepository, publisher: Publisher, limit: int = 100, now: float | None = None
           ) -> dict[str, int]:
     sent = failed = 0
-    pending = outbox.pending(limit)
-    # What the "handoffs stuck" alarm watches: how many wait, and for how long the oldest has.
-    metric("OutboxPending", len(pending))
-    oldest = min((item.created_at for item in pending), default=None)
-    metric("OutboxOldestAgeSeconds", max(0.0, (now or time.time()) - oldest) if oldest else 0.0, "Seconds")
-    for item in pending:
+    now = time.time() if now is None else now
+    for item in outbox.pending(limit):
         try:
             publisher.publish(item)
         except DeliveryFailed as exc:
             failed += 1
             log.warning("outbox message %s not published yet: %s", item.id, exc.details.get("cause"))
             continue
-        outbox.delete(item.id)
+        outbox.mark_published(item.id, now + FIRST_ATTEMPT_GRACE)
         sent += 1
     metric("HandoffsPublished", sent)
     metric("PublishFailures", failed)
     return {"sent": sent, "failed": failed}
+
+
+def new_message(record: Mapping[str, Any]) -> bool:
+    """Whether an outbox stream record is a message to publish (not a delivery update, claim or slot)."""
+    image = (record.get("dynamodb") or {}).get("NewImage") or {}
+    return record.get("eventName") == "INSERT" and "body" in image
+
+
+def report_backlog(outbox: OutboxRepository, now: float | None = None) -> Backlog:
+    """What the "handoffs stuck" alarm watches: how many wait, and for how long the oldest has."""
+    backlog = outbox.backlog()
+    now = time.time() if now is None else now
+    metric("OutboxPending", backlog.unpublished)
+    metric("DeliveriesPending", backlog.undelivered)
+    metric("DeliveriesParked", backlog.parked)
+    oldest = backlog.oldest_created_at
+    metric("OutboxOldestAgeSeconds", max(0.0, now - oldest) if oldest is not None else 0.0, "Seconds")
+    return backlog

@@ -8,8 +8,11 @@ from typing import Any, Protocol
 
 from chalicelib.events import Event
 from chalicelib.outbox.claims import DeliveryClaims
-from chalicelib.outbox.items import OutboxItem
+from chalicelib.outbox.items import Delivery, OutboxItem
 from chalicelib.state import LeadState
+
+# The outbox's queues (its items' ``queue``): not yet on SNS, waiting for Slack, retries ran out.
+RELAY, SLACK, PARKED = "relay", "slack", "parked"
 
 # DynamoDB transactions take at most 100 items; keep room for the state, outbox and links.
 MAX_EVENTS_PER_COMMIT = 90
@@ -73,15 +76,80 @@ class LeadRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """What the outbox still has to do: the "handoffs stuck" alarm watches the oldest."""
+
+    unpublished: int  # not yet on SNS
+    undelivered: int  # on SNS, not yet acknowledged by Slack (parked ones not counted)
+    parked: int  # retries ran out: waiting for ``baton handoff redrive``
+    oldest_created_at: float | None  # of the unpublished and undelivered ones
+
+
 class OutboxRepository(DeliveryClaims, Protocol):
-    """Pending outbox items (see ``chalicelib/outbox``) and the consumers' delivery claims."""
+    """Outbox items (see ``chalicelib/outbox``): relayed to SNS, then delivered to Slack.
 
-    def pending(self, limit: int = 50) -> list[OutboxItem]: ...
-
-    def delete(self, item_id: str) -> None: ...
+    An item is *pending* from its commit until Slack acknowledges it; the relay publishes it
+    (``pending`` lists those it has not yet), the deliverer posts it (``due`` lists those whose
+    next attempt has come). The same item records attempts, the next one, and the outcome.
+    """
 
     def put(self, item: OutboxItem) -> None:
-        """For messages not tied to a lead write (reminders, digests)."""
+        """For messages not tied to a lead write (digests)."""
+        ...
+
+    def pending(self, limit: int = 50) -> list[OutboxItem]:
+        """Items the relay has not published yet, oldest first."""
+        ...
+
+    def mark_published(self, item_id: str, first_attempt_at: float) -> None:
+        """Published: from now on the deliverer tries it (at ``first_attempt_at`` at the latest)."""
+        ...
+
+    def delivery(self, item_id: str) -> Delivery | None: ...
+
+    def due(self, until: float, limit: int = 50) -> list[tuple[float, str]]:
+        """(next attempt, id) of pending deliveries whose next attempt is at or before ``until``."""
+        ...
+
+    def reschedule(self, item_id: str, at: float, attempts: int, error: str | None = None, *,
+                   slot: bool = False) -> bool:
+        """Try again at ``at``: after a failure, or (``slot``) at the channel's send slot reserved
+        for it; False when the item is no longer pending (delivered, parked or erased meanwhile)."""
+        ...
+
+    def mark_delivered(self, item_id: str, claim_key: str, now: float, attempts: int) -> None:
+        """Slack acknowledged it: the record drops its body (and leaves the queues); the claim
+        records that it posted, so nobody takes it over."""
+        ...
+
+    def park(self, item_id: str, now: float, attempts: int, error: str) -> bool:
+        """Retries ran out: False when it was no longer pending."""
+        ...
+
+    def parked(self, limit: int = 100) -> list[str]:
+        """Ids of parked items, longest parked first."""
+        ...
+
+    def redrive(self, item_id: str, now: float) -> bool:
+        """A parked item is pending again, due now, with a fresh retry window; False if it was not parked."""
+        ...
+
+    def backlog(self) -> Backlog: ...
+
+    def erase_lead(self, lead_id: str) -> int:
+        """Delete the lead's messages that are not delivered yet, and its delivery records; take
+        it out of pending digests. Returns how many items were deleted or rewritten."""
+        ...
+
+    # Pacing (``outbox.pacing``): one send slot per channel, reserved with a conditional write.
+    def reserve_slot(self, channel: str, now: float, interval: float) -> float:
+        """The time this sender may post to ``channel`` (``now`` when it is free); the next
+        sender's slot is ``interval`` later."""
+        ...
+
+    def hold_channel(self, channel: str, until: float) -> None:
+        """Nobody posts to ``channel`` before ``until`` (Slack answered 429 with Retry-After)."""
         ...
 
 

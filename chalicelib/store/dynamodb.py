@@ -7,7 +7,13 @@ Leads table layout (pk / sk):
   LEAD#<id> / OUTCOME#<t>#<n>   sales feedback
   ANON#<id> / LINK              anonymous id -> lead id
   ANON#<id> / EVT#<event id>    events of a visitor not yet identified (expire after 90 days)
-Outbox table: pk = message id (pending messages), CLAIM#<key> (consumer dedupe, with TTL).
+Outbox table (pk only; index ``queue`` on queue / queue_at, sparse):
+  <message id>                  the outbox item, then its delivery record: queue ``relay`` until
+                                published, ``slack`` while pending (queue_at = next attempt),
+                                ``parked`` when its retries ran out; a delivered one leaves the
+                                index, drops its body and expires after 30 days
+  CLAIM#<key>                   consumer dedupe (claimed_at, posted_at), with TTL
+  SLOT#<channel>                the channel's next free send slot (pacing), with TTL
 Rulesets table: RULESET / V#<n>, RULESET / COUNTER, RULESET / ACTIVE, RULESET / SHADOW;
   JOB / <job id> for the re-score jobs (``DynamoDBJobs``).
 """
@@ -15,6 +21,8 @@ Rulesets table: RULESET / V#<n>, RULESET / COUNTER, RULESET / ACTIVE, RULESET / 
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -30,11 +38,23 @@ from chalicelib.errors import (
     Unavailable,
 )
 from chalicelib.events import Event
-from chalicelib.outbox.items import OutboxItem
+from chalicelib.outbox.claims import CLAIM_TTL
+from chalicelib.outbox.items import Delivery, OutboxItem, without_lead
+from chalicelib.outbox.pacing import SLOT_TTL
 from chalicelib.state import LeadState
-from chalicelib.store.base import ActivePointer, Commit, RulesetVersion, StoredLead
+from chalicelib.store.base import (
+    PARKED,
+    RELAY,
+    SLACK,
+    ActivePointer,
+    Backlog,
+    Commit,
+    RulesetVersion,
+    StoredLead,
+)
 
 ANONYMOUS_TTL = 90 * 86400
+RECORD_TTL = CLAIM_TTL  # delivered and parked records; their claims live as long
 _THROTTLED = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
     "InternalServerError", "ServiceUnavailable",
@@ -76,12 +96,28 @@ def _event_item(pk: str, event: Event) -> dict[str, Any]:
     }
 
 
+def _scan(table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    ddb = client("dynamodb")
+    start: dict[str, Any] | None = None
+    while True:
+        page = ddb.scan(TableName=table, **kwargs, **({"ExclusiveStartKey": start} if start else {}))
+        yield from page.get("Items", [])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return
+
+
 def _outbox_item(item: OutboxItem) -> dict[str, Any]:
-    return {
+    out = {
         "pk": _s(item.id), "kind": _s(item.kind), "created_at": _n(item.created_at),
         "body": _s(json.dumps(item.body, separators=(",", ":"), default=str)),
         "attributes": _s(json.dumps(item.attributes)),
+        # The relay finds it on the queue index, oldest first (no Scan of the table).
+        "queue": _s(RELAY), "queue_at": _n(item.created_at),
     }
+    if item.lead_id:
+        out["lead_id"] = _s(item.lead_id)  # erasure finds the lead's messages by it
+    return out
 
 
 class DynamoDBLeads:
@@ -262,40 +298,55 @@ class DynamoDBLeads:
             pending: dict[str, Any] = {self.table: batch}
             while pending:
                 pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-        outbox = DynamoDBOutbox(self.outbox_table)
-        doomed = [item.id for item in outbox.pending(limit=10_000) if item.body.get("lead_id") == lead_id]
-        for item_id in doomed:
-            outbox.delete(item_id)
-        return len(keys) + len(doomed)
+        return len(keys) + DynamoDBOutbox(self.outbox_table).erase_lead(lead_id)
 
 
 class DynamoDBOutbox:
+    # Every expression names its attributes: several (queue, status words) are reserved in DynamoDB.
+    NAMES = {"#q": "queue", "#qa": "queue_at", "#d": "delivery", "#a": "attempts", "#n": "next_attempt_at",
+             "#e": "last_error", "#x": "expires_at"}
+    PENDING = "attribute_exists(pk) AND (attribute_not_exists(#d) OR #d = :pending)"
+
     def __init__(self, table: str) -> None:
         self.table = table
 
-    def pending(self, limit: int = 50) -> list[OutboxItem]:
-        items: list[OutboxItem] = []
-        start: dict[str, Any] | None = None
-        while len(items) < limit:
-            page = client("dynamodb").scan(
-                TableName=self.table, FilterExpression="attribute_exists(body)",
-                **({"ExclusiveStartKey": start} if start else {}),
+    @classmethod
+    def _names(cls, *expressions: str) -> dict[str, str]:
+        return {name: cls.NAMES[name] for name in set(re.findall(r"#\w+", " ".join(expressions)))}
+
+    def _update(self, item_id: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
+        """One conditional update of an item; False when the condition did not hold."""
+        used = self._names(expression, condition)
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table, Key={"pk": _s(item_id)}, UpdateExpression=expression,
+                ConditionExpression=condition, ExpressionAttributeNames=used, ExpressionAttributeValues=values,
             )
-            items += [
-                OutboxItem(
-                    id=i["pk"]["S"], kind=i["kind"]["S"], body=json.loads(i["body"]["S"]),
-                    attributes=json.loads(i["attributes"]["S"]), created_at=float(i["created_at"]["N"]),
-                )
-                for i in page.get("Items", [])
-            ]
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                break
-        return sorted(items, key=lambda i: i.created_at)[:limit]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _translate(exc) from None
+        return True
 
-    def delete(self, item_id: str) -> None:
-        client("dynamodb").delete_item(TableName=self.table, Key={"pk": _s(item_id)})
+    def _queue(self, queue: str, until: float | None = None, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """A queue's items on the ``queue`` index, by ``queue_at`` (up to ``until``)."""
+        condition = "#q = :q" + (" AND #qa <= :until" if until is not None else "")
+        values = {":q": _s(queue), **({":until": _n(until)} if until is not None else {})}
+        names = self._names(condition, kwargs.get("ProjectionExpression", ""))
+        try:
+            yield from _query(self.table, IndexName="queue", KeyConditionExpression=condition,
+                              ExpressionAttributeNames=names, ExpressionAttributeValues=values, **kwargs)
+        except ClientError as exc:
+            raise _translate(exc) from None
 
+    @staticmethod
+    def _item(i: dict[str, Any]) -> OutboxItem:
+        return OutboxItem(
+            id=i["pk"]["S"], kind=i["kind"]["S"], body=json.loads(i["body"]["S"]),
+            attributes=json.loads(i["attributes"]["S"]), created_at=float(i["created_at"]["N"]),
+        )
+
+    # -- the relay ---------------------------------------------------------------------------------
     def put(self, item: OutboxItem) -> None:
         try:
             client("dynamodb").put_item(
@@ -305,12 +356,147 @@ class DynamoDBOutbox:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise _translate(exc) from None
 
-    def claim(self, key: str, ttl_seconds: int) -> bool:
-        import time
+    def pending(self, limit: int = 50) -> list[OutboxItem]:
+        items: list[OutboxItem] = []
+        for i in self._queue(RELAY, Limit=limit):
+            items.append(self._item(i))
+            if len(items) >= limit:
+                break
+        return items
 
-        item = {"pk": _s(f"CLAIM#{key}"), "expires_at": _n(int(time.time()) + ttl_seconds)}
+    def mark_published(self, item_id: str, first_attempt_at: float) -> None:
+        # Only while no delivery attempt has recorded anything: the consumer may have been first.
+        self._update(item_id, "SET #q = :slack, #qa = :t, #n = :t, #d = :pending",
+                     "attribute_exists(pk) AND attribute_not_exists(#d)",
+                     {":slack": _s(SLACK), ":t": _n(first_attempt_at), ":pending": _s("pending")})
+
+    # -- delivery records --------------------------------------------------------------------------
+    def delivery(self, item_id: str) -> Delivery | None:
         try:
-            client("dynamodb").put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+            found = client("dynamodb").get_item(TableName=self.table, Key={"pk": _s(item_id)}, ConsistentRead=True)
+        except ClientError as exc:
+            raise _translate(exc) from None
+        i = found.get("Item")
+        if i is None or "kind" not in i:
+            return None
+
+        def number(name: str) -> float | None:
+            return float(i[name]["N"]) if name in i else None
+
+        created_at = float(i["created_at"]["N"])
+        return Delivery(
+            id=item_id, status=i.get("delivery", {}).get("S", "pending"),
+            attempts=int(i.get("attempts", {}).get("N", "0")), next_attempt_at=number("next_attempt_at"),
+            created_at=created_at, retry_from=number("retry_from") or created_at,
+            published=i.get("queue", {}).get("S") != RELAY, item=self._item(i) if "body" in i else None,
+            last_error=i.get("last_error", {}).get("S"), delivered_at=number("delivered_at"),
+            slot_at=number("slot_at"),
+        )
+
+    def due(self, until: float, limit: int = 50) -> list[tuple[float, str]]:
+        found: list[tuple[float, str]] = []
+        for i in self._queue(SLACK, until, Limit=limit, ProjectionExpression="pk, #qa"):
+            found.append((float(i["queue_at"]["N"]), i["pk"]["S"]))
+            if len(found) >= limit:
+                break
+        return found
+
+    def reschedule(self, item_id: str, at: float, attempts: int, error: str | None = None, *,
+                   slot: bool = False) -> bool:
+        values = {":slack": _s(SLACK), ":t": _n(at), ":pending": _s("pending"), ":a": _n(attempts)}
+        expression = "SET #q = :slack, #qa = :t, #n = :t, #d = :pending, #a = :a"
+        if slot:
+            expression += ", slot_at = :t"
+        if error:
+            expression += ", #e = :e"
+            values[":e"] = _s(error)
+        return self._update(item_id, expression + ("" if slot else " REMOVE slot_at"), self.PENDING, values)
+
+    def mark_delivered(self, item_id: str, claim_key: str, now: float, attempts: int) -> None:
+        record = {"Update": {
+            "TableName": self.table, "Key": {"pk": _s(item_id)},
+            "UpdateExpression": "SET #d = :delivered, delivered_at = :now, #a = :a, #x = :x "
+                                "REMOVE body, attributes, #q, #qa, #n, slot_at",
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeNames": self._names("#d #a #x #q #qa #n"),
+            "ExpressionAttributeValues": {":delivered": _s("delivered"), ":now": _n(now), ":a": _n(attempts),
+                                          ":x": _n(int(now) + RECORD_TTL)},
+        }}  # fmt: skip
+        claim = {"Update": {
+            "TableName": self.table, "Key": {"pk": _s(f"CLAIM#{claim_key}")},
+            "UpdateExpression": "SET posted_at = :now, #x = if_not_exists(#x, :x)",
+            "ExpressionAttributeNames": {"#x": "expires_at"},
+            "ExpressionAttributeValues": {":now": _n(now), ":x": _n(int(now) + CLAIM_TTL)},
+        }}  # fmt: skip
+        ddb = client("dynamodb")
+        try:
+            ddb.transact_write_items(TransactItems=[record, claim])
+        except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if not reasons or reasons[0] != "ConditionalCheckFailed":
+                raise _translate(exc) from None
+            # Erased while it was being posted: only the claim says it went out.
+            ddb.update_item(TableName=self.table, **{k: v for k, v in claim["Update"].items() if k != "TableName"})
+
+    def park(self, item_id: str, now: float, attempts: int, error: str) -> bool:
+        return self._update(
+            item_id, "SET #d = :parked, #q = :parked, #qa = :now, parked_at = :now, #a = :a, #e = :e, #x = :x "
+                     "REMOVE #n, slot_at", self.PENDING,
+            {":parked": _s(PARKED), ":now": _n(now), ":a": _n(attempts), ":e": _s(error),
+             ":x": _n(int(now) + RECORD_TTL), ":pending": _s("pending")},
+        )
+
+    def parked(self, limit: int = 100) -> list[str]:
+        found: list[str] = []
+        for i in self._queue(PARKED, Limit=limit, ProjectionExpression="pk, #qa"):
+            found.append(i["pk"]["S"])
+            if len(found) >= limit:
+                break
+        return found
+
+    def redrive(self, item_id: str, now: float) -> bool:
+        return self._update(
+            item_id, "SET #d = :pending, #q = :slack, #qa = :now, #n = :now, #a = :zero, retry_from = :now "
+                     "REMOVE #x, parked_at", "#d = :parked",
+            {":pending": _s("pending"), ":slack": _s(SLACK), ":now": _n(now), ":zero": _n(0),
+             ":parked": _s(PARKED)},
+        )
+
+    def backlog(self) -> Backlog:
+        unpublished = [float(i["created_at"]["N"]) for i in self._queue(RELAY, ProjectionExpression="created_at")]
+        undelivered = [float(i["created_at"]["N"]) for i in self._queue(SLACK, ProjectionExpression="created_at")]
+        parked = sum(1 for _ in self._queue(PARKED, ProjectionExpression="pk"))
+        return Backlog(len(unpublished), len(undelivered), parked, min(unpublished + undelivered, default=None))
+
+    def erase_lead(self, lead_id: str) -> int:
+        ddb = client("dynamodb")
+        # Messages carry the lead id in an attribute; a digest names its leads in its body.
+        found = _scan(self.table, FilterExpression="lead_id = :l OR contains(body, :l)",
+                      ExpressionAttributeValues={":l": _s(lead_id)}, ProjectionExpression="pk, kind, body")
+        count = 0
+        for i in found:
+            if i["kind"]["S"] == "digest" and "body" in i:
+                body = without_lead(json.loads(i["body"]["S"]), lead_id)
+                ddb.update_item(TableName=self.table, Key={"pk": i["pk"]}, UpdateExpression="SET body = :b",
+                                ConditionExpression="attribute_exists(body)",
+                                ExpressionAttributeValues={":b": _s(json.dumps(body, separators=(",", ":")))})
+            else:
+                ddb.delete_item(TableName=self.table, Key={"pk": i["pk"]})
+            count += 1
+        return count
+
+    # -- claims ------------------------------------------------------------------------------------
+    def claim(self, key: str, ttl_seconds: int, *, now: float | None = None, lease_seconds: float | None = None
+              ) -> bool:
+        now = time.time() if now is None else now
+        item = {"pk": _s(f"CLAIM#{key}"), "expires_at": _n(int(now) + ttl_seconds), "claimed_at": _n(now)}
+        condition, values = "attribute_not_exists(pk)", {}
+        if lease_seconds is not None:
+            condition += " OR (claimed_at < :stale AND attribute_not_exists(posted_at))"
+            values[":stale"] = _n(now - lease_seconds)
+        try:
+            client("dynamodb").put_item(TableName=self.table, Item=item, ConditionExpression=condition,
+                                        **({"ExpressionAttributeValues": values} if values else {}))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
@@ -319,6 +505,35 @@ class DynamoDBOutbox:
 
     def release(self, key: str) -> None:
         client("dynamodb").delete_item(TableName=self.table, Key={"pk": _s(f"CLAIM#{key}")})
+
+    # -- pacing ------------------------------------------------------------------------------------
+    def reserve_slot(self, channel: str, now: float, interval: float) -> float:
+        ddb = client("dynamodb")
+        key = {"pk": _s(f"SLOT#{channel}")}
+        expires = _n(int(now) + SLOT_TTL)
+        for _ in range(5):  # each write fails only when another sender moved the slot meanwhile
+            if self._update(key["pk"]["S"], "SET next_free = :next, #x = :x",
+                            "attribute_not_exists(next_free) OR next_free < :now",
+                            {":next": _n(now + interval), ":now": _n(now), ":x": expires}):
+                return now  # the channel was free
+            try:  # busy: take the slot after the last one reserved
+                updated = ddb.update_item(
+                    TableName=self.table, Key=key, UpdateExpression="SET next_free = next_free + :i, #x = :x",
+                    ConditionExpression="next_free >= :now", ExpressionAttributeNames={"#x": "expires_at"},
+                    ExpressionAttributeValues={":i": _n(interval), ":now": _n(now), ":x": expires},
+                    ReturnValues="UPDATED_NEW",
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise _translate(exc) from None
+                continue  # it fell free meanwhile
+            return float(updated["Attributes"]["next_free"]["N"]) - interval
+        raise Unavailable("the channel's send slot kept changing; retry shortly", retry_after=1)
+
+    def hold_channel(self, channel: str, until: float) -> None:
+        self._update(f"SLOT#{channel}", "SET next_free = :until, #x = :x",
+                     "attribute_not_exists(next_free) OR next_free < :until",
+                     {":until": _n(until), ":x": _n(int(until) + SLOT_TTL)})
 
 
 class DynamoDBRulesets:

@@ -7,14 +7,26 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from chalicelib.errors import ConcurrencyConflict, Conflict, DuplicateEvents, NotFound
 from chalicelib.events import Event
-from chalicelib.outbox.items import OutboxItem
+from chalicelib.outbox.items import Delivery, OutboxItem, without_lead
+from chalicelib.outbox.pacing import slot_after
 from chalicelib.state import LeadState
-from chalicelib.store.base import ActivePointer, Commit, RulesetVersion, StoredLead
+from chalicelib.store.base import (
+    PARKED,
+    RELAY,
+    SLACK,
+    ActivePointer,
+    Backlog,
+    Commit,
+    RulesetVersion,
+    StoredLead,
+)
 
 
 class InMemoryLeads:
@@ -119,43 +131,151 @@ class InMemoryLeads:
 
 
 class InMemoryOutbox:
+    """The outbox table as a dict of records (the DynamoDB attributes, as Python values)."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[str, OutboxItem] = {}
-        self._claims: set[str] = set()
-
-    def erase_lead(self, lead_id: str) -> int:
-        with self._lock:
-            doomed = [k for k, item in self._items.items() if item.body.get("lead_id") == lead_id]
-            for key in doomed:
-                del self._items[key]
-            return len(doomed)
+        self._items: dict[str, dict[str, Any]] = {}
+        self._claims: dict[str, dict[str, float]] = {}
+        self._slots: dict[str, float] = {}
 
     def has(self, item_id: str) -> bool:
         return item_id in self._items
 
+    def _pending(self, item_id: str) -> dict[str, Any] | None:
+        record = self._items.get(item_id)
+        return record if record is not None and record.get("delivery", "pending") == "pending" else None
+
+    def _queue(self, queue: str, until: float = float("inf")) -> list[dict[str, Any]]:
+        found = [r for r in self._items.values() if r.get("queue") == queue and r["queue_at"] <= until]
+        return sorted(found, key=lambda r: r["queue_at"])
+
+    # -- the relay ---------------------------------------------------------------------------------
     def put(self, item: OutboxItem) -> None:
         with self._lock:
-            self._items.setdefault(item.id, item)
+            if item.id not in self._items:
+                self._items[item.id] = {"item": item, "created_at": item.created_at, "lead_id": item.lead_id,
+                                        "queue": RELAY, "queue_at": item.created_at}
 
     def pending(self, limit: int = 50) -> list[OutboxItem]:
         with self._lock:
-            return sorted(self._items.values(), key=lambda i: i.created_at)[:limit]
+            return [r["item"] for r in self._queue(RELAY)[:limit]]
 
-    def delete(self, item_id: str) -> None:
+    def mark_published(self, item_id: str, first_attempt_at: float) -> None:
         with self._lock:
-            self._items.pop(item_id, None)
+            record = self._items.get(item_id)
+            if record is not None and "delivery" not in record:
+                record.update(queue=SLACK, queue_at=first_attempt_at, next_attempt_at=first_attempt_at,
+                              delivery="pending")
 
-    def claim(self, key: str, ttl_seconds: int) -> bool:
+    # -- delivery records --------------------------------------------------------------------------
+    def delivery(self, item_id: str) -> Delivery | None:
         with self._lock:
-            if key in self._claims:
+            r = self._items.get(item_id)
+            if r is None:
+                return None
+            return Delivery(
+                id=item_id, status=r.get("delivery", "pending"), attempts=r.get("attempts", 0),
+                next_attempt_at=r.get("next_attempt_at"), created_at=r["created_at"],
+                retry_from=r.get("retry_from", r["created_at"]), published=r.get("queue") != RELAY,
+                item=r.get("item"), last_error=r.get("last_error"), delivered_at=r.get("delivered_at"),
+                slot_at=r.get("slot_at"),
+            )
+
+    def due(self, until: float, limit: int = 50) -> list[tuple[float, str]]:
+        with self._lock:
+            return [(r["queue_at"], r["item"].id) for r in self._queue(SLACK, until)[:limit]]
+
+    def reschedule(self, item_id: str, at: float, attempts: int, error: str | None = None, *,
+                   slot: bool = False) -> bool:
+        with self._lock:
+            record = self._pending(item_id)
+            if record is None:
                 return False
-            self._claims.add(key)
+            record.update(queue=SLACK, queue_at=at, next_attempt_at=at, delivery="pending", attempts=attempts,
+                          slot_at=at if slot else None)
+            if error:
+                record["last_error"] = error
+            return True
+
+    def mark_delivered(self, item_id: str, claim_key: str, now: float, attempts: int) -> None:
+        with self._lock:
+            record = self._items.get(item_id)
+            if record is not None:
+                for key in ("queue", "queue_at", "next_attempt_at", "slot_at"):
+                    record.pop(key, None)
+                record.update(delivery="delivered", delivered_at=now, attempts=attempts,
+                              item=None)  # the body goes: it is personal data, and delivered
+            self._claims.setdefault(claim_key, {"claimed_at": now})["posted_at"] = now
+
+    def park(self, item_id: str, now: float, attempts: int, error: str) -> bool:
+        with self._lock:
+            record = self._pending(item_id)
+            if record is None:
+                return False
+            record.pop("next_attempt_at", None)
+            record.pop("slot_at", None)
+            record.update(delivery="parked", queue=PARKED, queue_at=now, attempts=attempts, last_error=error)
+            return True
+
+    def parked(self, limit: int = 100) -> list[str]:
+        with self._lock:
+            return [r["item"].id for r in self._queue(PARKED)[:limit]]
+
+    def redrive(self, item_id: str, now: float) -> bool:
+        with self._lock:
+            record = self._items.get(item_id)
+            if record is None or record.get("delivery") != "parked":
+                return False
+            record.update(delivery="pending", queue=SLACK, queue_at=now, next_attempt_at=now, attempts=0,
+                          retry_from=now)
+            return True
+
+    def backlog(self) -> Backlog:
+        with self._lock:
+            waiting = self._queue(RELAY) + self._queue(SLACK)
+            return Backlog(len(self._queue(RELAY)), len(self._queue(SLACK)), len(self._queue(PARKED)),
+                           min((r["created_at"] for r in waiting), default=None))
+
+    def erase_lead(self, lead_id: str) -> int:
+        with self._lock:
+            count = 0
+            for key, record in list(self._items.items()):
+                item = record.get("item")
+                if record.get("lead_id") == lead_id:
+                    del self._items[key]
+                    count += 1
+                elif item is not None and item.kind == "digest" and lead_id in json.dumps(item.body):
+                    record["item"] = replace(item, body=without_lead(item.body, lead_id))
+                    count += 1
+            return count
+
+    # -- claims ------------------------------------------------------------------------------------
+    def claim(self, key: str, ttl_seconds: int, *, now: float | None = None, lease_seconds: float | None = None
+              ) -> bool:
+        now = time.time() if now is None else now
+        with self._lock:
+            held = self._claims.get(key)
+            stale = (lease_seconds is not None and held is not None and "posted_at" not in held
+                     and held["claimed_at"] < now - lease_seconds)
+            if held is not None and not stale:
+                return False
+            self._claims[key] = {"claimed_at": now}
             return True
 
     def release(self, key: str) -> None:
         with self._lock:
-            self._claims.discard(key)
+            self._claims.pop(key, None)
+
+    # -- pacing ------------------------------------------------------------------------------------
+    def reserve_slot(self, channel: str, now: float, interval: float) -> float:
+        with self._lock:
+            slot, self._slots[channel] = slot_after(self._slots.get(channel), now, interval)
+            return slot
+
+    def hold_channel(self, channel: str, until: float) -> None:
+        with self._lock:
+            self._slots[channel] = max(self._slots.get(channel, until), until)
 
 
 class InMemoryRulesets:

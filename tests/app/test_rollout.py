@@ -75,8 +75,10 @@ def test_publish_rescores_every_lead_and_sends_one_digest(api: Api, queue: InMem
     digest = digests[0]["body"]["S"]
     assert json.loads(digest)["total"] == 30
     from chalicelib.handoff.delivery import render
+    from chalicelib.outbox.items import OutboxItem
 
-    channel, text, blocks = render(digest, "digest")  # what the Slack consumer posts for it
+    # what the Slack consumer posts for it
+    channel, text, blocks = render(OutboxItem("digest", "digest", json.loads(digest), {}, 0.0))
     assert channel == "#marketing-mql" and "30 stage changes" in text and "and 10 more" in json.dumps(blocks)
     assert not [i for i in outbox if i.get("kind", {}).get("S") == "handoff"], "no flood of individual alerts"
 

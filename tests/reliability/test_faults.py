@@ -1,6 +1,7 @@
 """Faults injected into the real code paths (in-process, ``chalice.test.Client`` on moto): SNS down
 for a while, Slack down for a while or for good, DynamoDB throttling. Every time: nothing is lost,
-nothing is announced or counted twice, and what cannot be delivered ends in the dead-letter queue.
+nothing is announced or counted twice, and what cannot be delivered after a day of retries ends in
+the dead-letter queue, from where ``baton handoff redrive`` sends it once.
 """
 
 from __future__ import annotations
@@ -106,8 +107,41 @@ def slack_notifier(fake: FakeSlack, waits: list[float]) -> Any:
     from chalicelib.handoff.notifiers import WebhookNotifier
     from chalicelib.handoff.retry import RetryPolicy
 
-    policy = RetryPolicy(max_retries=2, backoff_seconds=0.5, sleep=waits.append)  # nobody really sleeps
+    # As the app's notifier (bootstrap): a Retry-After over 2 s is left to the outbox's schedule.
+    policy = RetryPolicy(max_retries=2, backoff_seconds=0.5, max_wait_seconds=2.0, sleep=waits.append)
     return WebhookNotifier(f"{fake.base}/services/T1/B1/x", retry=policy)
+
+
+class Clock:
+    """The deliverer's clock: it moves when the deliverer sleeps, or when a test says so."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.t = time.time()
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)
+
+
+def fake_time_delivery(backoff: Any = None) -> Clock:
+    """The app's deliverer on a fake clock (the schedule in fake seconds: nobody waits)."""
+    from chalicelib.bootstrap import container
+    from chalicelib.handoff.delivery import Deliverer
+    from chalicelib.outbox.schedule import Backoff
+
+    c, clock = container(), Clock()
+    c.extras["deliverer"] = Deliverer(c.outbox, c.notifier, c.dead_letters(), backoff or Backoff(),
+                                      clock=clock, sleep=clock.sleep)
+    return clock
+
+
+def record(service: Service, item_id: str) -> dict[str, Any]:
+    found = service.ddb.get_item(TableName=os.environ["BATON_OUTBOX_TABLE"], Key={"pk": {"S": item_id}})
+    return dict(found.get("Item", {}))
 
 
 # -- SNS ----------------------------------------------------------------------------------------
@@ -127,7 +161,7 @@ def test_sns_outage_keeps_the_handoff_in_the_outbox_then_it_is_published_and_pos
         assert [i["pk"] for i in outbox(service)] == [pending["pk"]], "kept while SNS is down"
     assert consumer.take() == []
     assert tick(service) == {"sent": 1, "failed": 0}
-    assert outbox(service) == []
+    assert [i["queue"]["S"] for i in outbox(service)] == ["slack"], "published: now waiting for Slack"
     assert tick(service) == {"sent": 0, "failed": 0}
     published = consumer.take()
     assert len(published) == 1 and flaky.attempts == 4
@@ -138,27 +172,29 @@ def test_sns_outage_keeps_the_handoff_in_the_outbox_then_it_is_published_and_pos
         service.client.lambda_.invoke("slack_notifier", published[0])
     posts = read_jsonl(service.slack_file)
     assert [p["kind"] for p in posts] == ["post"] and lead_id in json.dumps(posts[0]["blocks"])
+    delivered = record(service, pending["pk"]["S"])
+    assert delivered["delivery"]["S"] == "delivered" and "body" not in delivered, "no personal data kept"
 
 
-def test_a_relay_that_dies_between_publish_and_delete_publishes_again_and_slack_posts_once(
+def test_a_relay_that_dies_between_publish_and_marking_publishes_again_and_slack_posts_once(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from chalicelib.store.dynamodb import DynamoDBOutbox
 
     consumer = Consumer(service)
     make_sql(service)
-    real_delete = DynamoDBOutbox.delete
+    real_mark = DynamoDBOutbox.mark_published
     crashes = [RuntimeError("the Lambda timed out after publishing")]
 
-    def crash_once(self: DynamoDBOutbox, item_id: str) -> None:
+    def crash_once(self: DynamoDBOutbox, item_id: str, first_attempt_at: float) -> None:
         if crashes:
             raise crashes.pop()
-        real_delete(self, item_id)
+        real_mark(self, item_id, first_attempt_at)
 
-    monkeypatch.setattr(DynamoDBOutbox, "delete", crash_once)
+    monkeypatch.setattr(DynamoDBOutbox, "mark_published", crash_once)
     with pytest.raises(RuntimeError):
         tick(service)
-    assert len(outbox(service)) == 1, "not deleted: the next sweep publishes it again"
+    assert outbox(service)[0]["queue"]["S"] == "relay", "not marked: the next sweep publishes it again"
     assert tick(service) == {"sent": 1, "failed": 0}
     published = consumer.take()
     assert len(published) == 2, "published twice"
@@ -167,7 +203,7 @@ def test_a_relay_that_dies_between_publish_and_delete_publishes_again_and_slack_
     assert [p["kind"] for p in read_jsonl(service.slack_file)] == ["post"], "announced once"
 
 
-# -- Slack --------------------------------------------------------------------------------------
+# -- Slack ----------------------------------------------------------------------------------------
 
 def test_slack_outage_then_recovery_posts_the_alert_once(service: Service, fake_slack: FakeSlack) -> None:
     from chalicelib.bootstrap import container
@@ -175,27 +211,30 @@ def test_slack_outage_then_recovery_posts_the_alert_once(service: Service, fake_
     consumer = Consumer(service)
     waits: list[float] = []
     container().extras["notifier"] = slack_notifier(fake_slack, waits)
+    clock = fake_time_delivery()
+    start = clock()
     lead_id = make_sql(service)
     assert tick(service)["sent"] == 1
     [event] = consumer.take()
-    fake_slack.then(Reply(500), Reply(502), Reply(500),  # the first invocation: 1 try + 2 retries
+    fake_slack.then(Reply(500), Reply(502), Reply(500),  # the consumer's attempt: 1 try + 2 retries
                     Reply(429, "rate_limited", {"Retry-After": "7"}), Reply(200))  # fmt: skip
-    with pytest.raises(DeliveryFailed) as failed:
-        service.client.lambda_.invoke("slack_notifier", event)  # Lambda/SNS retry it later
-    assert failed.value.details["retryable"] is True
+    service.client.lambda_.invoke("slack_notifier", event)  # no raise: no SNS/Lambda retry is spent
+    [pending] = outbox(service)
+    assert (pending["delivery"]["S"], pending["attempts"]["N"]) == ("pending", "1")
+    assert float(pending["next_attempt_at"]["N"]) == start + 5, "the schedule's first retry"
     assert claims(service) == [], "the claim is released so the retry can post"
-    service.client.lambda_.invoke("slack_notifier", event)  # the retry: 429, then posted
+    tick(service, "delivery_sweeper")  # retry at +5 s: 429, Retry-After 7; at +12 s: posted
     service.client.lambda_.invoke("slack_notifier", event)  # a redelivery: nothing sent
     assert [r.path for r in fake_slack.requests] == ["/services/T1/B1/x"] * 5
-    assert 7.0 in waits, "Retry-After is honoured"
-    delivered = fake_slack.requests[-1].json()
-    assert lead_id in json.dumps(delivered["blocks"])
+    assert waits == [0.5, 1.0], "only the 5xx were retried in-process"
+    delivered = record(service, pending["pk"]["S"])
+    assert float(delivered["delivered_at"]["N"]) == start + 5 + 7, "Retry-After is honoured"
+    assert lead_id in json.dumps(fake_slack.requests[-1].json()["blocks"])
     assert len(claims(service)) == 1
 
 
 class NoWaitSqs:
-    """The real SQS client, except that a failed message is visible again at once: the local
-    stack waits 1, 2, 3, 4 seconds between attempts, which a test need not sit through."""
+    """The real SQS client, recording any visibility change (a redelivery the local stack asks for)."""
 
     def __init__(self, sqs: Any) -> None:
         self.sqs = sqs
@@ -209,43 +248,62 @@ class NoWaitSqs:
         return getattr(self.sqs, name)
 
 
-def test_slack_down_for_good_the_consumer_raises_and_the_local_stack_parks_it_in_the_dlq(
-    service: Service, fake_slack: FakeSlack
+def test_slack_down_for_good_is_retried_for_the_window_then_parked_and_redriven_once(
+    service: Service, fake_slack: FakeSlack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import app as app_module
+    from baton.cli import main
     from chalicelib.bootstrap import container
+    from chalicelib.outbox.schedule import Backoff
     from devstack import workers
 
     consumer = Consumer(service)
     container().extras["notifier"] = slack_notifier(fake_slack, [])
+    backoff = Backoff(first_seconds=1, max_seconds=4, retry_seconds=60)  # a day, compressed to a minute
+    clock = fake_time_delivery(backoff)
     lead_id = make_sql(service)
     assert tick(service)["sent"] == 1
+    clock.t = float(outbox(service)[0]["created_at"]["N"])  # the retry window starts at the commit
     fake_slack.then(Reply(500))  # for good
+    # The local stack's SNS worker, as Lambda's SNS trigger: the failed first attempt is recorded,
+    # and the message is settled, not retried (the old path spent its 5 receives, then the DLQ).
     handlers = workers.discover(app_module).sns
-    assert [h.name for h in handlers] == ["slack_notifier"]
     sqs = NoWaitSqs(consumer.sqs)
     queues = workers.Queues(sqs, os.environ["BATON_DLQ_URL"])
-    subscriptions = {workers.short_name(consumer.topic): consumer.subscription}
-    for _ in range(workers.MAX_RECEIVES):
-        workers.sns_step(queues, consumer.url, handlers, subscriptions)
-    assert len(sqs.visibility) == workers.MAX_RECEIVES - 1, "retried, then parked"
-    assert sqs.visibility == sorted(sqs.visibility), "with growing delays"
-    assert len(fake_slack.requests) == workers.MAX_RECEIVES * 3
-    assert consumer.take() == [], "gone from the consumer queue"
+    workers.sns_step(queues, consumer.url, handlers, {workers.short_name(consumer.topic): consumer.subscription})
+    assert sqs.visibility == [] and consumer.take() == []
+    committed = clock()
+    for minute in range(3):  # the delivery sweeper every (fake) minute, each run for up to 55 s
+        clock.t = committed + 60 * minute
+        tick(service, "delivery_sweeper")
+    [parked] = outbox(service)
+    # The schedule's last retries (59 s, then 63 s) fall between two runs: the next run, at
+    # 60 s, makes the attempt that ends the window.
+    attempts = len(backoff.attempt_times()) - 1
+    assert (parked["delivery"]["S"], parked["attempts"]["N"]) == ("parked", str(attempts))
+    assert float(parked["parked_at"]["N"]) >= committed + backoff.retry_seconds
+    assert len(fake_slack.requests) == attempts * 3, "each attempt: 1 try + 2 in-process retries"
     dlq = consumer.sqs.receive_message(QueueUrl=os.environ["BATON_DLQ_URL"], MaxNumberOfMessages=10,
-                                       MessageAttributeNames=["All"]).get("Messages", [])  # fmt: skip
+                                       VisibilityTimeout=0).get("Messages", [])  # fmt: skip
     assert len(dlq) == 1, "never a silent drop"
+    assert json.loads(dlq[0]["Body"])["message_id"] == parked["pk"]["S"]
+    assert "Ada" not in dlq[0]["Body"] and "acme" not in dlq[0]["Body"], "ids, no personal data"
     assert claims(service) == [] and read_jsonl(service.slack_file) == []
+    tick(service, "delivery_sweeper")
+    assert len(fake_slack.requests) == attempts * 3, "parked: not tried again"
 
-    # Slack is back: an operator redrives the DLQ; the alert is posted once.
+    # Slack is back: an operator redrives, twice by mistake; the alert is posted once.
     fake_slack.then(Reply(200))
-    consumer.sqs.send_message(QueueUrl=consumer.url, MessageBody=dlq[0]["Body"])
-    consumer.sqs.delete_message(QueueUrl=os.environ["BATON_DLQ_URL"], ReceiptHandle=dlq[0]["ReceiptHandle"])
-    workers.sns_step(queues, consumer.url, handlers, subscriptions)
-    consumer.sqs.send_message(QueueUrl=consumer.url, MessageBody=dlq[0]["Body"])  # and once more, by mistake
-    workers.sns_step(queues, consumer.url, handlers, subscriptions)
-    ok = [r for r in fake_slack.requests[workers.MAX_RECEIVES * 3 :]]
+    assert main(["handoff", "redrive"]) == 0 and main(["handoff", "redrive"]) == 0
+    reports = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert reports == [{"redriven": 1, "pointers_removed": 1, "left": 0},
+                       {"redriven": 0, "pointers_removed": 0, "left": 0}]
+    clock.t = max(clock.t, __import__("time").time())  # redriven at the real time
+    tick(service, "delivery_sweeper")
+    tick(service, "delivery_sweeper")
+    ok = fake_slack.requests[attempts * 3 :]
     assert len(ok) == 1 and lead_id in json.dumps(ok[0].json()["blocks"])
+    assert record(service, parked["pk"]["S"])["delivery"]["S"] == "delivered"
 
 
 # -- DynamoDB throttling ------------------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_outbox_claims_are_exclusive(repos: dict[str, Any]) -> None:
     outbox.put(_outbox("x1"))
     outbox.put(_outbox("x1"))
     assert [i.id for i in outbox.pending()] == ["x1"]
-    outbox.delete("x1")
+    outbox.mark_published("x1", 10.0)
     assert outbox.pending() == []
 
 
