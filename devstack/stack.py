@@ -39,6 +39,7 @@ from devstack.state import TABLE_OUTPUTS, State
 log = logging.getLogger("devstack")
 STAGE = "local"
 STACK_FILE = "stack.json"
+LOCAL_SWEEP_SECONDS = 5.0  # BATON_DELIVERY_SWEEP_SECONDS unless set
 # The URLs examples/landing/ is written with; the stack serves its pages with its own instead.
 PAGE_API, PAGE_ORIGIN = b"http://127.0.0.1:8000", b"http://127.0.0.1:8080"
 SOURCES = ("typeform", "calendly", "sendgrid", "mailchimp", "hubspot", "segment")
@@ -188,6 +189,8 @@ class LocalStack:
         self._clients = {name: session.client(name) for name in ("dynamodb", "sqs")}
         self.outputs = deploy_data_plane(session.client("cloudformation"), STAGE)
         os.environ.update(app_env(self.outputs, STAGE))
+        # A delivery sweep here lasts seconds, not AWS's 55: the stack stops within its budget.
+        os.environ.setdefault("BATON_DELIVERY_SWEEP_SECONDS", str(LOCAL_SWEEP_SECONDS))
         if self.state is not None:
             self.restored = self.state.load_tables(self._clients["dynamodb"], self.outputs)
             self._state_read, self._saved_writes = True, dynamodb_writes()
@@ -249,9 +252,9 @@ class LocalStack:
                 log.warning("%s: no stream %r (%s)", target.name, target.source, hint)
                 continue
             self._spawn(target.name, functools.partial(workers.stream_step, streams, self._stop, target, iterators))
-        if reg.schedules:
-            step = functools.partial(workers.schedule_step, self._stop, reg.schedules, self.schedule_seconds)
-            self._spawn("schedules", step)
+        for target in reg.schedules:  # one thread each, as each is its own function in AWS
+            step = functools.partial(workers.schedule_step, self._stop, [target], self.schedule_seconds)
+            self._spawn(f"schedule {target.name}", step)
         if self.state is not None:
             self._spawn("snapshots", self._snapshot_step)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +31,8 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 0  # what the fake answered
+    at: float = 0.0  # when (time.time())
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -49,10 +52,9 @@ class FakeSlack:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with fake._lock:
-                    fake.requests.append(
-                        Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                    )
                     reply = fake.script.pop(0) if len(fake.script) > 1 else fake.script[0]
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    fake.requests.append(Recorded("POST", self.path, headers, body, reply.status, time.time()))
                 payload = reply.body
                 if isinstance(payload, dict):
                     payload = json.dumps(payload)
