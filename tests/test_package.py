@@ -32,6 +32,7 @@ FUNCTIONS = {  # logical id in sam.json -> app.py handler
     "SlackNotifier": "slack_notifier",
     "RescoreWorker": "rescore_worker",
     "OutboxSweeper": "outbox_sweeper",
+    "DeliverySweeper": "delivery_sweeper",
     "SlaChecker": "sla_checker",
     "OutboxRelay": "outbox_relay",
 }
@@ -243,6 +244,12 @@ def test_event_sources_are_the_data_plane_topic_queue_and_stream(sam: dict[str, 
     (stream,) = resources["OutboxRelay"]["Properties"]["Events"].values()
     assert stream["Type"] == "DynamoDB"
     assert stream["Properties"]["Stream"] == _import("OutboxStreamArn")  # not two intrinsics merged
+    (only,) = stream["Properties"]["FilterCriteria"]["Filters"]
+    from chalicelib.outbox.relay import new_message
+
+    pattern = json.loads(only["Pattern"])  # what Lambda lets through is what the handler relays for
+    assert pattern["eventName"] == ["INSERT"] and new_message({"eventName": "INSERT", "dynamodb": {
+        "NewImage": {k: {"S": "x"} for k in pattern["dynamodb"]["NewImage"]}}})
     dlq = resources["SlackNotifier"]["Properties"]["DeadLetterQueue"]
     assert dlq == {"Type": "SQS", "TargetArn": _import("DeadLetterQueueArn")}
 
@@ -312,7 +319,7 @@ def test_iam_grants_only_what_each_function_needs(sam: dict[str, Any]) -> None:
     )
     dlq_senders = {roles[r] for applies_to, s in grants["sqs:SendMessage"] if s["Resource"] == _import(
         "DeadLetterQueueArn") for r in applies_to}
-    assert dlq_senders == {"SlackNotifier"}
+    assert dlq_senders == {"SlackNotifier", "DeliverySweeper"}, "the two that park alerts"
     assert functions("dynamodb:GetRecords") == {"OutboxRelay"}
     assert resources("dynamodb:GetRecords") == [_import("OutboxStreamArn")]
     assert {a for a in grants if a.startswith("ssm:")} == {"ssm:GetParameter"}
@@ -324,6 +331,21 @@ def test_iam_grants_only_what_each_function_needs(sam: dict[str, Any]) -> None:
     for role in roles:
         (inline,) = sam["Resources"][role]["Properties"]["Policies"]
         assert inline["PolicyDocument"] == policy
+
+
+@pytest.mark.slow
+def test_the_delivery_sweeper_outlives_its_runs_and_reads_the_queue_index(sam: dict[str, Any]) -> None:
+    from chalicelib.config import Settings
+
+    props = sam["Resources"]["DeliverySweeper"]["Properties"]
+    (schedule,) = props["Events"].values()
+    assert schedule["Type"] == "Schedule" and schedule["Properties"]["Schedule"] == "rate(1 minute)"
+    worst_attempt = 3 * 10 + 2 + 3  # three tries of 10 s (the notifier's timeout), their waits, the store
+    assert props["Timeout"] >= Settings.from_env({}).delivery_sweep_seconds + worst_attempt
+    index = {"Fn::Sub": ["arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Table}/index/*",
+                         {"Table": _import("OutboxTableName")}]}
+    queries = [s for roles, s in _statements(sam) if "dynamodb:Query" in _as_list(s["Action"])]
+    assert any(index in _as_list(s["Resource"]) for s in queries), "the outbox's queue index"
 
 
 # -- alarms ------------------------------------------------------------------------------------
