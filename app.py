@@ -321,7 +321,7 @@ def sla_checker(event: Any) -> dict[str, Any]:
     from chalicelib.handoff.reminders import check_sla
 
     c = container()
-    return check_sla(c.leads_repo, c.rulesets, c.clock())
+    return check_sla(c.leads_repo, c.rulesets, c.clock(), c.outbox)
 
 
 if SOURCE_NAMES.outbox_stream_arn:

@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib.errors import BatonError, DeliveryFailed
@@ -47,8 +48,9 @@ from chalicelib.store.base import OutboxRepository
 log = logging.getLogger(__name__)
 
 
-def render(item: OutboxItem) -> tuple[str, str, list[dict[str, Any]]]:
-    """(channel, fallback text, blocks) of one outbox message."""
+def render(item: OutboxItem, told_at: float | None = None) -> tuple[str, str, list[dict[str, Any]]]:
+    """(channel, fallback text, blocks) of one outbox message; an SQL alert posted at ``told_at``
+    asks for a follow-up one SLA after that (the SLA runs from when sales is told)."""
     from chalicelib.handoff.blocks import digest_blocks, handoff_blocks, reminder_blocks
 
     if item.kind == "digest":
@@ -62,6 +64,9 @@ def render(item: OutboxItem) -> tuple[str, str, list[dict[str, Any]]]:
         text, blocks = reminder_blocks(msg, item.kind, overdue)  # type: ignore[arg-type]
         channel = msg.route.escalation_channel if item.kind == "escalation" and msg.route.escalation_channel else None
         return channel or msg.route.channel, text, blocks
+    if told_at is not None and msg.sla_deadline is not None:
+        deadline = datetime.fromtimestamp(told_at + msg.route.sla_hours * 3600, tz=timezone.utc)
+        msg = msg.model_copy(update={"sla_deadline": deadline})
     text, blocks = handoff_blocks(msg)
     return msg.route.channel, text, blocks
 
@@ -88,7 +93,7 @@ class Deliverer:
             return "not due"  # the index lags a reschedule that was just written
         item = record.item
         try:
-            channel, text, blocks = render(item)
+            channel, text, blocks = render(item, told_at=now)
         except (BatonError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
             code = exc.code if isinstance(exc, BatonError) else "invalid"
             return self._park(record, record.attempts, f"the message cannot be rendered ({code})")

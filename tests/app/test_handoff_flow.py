@@ -195,11 +195,18 @@ def test_sla_reminder_then_escalation(api: Api, slack_file: Path, monkeypatch: p
     c.clock = lambda: start + 5 * 3600  # 4 h SLA on the enterprise route: overdue
     c._rulesets = None
     c._leads = None
-    assert _tick(api, "sla_checker") == {"reminded": 1, "escalated": 0}
-    assert _tick(api, "sla_checker") == {"reminded": 0, "escalated": 0}
-    c.clock = lambda: start + 10 * 3600
-    assert _tick(api, "sla_checker") == {"reminded": 0, "escalated": 1}
+    moved = {"reminded": 0, "escalated": 0, "deadlines_moved": 1}
+    assert _tick(api, "sla_checker") == moved, "the alert is not posted yet: the SLA has not started"
+    assert _tick(api, "outbox_sweeper")["sent"] == 1
+    handoff = _handoff_id(api, lead_id)
+    c.clock = lambda: start + 10 * 3600  # Slack acknowledges it 10 h after the lead became an SQL
+    assert c.deliverer().attempt(handoff) == "posted"
+    c.clock = lambda: start + 10 * 3600 + 4 * 3600 + 60  # one SLA after that
+    assert _tick(api, "sla_checker") == {"reminded": 1, "escalated": 0, "deadlines_moved": 0}
+    assert _tick(api, "sla_checker") == {"reminded": 0, "escalated": 0, "deadlines_moved": 0}
+    c.clock = lambda: start + 19 * 3600
+    assert _tick(api, "sla_checker") == {"reminded": 0, "escalated": 1, "deadlines_moved": 0}
     kinds = [item.kind for item in c.outbox.pending()]
-    assert sorted(kinds) == ["escalation", "handoff", "reminder"]
+    assert sorted(kinds) == ["escalation", "reminder"]
     lead = api.get(f"/v1/leads/{lead_id}", headers=ADMIN).json_body
     assert lead["handoff"]["route"] == "enterprise"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -27,9 +28,55 @@ def _event(n: int, type_: str, ts: float) -> Event:
     return Event(f"e{n}", type_, ts, "grace@acme.example", None, {"form_id": "demo"}, CTO, "form")
 
 
+def _told(c: Container, at: float) -> list[str]:
+    """Slack acknowledged every alert waiting in the outbox at ``at``: sales was told then."""
+    ids = [item.id for item in c.outbox.pending() if item.kind == "handoff"]
+    for item_id in ids:
+        c.outbox.mark_published(item_id, at)
+        c.outbox.mark_delivered(item_id, f"slack:{item_id}", at, 1)
+    return ids
+
+
 def _reminders(c: Container, now: float) -> list[dict[str, Any]]:
-    assert check_sla(c.leads_repo, c.rulesets, now)["reminded"] == 1
+    _told(c, T0 + 1)
+    assert check_sla(c.leads_repo, c.rulesets, now, c.outbox)["reminded"] == 1
     return [item.body for item in c.outbox.pending() if item.kind == "reminder"]
+
+
+def _deadline(c: Container, lead_id: str) -> float:
+    stored = c.leads_repo.get(lead_id)
+    assert stored is not None and stored.state.sla_deadline is not None
+    return stored.state.sla_deadline
+
+
+def test_the_sla_clock_starts_when_sales_is_told(c: Container) -> None:
+    lead_id = c.leads.ingest([_event(1, "demo_request", T0)])["leads"][0]["lead_id"]
+    sla = _deadline(c, lead_id) - T0
+    # Slack is down for two days: the alert is pending, nobody is reminded, the deadline moves.
+    assert check_sla(c.leads_repo, c.rulesets, T0 + sla + 1, c.outbox) == {
+        "reminded": 0, "escalated": 0, "deadlines_moved": 1}
+    assert _deadline(c, lead_id) == T0 + 2 * sla + 1
+    told = T0 + 2 * 86400
+    _told(c, told)
+    check_sla(c.leads_repo, c.rulesets, T0 + 2 * sla + 1, c.outbox)
+    assert _deadline(c, lead_id) == told + sla, "one SLA from the alert"
+    result = check_sla(c.leads_repo, c.rulesets, told + sla + 1800, c.outbox)
+    assert result["reminded"] == 1
+    (body,) = [item.body for item in c.outbox.pending() if item.kind == "reminder"]
+    assert body["overdue_hours"] == 0.5, "overdue since the deadline that counts"
+
+
+def test_an_alert_posted_late_asks_for_a_follow_up_one_sla_after_it_was_posted() -> None:
+    from slack_fakes import handoff_dict
+
+    from chalicelib.handoff.delivery import render
+    from chalicelib.outbox.items import OutboxItem
+
+    item = OutboxItem("t1", "handoff", handoff_dict(), {}, T0)  # occurred 10:00, SLA 4 h: 14:00
+    posted = datetime(2026, 11, 23, 18, 30, tzinfo=timezone.utc).timestamp()  # Slack was down
+    _, _, blocks = render(item, told_at=posted)
+    follow_up = next(b["text"]["text"] for b in blocks if "Follow up by" in json.dumps(b))
+    assert f"<!date^{int(posted + 4 * 3600)}^" in follow_up
 
 
 def test_a_fast_tracked_lead_is_reminded_as_lead_to_sql(c: Container) -> None:
