@@ -358,23 +358,18 @@ def handoff_redrive(args: argparse.Namespace) -> int:
     import time
 
     from chalicelib.config import Settings
-    from chalicelib.errors import BatonError
     from chalicelib.outbox.redrive import dead_letter_url, redrive
     from chalicelib.store.dynamodb import DynamoDBOutbox
 
     settings = Settings.from_env()
     outbox = DynamoDBOutbox(settings.outbox_table)
-    try:
-        if args.dry_run:
-            parked = outbox.backlog().parked
-            print(f"{parked} parked alert{'s' * (parked != 1)} in {settings.outbox_table}; "
-                  "run without --dry-run to send them again")
-            print(json.dumps({"parked": parked}))
-            return EXIT_OK
-        report = redrive(outbox, time.time(), dead_letter_url(settings))
-    except BatonError as exc:
-        print(f"redrive failed: {exc.message} ({exc.details.get('cause', exc.code)})", file=sys.stderr)
-        return EXIT_INVALID
+    if args.dry_run:
+        parked = outbox.backlog().parked
+        print(f"{parked} parked alert{'s' * (parked != 1)} in {settings.outbox_table}; "
+              "run without --dry-run to send them again")
+        print(json.dumps({"parked": parked}))
+        return EXIT_OK
+    report = redrive(outbox, time.time(), dead_letter_url(settings))
     print(f"redriven: {report.redriven} parked alert{'s' * (report.redriven != 1)} (the delivery sweeper posts "
           f"them, each once); dead-letter pointers removed: {report.pointers_removed}; "
           f"other dead-letter messages left: {report.left}")

@@ -10,7 +10,9 @@ what it uses):
 - ``reminders``: the SLA sweep: one reminder for an SQL nobody acted on, then an escalation.
 - ``blocks``: Slack Block Kit rendering of handoffs, reminders, outcomes and re-score digests
   (pure, escaped, within Block Kit limits).
-- ``delivery``: the SNS consumer: renders one message and posts it to Slack once.
+- ``delivery``: posts each outbox message to Slack once, paced per channel, retried on the
+  outbox's schedule until Slack acknowledges it (the SNS consumer's first attempt, the delivery
+  sweeper's later ones).
 - ``notifiers``: who posts to Slack (bot token, incoming webhooks, the local outbox file);
   ``slack_sdk`` is imported there lazily, only when a notifier talks to Slack.
 - ``retry``: the bounded retry policy of every Slack call (429 ``Retry-After``, 5xx, network).
