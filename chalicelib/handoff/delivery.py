@@ -17,8 +17,8 @@ One attempt:
 3. reserve the channel's send slot (``outbox.pacing``): a slot more than ``INLINE_WAIT`` away
    becomes the next attempt, without counting as one;
 4. claim ``slack:<message id>`` (``outbox.claims``): held means posted, or in flight elsewhere;
-5. post. Acknowledged: the record is *delivered* (its body dropped) and the claim marked posted,
-   in one write. Failed: the claim is released and the next attempt scheduled; a 429 waits its
+5. post. Acknowledged: the claim is marked posted, then the record *delivered* (its body
+   dropped); an attempt that finds the claim posted and the record pending completes that. Failed: the claim is released and the next attempt scheduled; a 429 waits its
    ``Retry-After`` and holds the whole channel that long; a failure Slack calls permanent (a
    4xx such as ``channel_not_found``), or one after the retry window, *parks* the message: a
    pointer (ids and the error, no personal data) goes to the dead-letter queue, and
@@ -109,6 +109,9 @@ class Deliverer:
             self.sleep(slot - now)
         key = f"slack:{item_id}"
         if not self.outbox.claim(key, CLAIM_TTL, now=self.clock(), lease_seconds=SEND_LEASE):
+            if self.outbox.posted(key):  # posted, then the sender died before recording it
+                self.outbox.mark_delivered(item_id, self.clock(), record.attempts + 1)
+                return "skipped"
             return "in flight"
         attempts = record.attempts + 1
         try:
@@ -116,7 +119,8 @@ class Deliverer:
         except Exception as exc:  # every failure is recorded on the record; none is dropped
             self.outbox.release(key)
             return self._failed(record, attempts, channel, exc)
-        self.outbox.mark_delivered(item_id, key, self.clock(), attempts)
+        self.outbox.mark_posted(key, self.clock())
+        self.outbox.mark_delivered(item_id, self.clock(), attempts)
         metric("SlackPosted", 1, kind=item.kind)
         log.info("posted %s %s (attempt %d)", item.kind, item_id, attempts)
         return "posted"

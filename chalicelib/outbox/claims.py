@@ -2,8 +2,8 @@
 
 Before posting an alert (or recording a Slack click) the consumer claims a key; a key already
 claimed is a redelivery, or an attempt in flight elsewhere, and is skipped. A failed post releases
-its claim so the next attempt can post. A post that succeeded marks its claim ``posted`` in the
-same write that records the delivery.
+its claim so the next attempt can post. A post that succeeded marks its claim ``posted`` before
+recording the delivery: an attempt that finds a posted claim on a pending record completes it.
 
 A claim taken with a lease can be taken over once the lease is over and nothing was posted: the
 process that held it died mid-attempt (a Lambda timeout). Whether Slack had already shown that

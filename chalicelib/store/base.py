@@ -118,9 +118,17 @@ class OutboxRepository(DeliveryClaims, Protocol):
         for it; False when the item is no longer pending (delivered, parked or erased meanwhile)."""
         ...
 
-    def mark_delivered(self, item_id: str, claim_key: str, now: float, attempts: int) -> None:
-        """Slack acknowledged it: the record drops its body (and leaves the queues); the claim
-        records that it posted, so nobody takes it over."""
+    def mark_posted(self, claim_key: str, now: float) -> None:
+        """Slack acknowledged the post made under this claim: nobody takes it over, ever."""
+        ...
+
+    def posted(self, claim_key: str) -> bool:
+        """Whether a post under this claim was acknowledged."""
+        ...
+
+    def mark_delivered(self, item_id: str, now: float, attempts: int) -> None:
+        """Slack acknowledged it (after ``mark_posted``): the record drops its body and leaves the
+        queues. Nothing happens to an item erased meanwhile."""
         ...
 
     def park(self, item_id: str, now: float, attempts: int, error: str) -> bool:

@@ -412,31 +412,33 @@ class DynamoDBOutbox:
             values[":e"] = _s(error)
         return self._update(item_id, expression + ("" if slot else " REMOVE slot_at"), self.PENDING, values)
 
-    def mark_delivered(self, item_id: str, claim_key: str, now: float, attempts: int) -> None:
-        record = {"Update": {
-            "TableName": self.table, "Key": {"pk": _s(item_id)},
-            "UpdateExpression": "SET #d = :delivered, delivered_at = :now, #a = :a, #x = :x "
-                                "REMOVE body, attributes, #q, #qa, #n, slot_at",
-            "ConditionExpression": "attribute_exists(pk)",
-            "ExpressionAttributeNames": self._names("#d #a #x #q #qa #n"),
-            "ExpressionAttributeValues": {":delivered": _s("delivered"), ":now": _n(now), ":a": _n(attempts),
-                                          ":x": _n(int(now) + RECORD_TTL)},
-        }}  # fmt: skip
-        claim = {"Update": {
-            "TableName": self.table, "Key": {"pk": _s(f"CLAIM#{claim_key}")},
-            "UpdateExpression": "SET posted_at = :now, #x = if_not_exists(#x, :x)",
-            "ExpressionAttributeNames": {"#x": "expires_at"},
-            "ExpressionAttributeValues": {":now": _n(now), ":x": _n(int(now) + CLAIM_TTL)},
-        }}  # fmt: skip
-        ddb = client("dynamodb")
+    def mark_posted(self, claim_key: str, now: float) -> None:
         try:
-            ddb.transact_write_items(TransactItems=[record, claim])
+            client("dynamodb").update_item(
+                TableName=self.table, Key={"pk": _s(f"CLAIM#{claim_key}")},
+                UpdateExpression="SET posted_at = :now, #x = if_not_exists(#x, :x)",
+                ExpressionAttributeNames={"#x": "expires_at"},
+                ExpressionAttributeValues={":now": _n(now), ":x": _n(int(now) + CLAIM_TTL)},
+            )
         except ClientError as exc:
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if not reasons or reasons[0] != "ConditionalCheckFailed":
-                raise _translate(exc) from None
-            # Erased while it was being posted: only the claim says it went out.
-            ddb.update_item(TableName=self.table, **{k: v for k, v in claim["Update"].items() if k != "TableName"})
+            raise _translate(exc) from None
+
+    def posted(self, claim_key: str) -> bool:
+        try:
+            found = client("dynamodb").get_item(TableName=self.table, Key={"pk": _s(f"CLAIM#{claim_key}")},
+                                                ConsistentRead=True, ProjectionExpression="posted_at")
+        except ClientError as exc:
+            raise _translate(exc) from None
+        return "posted_at" in found.get("Item", {})
+
+    def mark_delivered(self, item_id: str, now: float, attempts: int) -> None:
+        # Two single-item writes, not a transaction (twice the write cost, and moto copies every
+        # table for one): the claim is marked posted first, so a crash in between leaves a record
+        # the next attempt finds posted and completes (``Deliverer.attempt``).
+        self._update(item_id, "SET #d = :delivered, delivered_at = :now, #a = :a, #x = :x "
+                              "REMOVE body, attributes, #q, #qa, #n, slot_at", "attribute_exists(pk)",
+                     {":delivered": _s("delivered"), ":now": _n(now), ":a": _n(attempts),
+                      ":x": _n(int(now) + RECORD_TTL)})
 
     def park(self, item_id: str, now: float, attempts: int, error: str) -> bool:
         return self._update(

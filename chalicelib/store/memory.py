@@ -198,7 +198,15 @@ class InMemoryOutbox:
                 record["last_error"] = error
             return True
 
-    def mark_delivered(self, item_id: str, claim_key: str, now: float, attempts: int) -> None:
+    def mark_posted(self, claim_key: str, now: float) -> None:
+        with self._lock:
+            self._claims.setdefault(claim_key, {"claimed_at": now})["posted_at"] = now
+
+    def posted(self, claim_key: str) -> bool:
+        with self._lock:
+            return "posted_at" in self._claims.get(claim_key, {})
+
+    def mark_delivered(self, item_id: str, now: float, attempts: int) -> None:
         with self._lock:
             record = self._items.get(item_id)
             if record is not None:
@@ -206,7 +214,6 @@ class InMemoryOutbox:
                     record.pop(key, None)
                 record.update(delivery="delivered", delivered_at=now, attempts=attempts,
                               item=None)  # the body goes: it is personal data, and delivered
-            self._claims.setdefault(claim_key, {"claimed_at": now})["posted_at"] = now
 
     def park(self, item_id: str, now: float, attempts: int, error: str) -> bool:
         with self._lock:

@@ -198,6 +198,15 @@ def test_an_attempt_that_died_mid_post_is_taken_over_after_the_lease() -> None:
     assert world.posted(tid) == 1 and world.outbox.delivery(tid).status == "delivered"
 
 
+def test_a_post_whose_record_was_not_written_is_completed_not_posted_again() -> None:
+    world = World()
+    tid = world.sql()
+    assert world.outbox.claim(f"slack:{tid}", 60, now=world.clock(), lease_seconds=600)
+    world.outbox.mark_posted(f"slack:{tid}", world.clock())  # Slack had it; then the Lambda died
+    world.run_schedule(until=T0 + 1_500)
+    assert world.slack.calls == 0 and world.outbox.delivery(tid).status == "delivered"
+
+
 def test_an_erased_leads_alert_is_not_posted() -> None:
     world = World()
     tid = world.sql()

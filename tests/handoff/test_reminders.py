@@ -33,7 +33,7 @@ def _told(c: Container, at: float) -> list[str]:
     ids = [item.id for item in c.outbox.pending() if item.kind == "handoff"]
     for item_id in ids:
         c.outbox.mark_published(item_id, at)
-        c.outbox.mark_delivered(item_id, f"slack:{item_id}", at, 1)
+        c.outbox.mark_delivered(item_id, at, 1)
     return ids
 
 

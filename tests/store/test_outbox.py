@@ -73,7 +73,10 @@ def test_delivered_drops_the_body_leaves_the_queues_and_marks_the_claim_posted(o
     outbox.put(_item("t1"))
     outbox.mark_published("t1", 130.0)
     assert outbox.claim("slack:t1", 60, now=131.0, lease_seconds=600)
-    outbox.mark_delivered("t1", "slack:t1", 132.0, attempts=1)
+    assert not outbox.posted("slack:t1")
+    outbox.mark_posted("slack:t1", 132.0)
+    assert outbox.posted("slack:t1") and not outbox.posted("slack:t2")
+    outbox.mark_delivered("t1", 132.0, attempts=1)
     record = outbox.delivery("t1")
     assert (record.status, record.item, record.attempts, record.delivered_at) == ("delivered", None, 1, 132.0)
     assert record.summary()["next_attempt_at"] is None
@@ -115,7 +118,7 @@ def test_backlog_counts_and_the_oldest_waiting_message(outbox: Any) -> None:
     outbox.put(_item("t3", created_at=90.0))
     outbox.mark_published("t1", 60.0)
     outbox.mark_published("t3", 95.0)
-    outbox.mark_delivered("t3", "slack:t3", 96.0, 1)
+    outbox.mark_delivered("t3", 96.0, 1)
     assert outbox.backlog() == Backlog(unpublished=1, undelivered=1, parked=0, oldest_created_at=50.0)
 
 
@@ -134,7 +137,7 @@ def test_erasure_removes_the_leads_records_and_its_lines_in_pending_digests(stor
     leads.commit(Commit(LeadState("L1"), 0, outbox=[_item("t1", lead_id="L1")]))
     outbox.put(_item("t2", lead_id="L1"))
     outbox.mark_published("t2", 130.0)
-    outbox.mark_delivered("t2", "slack:t2", 131.0, 1)  # a delivered record names the lead too
+    outbox.mark_delivered("t2", 131.0, 1)  # a delivered record names the lead too
     outbox.put(_item("t3", lead_id="L2"))
     digest = {"ruleset_version": 2, "total": 2, "channel": "#marketing", "transitions": [
         {"lead_id": "L1", "name": "Ada Lovelace", "company": "Acme", "from_stage": "lead", "stage": "mql"},
