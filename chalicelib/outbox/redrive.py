@@ -7,10 +7,11 @@ dead-letter queue, and a redrive of thousands must not fit in an API call's 29 s
 1. Every parked record becomes pending again, due now, with a fresh retry window: one
    conditional write each, so a second redrive (or two at once) finds nothing left to do.
 2. The dead-letter queue's pointers to parked alerts are deleted, so the dead-letters alarm
-   clears; a pointer whose alert is parked still (parked while this ran) is redriven first.
-   An SNS event the consumer's Lambda gave up on (a store outage) is deleted too once its alert
-   has a delivery record that is not parked: the record drives it. Anything else (re-score jobs,
-   events of unknown alerts) is left in the queue, visible again at once.
+   clears; a pointer whose alert is parked still (parked while this ran) is redriven first, and
+   one whose alert is gone (its lead erased, or its record expired) is just deleted. An SNS
+   event the consumer's Lambda gave up on (a store outage) is treated the same way: the alert's
+   delivery record drives it. Anything else (re-score jobs) is left in the queue, visible again
+   at once.
 
 The delivery sweeper then posts the redriven alerts at their channels' pace; the claims keep
 each to one post, however often it was parked, redriven or redelivered.
@@ -34,7 +35,7 @@ _VISIBILITY = 120  # long enough to finish a pass; what is left alone is made vi
 @dataclass
 class RedriveReport:
     redriven: int = 0  # parked alerts made pending again
-    pointers_removed: int = 0  # dead-letter messages about alerts the outbox now drives
+    pointers_removed: int = 0  # dead-letter messages about alerts the outbox drives, or that are gone
     left: int = 0  # other dead-letter messages, untouched
 
     def to_dict(self) -> dict[str, int]:
@@ -82,11 +83,11 @@ def _clear_pointers(outbox: OutboxRepository, now: float, url: str, report: Redr
     untouched: list[str] = []
     for message in _receive_all(sqs, url):
         item_id = alert_id(message["Body"])
-        record = outbox.delivery(item_id) if item_id else None
-        if record is None:
+        if item_id is None:
             untouched.append(message["ReceiptHandle"])
             continue
-        if record.status == "parked":
+        record = outbox.delivery(item_id)
+        if record is not None and record.status == "parked":
             report.redriven += outbox.redrive(record.id, now)
         sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         report.pointers_removed += 1

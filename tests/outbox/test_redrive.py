@@ -100,6 +100,16 @@ def test_a_pointer_of_an_alert_parked_again_redrives_it(parked: tuple[Any, Slack
     assert deliverer.outbox.delivery(ids[0]).status == "pending"
 
 
+def test_a_pointer_of_an_erased_alert_is_removed(parked: tuple[Any, Slack, list[str]]) -> None:
+    from chalicelib.outbox.redrive import redrive
+
+    deliverer, _, ids = parked
+    deliverer.outbox.erase_lead("L1")
+    report = redrive(deliverer.outbox, 5_000.0, os.environ["BATON_DLQ_URL"])
+    assert report.to_dict() == {"redriven": 2, "pointers_removed": 3, "left": 0}
+    assert _dlq() == [] and deliverer.outbox.delivery(ids[1]) is None
+
+
 def test_alert_ids_of_dead_letters() -> None:
     pointer = {"type": "baton.delivery.parked", "message_id": "t_1", "attempts": 104}
     sns = {"Records": [{"Sns": {"Message": "{}", "MessageAttributes": {"message_id": {"Value": "t_2"}}}}]}
