@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -43,28 +41,16 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=3)
     args = parser.parse_args()
 
-    import boto3
-    from moto.server import ThreadedMotoServer
-
     from chalicelib.aws import client
     from chalicelib.handoff.delivery import Deliverer
     from chalicelib.outbox.items import OutboxItem
     from chalicelib.outbox.relay import relay
     from chalicelib.queues import InMemoryQueue
     from chalicelib.store.dynamodb import DynamoDBOutbox
-    from devstack.cfn import app_env, deploy_data_plane
-    from devstack.stack import free_port
+    from devstack.cfn import data_plane_on_moto
     from tests.handoff.slack_fakes import handoff_dict
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "x",
-                       "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
-                       "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled"})
-    try:
-        env = app_env(deploy_data_plane(boto3.client("cloudformation"), "bench"), "bench")
+    with data_plane_on_moto() as env:
         table = env["BATON_OUTBOX_TABLE"]
         ddb = client("dynamodb")
         calls: list[str] = []
@@ -107,8 +93,6 @@ def main() -> None:
         kinds = {name: f"{calls.count(name)} x {spent[name] * 1000 / calls.count(name):.1f} ms"
                  for name in sorted(set(calls))}
         assert outbox.backlog().undelivered == 0
-    finally:
-        server.stop()
     ms = seconds * 1000 / args.alerts
     print(f"{args.alerts} alerts on {args.channels} channels posted by one sweeper in {seconds:.2f} s: "
           f"{ms:.1f} ms an alert, {args.alerts / seconds:.0f} alerts/s")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import random
 import sys
 import time
@@ -82,25 +80,10 @@ def main() -> None:
     print(f"in memory: {memory['leads']} leads x {args.events_per_lead} events re-scored in "
           f"{memory['seconds']:.2f} s = {memory['leads_per_s']:.0f} leads/s ({memory['transitions']} transitions)")
 
-    from moto.server import ThreadedMotoServer
+    from devstack.cfn import data_plane_on_moto
 
-    from devstack.cfn import app_env, deploy_data_plane
-    from devstack.stack import free_port
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "x",
-                       "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
-                       "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled"})
-    try:
-        import boto3
-
-        env = app_env(deploy_data_plane(boto3.client("cloudformation"), "bench"), "bench")
+    with data_plane_on_moto() as env:
         moto = run(dynamodb_container(Settings.from_env(env)), history(args.moto_leads, args.events_per_lead))
-    finally:
-        server.stop()
     print(f"DynamoDB on moto: {moto['leads']} leads re-scored in {moto['seconds']:.2f} s = "
           f"{moto['leads_per_s']:.0f} leads/s per worker")
     hours = 1_000_000 / (moto["leads_per_s"] * 50) / 3600

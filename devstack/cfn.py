@@ -1,12 +1,17 @@
 """Deploy the data-plane template into moto and turn its outputs into the app's environment.
 
-One function shared by the local stack and the test fixtures, so both run the very template
-that production deploys instead of a hand-made copy of it.
+One function shared by the local stack, the test fixtures and the benchmarks
+(``data_plane_on_moto``), so all run the very template that production deploys instead of a
+hand-made copy of it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +93,25 @@ def gateway_response(response_type: str, template: Path = APP_OVERRIDES) -> tupl
     api = load_template(template)["Resources"]["RestAPI"]["Properties"]
     response = api["GatewayResponses"][response_type]
     return int(response["StatusCode"]), response["ResponseTemplates"]["application/json"].encode()
+
+
+@contextlib.contextmanager
+def data_plane_on_moto(stage: str = "bench") -> Iterator[dict[str, str]]:
+    """For benchmarks: start an in-process moto server, point the AWS SDK at it, deploy the data
+    plane; yield the app's ``BATON_*`` variables (for ``Settings.from_env``); stop it at the end."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from devstack.stack import free_port
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log would drown the figures
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "x",
+                       "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled"})
+    try:
+        yield app_env(deploy_data_plane(boto3.client("cloudformation"), stage), stage)
+    finally:
+        server.stop()

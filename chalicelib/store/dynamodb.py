@@ -78,15 +78,20 @@ def _translate(exc: ClientError) -> BatonError:
     return Unavailable("the lead store failed", retry_after=2, details={"cause": code})
 
 
-def _query(table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    ddb = client("dynamodb")
+def _pages(operation: str, table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query or Scan finds, page after page."""
+    call = getattr(client("dynamodb"), operation)
     start: dict[str, Any] | None = None
     while True:
-        page = ddb.query(TableName=table, **kwargs, **({"ExclusiveStartKey": start} if start else {}))
+        page = call(TableName=table, **kwargs, **({"ExclusiveStartKey": start} if start else {}))
         yield from page.get("Items", [])
         start = page.get("LastEvaluatedKey")
         if not start:
             return
+
+
+def _query(table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    return _pages("query", table, **kwargs)
 
 
 def _event_item(pk: str, event: Event) -> dict[str, Any]:
@@ -97,14 +102,7 @@ def _event_item(pk: str, event: Event) -> dict[str, Any]:
 
 
 def _scan(table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    ddb = client("dynamodb")
-    start: dict[str, Any] | None = None
-    while True:
-        page = ddb.scan(TableName=table, **kwargs, **({"ExclusiveStartKey": start} if start else {}))
-        yield from page.get("Items", [])
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return
+    return _pages("scan", table, **kwargs)
 
 
 def _outbox_item(item: OutboxItem) -> dict[str, Any]:
