@@ -263,6 +263,9 @@ def _why(msg: HandoffMessage) -> Block:
     if msg.fast_track:
         text += " \u00b7 \u26a1 *Fast track*"
     text += f"\n*Stage:* {_safe(msg.from_stage.upper(), 32)} \u2192 {msg.stage.upper()}"
+    if msg.rescore is not None:
+        before = f"v{msg.rescore.from_version}" if msg.rescore.from_version else "the default rule set"
+        text += f"\n*Caused by:* re-scoring with rule set v{msg.rescore.to_version} (was {before})"
     return _section(text)
 
 
@@ -483,6 +486,7 @@ class RescoreDigest(BaseModel):
     ruleset_version: int = Field(ge=0)
     transitions: list[DigestTransition] = Field(default_factory=list)
     total: int | None = Field(default=None, ge=0)
+    sql_alerts: int = Field(default=0, ge=0)  # new SQLs, alerted to their routes one by one instead
 
 
 def _digest_line(t: DigestTransition) -> str:
@@ -515,6 +519,9 @@ def digest_blocks(summary: Mapping[str, Any]) -> tuple[str, list[Block]]:
         blocks.extend(_sections_from_lines("Leads that moved", lines))
     else:
         blocks.append(_section("No lead changed stage."))
+    if digest.sql_alerts:
+        sqls = "new SQL was" if digest.sql_alerts == 1 else "new SQLs were"
+        blocks.append(_context(f"{digest.sql_alerts} {sqls} alerted to their routes, each on its own."))
     return headline, blocks[: LIMITS["blocks"]]
 
 

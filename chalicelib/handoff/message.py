@@ -105,6 +105,13 @@ class KeyEvent(_Model):
     label: DisplayText = Field(min_length=1)
 
 
+class RescoreCause(_Model):
+    """The transition came from a re-score: publishing ``to_version`` over ``from_version``."""
+
+    from_version: Annotated[int, Field(ge=0)] | None = None  # None: the lead was never scored by a version
+    to_version: Annotated[int, Field(ge=0)]
+
+
 class HandoffMessage(_Model):
     """One committed stage transition of one lead, as announced to sales or marketing."""
 
@@ -127,6 +134,7 @@ class HandoffMessage(_Model):
     key_events: Annotated[list[KeyEvent], Field(max_length=200)] = Field(default_factory=list)
     source: ShortText = Field(min_length=1)
     reason: LongText = Field(min_length=1)
+    rescore: RescoreCause | None = None  # set when a re-score made the transition
 
     @property
     def display_name(self) -> str:

@@ -191,6 +191,17 @@ def test_fast_track_is_flagged(make_handoff: Any) -> None:
     assert "Fast track" in why and "LEAD → SQL" in why
 
 
+def test_an_sql_made_by_a_rescore_says_which_change_caused_it(make_handoff: Any) -> None:
+    _, blocks = handoff_blocks(make_handoff(source="rescore", rescore={"from_version": 3, "to_version": 4}))
+    why = blocks[1]["text"]["text"]
+    assert "*Caused by:* re-scoring with rule set v4 (was v3)" in why
+    assert blocks[-1]["type"] == "actions", "the normal alert: Accept / Recycle / Reject"
+    _, blocks = handoff_blocks(make_handoff(rescore={"from_version": None, "to_version": 1}))
+    assert "(was the default rule set)" in blocks[1]["text"]["text"]
+    _, blocks = handoff_blocks(make_handoff())
+    assert "Caused by" not in blocks[1]["text"]["text"]
+
+
 def test_sparse_lead_still_renders_valid_blocks(make_handoff: Any) -> None:
     msg = make_handoff(lead={"email": "solo@x.example"}, reasons=[], key_events=[], sla_deadline=None)
     _, blocks = handoff_blocks(msg)
@@ -378,6 +389,14 @@ def test_digest_shows_twenty_and_counts_the_rest() -> None:
     assert "Lead &lt;20&gt;" not in body
     assert body.endswith("_and 10 more_")
     assert check_limits(blocks) == []
+
+
+def test_a_digest_counts_the_sqls_it_leaves_to_their_own_alerts() -> None:
+    one = {"lead_id": "L1", "name": "Ada", "company": None, "from_stage": "lead", "stage": "mql"}
+    _, blocks = digest_blocks({"ruleset_version": 5, "transitions": [one], "total": 1, "sql_alerts": 12})
+    assert "12 new SQLs were alerted to their routes, each on its own." in json.dumps(blocks)
+    _, blocks = digest_blocks({"ruleset_version": 5, "transitions": [one], "total": 1})
+    assert "alerted to their routes" not in json.dumps(blocks)
 
 
 def test_digest_edge_cases() -> None:
