@@ -210,3 +210,18 @@ def test_sla_reminder_then_escalation(api: Api, slack_file: Path, monkeypatch: p
     assert sorted(kinds) == ["escalation", "reminder"]
     lead = api.get(f"/v1/leads/{lead_id}", headers=ADMIN).json_body
     assert lead["handoff"]["route"] == "enterprise"
+
+
+def test_erasure_removes_the_pending_alert_and_nothing_is_posted_after(api: Api, slack_file: Path) -> None:
+    from chalicelib.bootstrap import container
+
+    lead_id = api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS).json_body["lead_id"]
+    flaky = FlakyPublisher(failures=0)
+    container().extras["publisher"] = flaky
+    assert _tick(api, "outbox_sweeper")["sent"] == 1  # on SNS; Slack not reached yet
+    (item,) = flaky.published
+    assert api.client.http.delete(f"/v1/leads/{lead_id}", headers=ADMIN).status_code == 200
+    assert container().outbox.delivery(item.id) is None, "the delivery record, with the lead's data, is gone"
+    api.client.lambda_.invoke("slack_notifier", _sns_event(item))  # SNS delivers it after the erasure
+    _tick(api, "delivery_sweeper")
+    assert _posts(slack_file) == []
