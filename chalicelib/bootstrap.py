@@ -48,7 +48,7 @@ class Container:
         if self._leads is None:
             from chalicelib.leads import LeadService
 
-            self._leads = LeadService(self.leads_repo, self.rulesets, self.clock)
+            self._leads = LeadService(self.leads_repo, self.rulesets, self.clock, deliveries=self.outbox)
         return self._leads
 
     @property

@@ -27,7 +27,7 @@ from chalicelib.handoff.reminders import sql_transition
 from chalicelib.observability import metric
 from chalicelib.rulesets import RulesetService
 from chalicelib.state import LeadState, Transition, lead_id_for
-from chalicelib.store.base import MAX_EVENTS_PER_COMMIT, Commit, LeadRepository
+from chalicelib.store.base import MAX_EVENTS_PER_COMMIT, Commit, LeadRepository, OutboxRepository
 from chalicelib.timeline import Routed, Timeline, apply, in_time_order, route
 
 MAX_ATTEMPTS = 8
@@ -66,11 +66,13 @@ class LeadService:
         rulesets: RulesetService,
         clock: Callable[[], float] = time.time,
         backoff: Callable[[int], None] | None = None,
+        deliveries: OutboxRepository | None = None,  # where the SQL alerts stand with Slack
     ) -> None:
         self.leads = leads
         self.rulesets = rulesets
         self.clock = clock
         self.backoff = backoff or _jittered_sleep
+        self.deliveries = deliveries
 
     # -- ingestion -------------------------------------------------------------------------------
     def ingest(self, events: Sequence[Event]) -> dict[str, Any]:
@@ -257,6 +259,7 @@ class LeadService:
             "handoff": {
                 "handed_off_at": iso(state.handed_off_at), "route": state.route,
                 "sla_deadline": iso(state.sla_deadline), "accepted_at": iso(state.accepted_at),
+                **alert_status(state, self.deliveries),
             },
             "ruleset_version": version,
             "first_seen": iso(state.first_seen),
@@ -278,6 +281,18 @@ def _result(
         engagement=explained["engagement"]["score"], fit=explained["fit"]["score"],
         grade=explained["fit"]["grade"],
     )
+
+
+def alert_status(state: LeadState, deliveries: OutboxRepository | None) -> dict[str, Any]:
+    """Where the lead's SQL alert stands: ``status`` pending | delivered | parked, ``attempts``,
+    ``next_attempt_at`` (all null without an alert, or once its record expired after 30 days)."""
+    from chalicelib.handoff.reminders import sql_transition
+
+    transition = sql_transition(state)
+    record = deliveries.delivery(transition.id) if transition and deliveries else None
+    summary = record.summary() if record else dict.fromkeys(("status", "attempts", "next_attempt_at",
+                                                             "delivered_at", "last_error"))
+    return {k: iso(v) if k.endswith("_at") else v for k, v in summary.items()}
 
 
 def _writes(

@@ -222,6 +222,9 @@ def test_slack_outage_then_recovery_posts_the_alert_once(service: Service, fake_
     [pending] = outbox(service)
     assert (pending["delivery"]["S"], pending["attempts"]["N"]) == ("pending", "1")
     assert float(pending["next_attempt_at"]["N"]) == start + 5, "the schedule's first retry"
+    handoff = lead(service, lead_id)["handoff"]
+    assert (handoff["status"], handoff["attempts"], handoff["delivered_at"]) == ("pending", 1, None)
+    assert handoff["next_attempt_at"] and handoff["last_error"].startswith("Slack incoming webhook failed: HTTP 500")
     assert claims(service) == [], "the claim is released so the retry can post"
     tick(service, "delivery_sweeper")  # retry at +5 s: 429, Retry-After 7; at +12 s: posted
     service.client.lambda_.invoke("slack_notifier", event)  # a redelivery: nothing sent
@@ -229,6 +232,8 @@ def test_slack_outage_then_recovery_posts_the_alert_once(service: Service, fake_
     assert waits == [0.5, 1.0], "only the 5xx were retried in-process"
     delivered = record(service, pending["pk"]["S"])
     assert float(delivered["delivered_at"]["N"]) == start + 5 + 7, "Retry-After is honoured"
+    handoff = lead(service, lead_id)["handoff"]
+    assert (handoff["status"], handoff["attempts"], handoff["next_attempt_at"]) == ("delivered", 3, None)
     assert lead_id in json.dumps(fake_slack.requests[-1].json()["blocks"])
     assert len(claims(service)) == 1
 
@@ -281,6 +286,7 @@ def test_slack_down_for_good_is_retried_for_the_window_then_parked_and_redriven_
     # 60 s, makes the attempt that ends the window.
     attempts = len(backoff.attempt_times()) - 1
     assert (parked["delivery"]["S"], parked["attempts"]["N"]) == ("parked", str(attempts))
+    assert lead(service, lead_id)["handoff"]["status"] == "parked"
     assert float(parked["parked_at"]["N"]) >= committed + backoff.retry_seconds
     assert len(fake_slack.requests) == attempts * 3, "each attempt: 1 try + 2 in-process retries"
     dlq = consumer.sqs.receive_message(QueueUrl=os.environ["BATON_DLQ_URL"], MaxNumberOfMessages=10,

@@ -57,10 +57,10 @@ def _make_sql(sender: Sender, n: int, run: str) -> str:
     return str(lead["lead_id"])
 
 
-def _route(sender: Sender, lead_id: str) -> str:
+def _lead(sender: Sender, lead_id: str) -> dict[str, Any]:
     status, lead = sender.get(f"/v1/leads/{lead_id}?limit=1", token=ADMIN_TOKEN)
     assert status == 200, lead
-    return str(lead["handoff"]["route"])
+    return dict(lead)
 
 
 def _outbox(stack: StackProcess) -> list[dict[str, Any]]:
@@ -93,6 +93,9 @@ def test_every_sql_made_during_a_long_outage_is_alerted_once_after_recovery(
     assert len(during) == SQLS and {i["delivery"]["S"] for i in during.values()} == {"pending"}
     attempts = {k: int(i["attempts"]["N"]) for k, i in during.items()}
     assert min(attempts.values()) > OLD_BUDGET_ATTEMPTS, f"kept retrying: {attempts}"
+    shown = [_lead(sender, lead)["handoff"] for lead in leads]  # what the API tells an operator
+    assert {h["status"] for h in shown} == {"pending"} and all(h["next_attempt_at"] for h in shown)
+    assert min(h["attempts"] for h in shown) > OLD_BUDGET_ATTEMPTS
 
     slack.then(Reply(200, "ok"))
     back_at = time.time()
@@ -107,7 +110,9 @@ def test_every_sql_made_during_a_long_outage_is_alerted_once_after_recovery(
     time.sleep(2)  # a few more sweeps: a duplicate would show up now
     alerted = sorted(lead for ids in (ids for _, ids in _posted(slack)) for lead, _ in ids if lead in leads)
     assert alerted == sorted(leads), json.dumps([sorted(ids) for _, ids in _posted(slack)])
-    routes = {lead: _route(sender, lead) for lead in leads}
+    after = {lead: _lead(sender, lead)["handoff"] for lead in leads}
+    assert {h["status"] for h in after.values()} == {"delivered"}
+    routes = {lead: str(h["route"]) for lead, h in after.items()}
     by_route: dict[str, list[float]] = {}
     for at, ids in _posted(slack):
         for lead, _ in ids:
