@@ -37,9 +37,11 @@ def _size(value: Any) -> int | None:
 
 
 def handoff_body(
-    state: LeadState, transition: Transition, rs: CompiledRuleset, source: str, explained: dict[str, Any]
+    state: LeadState, transition: Transition, rs: CompiledRuleset, source: str, explained: dict[str, Any],
+    rescore: dict[str, int | None] | None = None,
 ) -> dict[str, Any]:
-    """The ``baton.handoff.v1`` body (see docs/handoff-message.md); ``explained`` is ``explain``'s answer."""
+    """The ``baton.handoff.v1`` body (see docs/handoff-message.md); ``explained`` is ``explain``'s answer,
+    ``rescore`` the re-score that made the transition (``from_version``, ``to_version``)."""
     attrs = state.attributes
     reasons = [{**r, "kind": "fit"} for r in explained["fit"]["rules"]]
     reasons += [
@@ -80,6 +82,7 @@ def handoff_body(
         ],
         "source": source or "api",
         "reason": transition.reason,
+        **({"rescore": rescore} if rescore else {}),
     }
 
 
@@ -93,7 +96,7 @@ def message_attributes(body: dict[str, Any]) -> dict[str, str]:
 
 def outbox_items(
     state: LeadState, transitions: list[Transition], rs: CompiledRuleset, source: str, now: float,
-    explained: dict[str, Any] | None = None,
+    explained: dict[str, Any] | None = None, rescore: dict[str, int | None] | None = None,
 ) -> list[OutboxItem]:
     """Messages for the transitions the rule set asks to announce (rule-driven ones only).
 
@@ -106,6 +109,6 @@ def outbox_items(
             continue
         if explained is None:
             explained = explain(state, rs, now)
-        body = handoff_body(state, transition, rs, source, explained)
+        body = handoff_body(state, transition, rs, source, explained, rescore)
         items.append(OutboxItem(transition.id, "handoff", body, message_attributes(body), now))
     return items

@@ -3,8 +3,13 @@
 One *plan* message per scan segment lists its leads and sends *page* messages; each page re-scores
 its leads from their stored events and outcomes. Pages are idempotent (a lead already re-scored
 under the version is skipped; a page's counters are added once), so SQS redelivery and crashes are
-harmless and the job resumes where it stopped. When the last page is counted, the stage changes go
-out as one digest (if the rule set asks for it).
+harmless and the job resumes where it stopped.
+
+A lead the re-score makes an SQL gets the normal SQL alert to its route (reasons, Accept / Reject /
+Recycle), saying which change of rule set caused it; the outbox delivers those at each channel's
+pace, so thousands of them queue a second apart instead of bursting. The other stage changes (MQL,
+disqualified) go out as one digest when the last page is counted (``handoff.rescore_alerts:
+digest``), as normal alerts (``individual``) or not at all (``none``).
 """
 
 from __future__ import annotations
@@ -32,11 +37,11 @@ ATTEMPTS = 5
 MODES = ("active", "shadow")
 
 
-def _sample(state: LeadState, from_stage: str, to_stage: str) -> dict[str, Any]:
+def _sample(state: LeadState, from_stage: str, to_stage: str, alerted: bool) -> dict[str, Any]:
     attrs = state.attributes
     name = " ".join(str(attrs[k]) for k in ("first_name", "last_name") if attrs.get(k)) or None
     return {"lead_id": state.lead_id, "name": name, "company": attrs.get("company"),
-            "from_stage": from_stage, "stage": to_stage}
+            "from_stage": from_stage, "stage": to_stage, "alerted": alerted}
 
 
 class RescoreJobs:
@@ -72,7 +77,8 @@ class RescoreJobs:
         return {
             "job_id": job["job_id"], "mode": job["mode"], "status": "complete" if complete else "running",
             "leads_total": job["total"] if planned else None, "leads_done": job["done"],
-            "failures": job["failed"], "transitions": job["transitions"], "started_at": iso(job["created_at"]),
+            "failures": job["failed"], "transitions": job["transitions"], "alerted": job["alerted"],
+            "started_at": iso(job["created_at"]),
         }
 
     def handle(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -101,23 +107,27 @@ class RescoreJobs:
     def _page(self, job: dict[str, Any], page: str, lead_ids: list[str]) -> dict[str, Any]:
         rs = self.rulesets.compiled(int(job["version"]))
         done = failed = 0
-        samples: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
         for lead_id in lead_ids:
             try:
-                samples += self.rescore_lead(lead_id, rs, job["mode"])
+                changes += self.rescore_lead(lead_id, rs, job["mode"])
                 done += 1
             except BatonError as exc:
                 failed += 1
                 log.warning("re-score of %s failed: %s", lead_id, exc.code)
         if not self.jobs.claim_flag(job["job_id"], f"page_{page}"):
             return {"done": 0, "redelivered": True}
+        digest = [{k: v for k, v in c.items() if k != "alerted"} for c in changes if not c["alerted"]]
         updated = self.jobs.add(
-            job["job_id"], {"done": done, "failed": failed, "transitions": len(samples)}, samples[:50]
+            job["job_id"],
+            {"done": done, "failed": failed, "transitions": len(changes), "alerted": len(changes) - len(digest)},
+            digest[:50],
         )
         self._finish(updated)
         return {"done": done, "failed": failed}
 
     def rescore_lead(self, lead_id: str, rs: CompiledRuleset, mode: str) -> list[dict[str, Any]]:
+        """Re-score one lead; its stage changes, each saying whether it was alerted on its own."""
         for _ in range(ATTEMPTS):
             stored = self.leads.get(lead_id)
             if stored is None:
@@ -128,32 +138,38 @@ class RescoreJobs:
                 return []  # by an earlier delivery of this page
             events, outcomes = self.leads.events(lead_id), self.leads.outcomes(lead_id)
             now = self.clock()
-            previous = state.stage
+            previous, from_version = state.stage, state.ruleset_version
             transitions: list[Transition] = []
+            outbox: list[OutboxItem] = []
             if mode == "shadow":
                 shadow.start(state, replay(lead_id, state.email, events, outcomes, rs), rs.version)
                 commit = Commit(state, stored.version)
             else:
                 state, transitions = rescore_state(state, events, outcomes, rs, now)
                 individual = rs.source.handoff.rescore_alerts == "individual"
-                outbox = outbox_items(state, transitions, rs, "rescore", now) if individual else []
+                announced = [t for t in transitions if individual or t.to_stage == "sql"]
+                outbox = outbox_items(state, announced, rs, "rescore", now,
+                                      rescore={"from_version": from_version, "to_version": rs.version})
                 commit = Commit(state, stored.version, outbox=outbox)
             try:
                 self.leads.commit(commit)
             except ConcurrencyConflict:
                 continue  # a live event landed meanwhile: re-read, it is in the history now
-            return [_sample(state, previous, t.to_stage) for t in transitions] if transitions else []
+            alerted = {item.id for item in outbox}
+            return [_sample(state, previous, t.to_stage, t.id in alerted) for t in transitions]
         raise ConcurrencyConflict(f"lead {lead_id} kept changing during its re-score")
 
     def _finish(self, job: dict[str, Any]) -> None:
-        """When the last page is counted, send one digest of the stage changes (if asked to)."""
+        """When the last page is counted, send one digest of the stage changes not alerted on their
+        own (if asked to)."""
         described = self._describe(job)
-        if described["status"] != "complete" or job["mode"] != "active" or not job["transitions"]:
+        unalerted = job["transitions"] - job["alerted"]
+        if described["status"] != "complete" or job["mode"] != "active" or not unalerted:
             return
         rs = self.rulesets.compiled(int(job["version"]))
         if rs.source.handoff.rescore_alerts != "digest" or not self.jobs.claim_flag(job["job_id"], "digest_sent"):
             return
-        body = {"ruleset_version": job["version"], "total": job["transitions"], "transitions": job["samples"],
-                "channel": rs.source.handoff.mql_channel}
+        body = {"ruleset_version": job["version"], "total": unalerted, "transitions": job["samples"],
+                "channel": rs.source.handoff.mql_channel, "sql_alerts": job["alerted"]}
         self.outbox.put(OutboxItem(f"digest.{job['job_id']}", "digest", body,
                                    {"kind": "digest", "stage": "digest"}, self.clock()))

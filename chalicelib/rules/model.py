@@ -266,7 +266,8 @@ class Handoff(BaseModel):
     default_channel: str = Field(default="#sales", min_length=1, max_length=80)
     # MQLs go to marketing for nurture, never to a sales channel.
     mql_channel: str = Field(default="#marketing-mql", min_length=1, max_length=80)
-    # Transitions caused by re-scoring on publish: one digest message, or one alert each.
+    # Transitions caused by re-scoring on publish, other than new SQLs (which always get their own
+    # alert): one digest message, one alert each (where ``notify`` names the stage), or none.
     rescore_alerts: Literal["digest", "individual", "none"] = "digest"
 
 

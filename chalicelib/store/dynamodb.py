@@ -650,7 +650,7 @@ class DynamoDBJobs:
     @staticmethod
     def _job(item: dict[str, Any]) -> dict[str, Any]:
         job: dict[str, Any] = json.loads(item["spec"]["S"])
-        for key in ("planned", "total", "done", "failed", "transitions"):
+        for key in ("planned", "total", "done", "failed", "transitions", "alerted"):
             job[key] = int(item.get(key, {}).get("N", "0"))
         # Appends stop once 50 are kept, but one append may pass 50: a job shows the first 50.
         job["samples"] = [json.loads(v["S"]) for v in item.get("samples", {}).get("L", [])[:50]]
@@ -658,7 +658,8 @@ class DynamoDBJobs:
         return job
 
     def create(self, job: dict[str, Any]) -> None:
-        spec = {k: v for k, v in job.items() if k not in ("planned", "total", "done", "failed", "transitions", "samples")}
+        counters = ("planned", "total", "done", "failed", "transitions", "alerted", "samples")
+        spec = {k: v for k, v in job.items() if k not in counters}
         try:
             client("dynamodb").put_item(
                 TableName=self.table,

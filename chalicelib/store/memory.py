@@ -333,8 +333,8 @@ class InMemoryJobs:
         with self._lock:
             if job["job_id"] in self._jobs:
                 raise Conflict(f"re-score job {job['job_id']} exists")
-            counters = {"planned": 0, "total": 0, "done": 0, "failed": 0, "transitions": 0, "samples": [],
-                        "digest_sent": False}
+            counters = {"planned": 0, "total": 0, "done": 0, "failed": 0, "transitions": 0, "alerted": 0,
+                        "samples": [], "digest_sent": False}
             self._jobs[job["job_id"]] = {**counters, **json.loads(json.dumps(job))}
 
     def get(self, job_id: str) -> dict[str, Any] | None:

@@ -67,7 +67,7 @@ def test_publish_rescores_every_lead_and_sends_one_digest(api: Api, queue: InMem
     _drain(api, queue)
     status = api.get(f"/v1/rulesets/{v2}", headers=ADMIN).json_body["rescore"][0]
     assert status == {**status, "status": "complete", "leads_total": 30, "leads_done": 30, "failures": 0,
-                      "transitions": 30}
+                      "transitions": 30, "alerted": 0}
     assert set(_stages(api, 30)) == {"mql"}
     outbox = table_items(os.environ["BATON_OUTBOX_TABLE"])
     digests = [i for i in outbox if i.get("kind", {}).get("S") == "digest"]

@@ -31,8 +31,8 @@ def test_a_new_job_has_its_spec_and_zero_counters(jobs: JobRepository) -> None:
     assert jobs.get("j1") is None
     jobs.create(_job("j1", 2, 10.0))
     assert jobs.get("j1") == {
-        **_job("j1", 2, 10.0), "planned": 0, "total": 0, "done": 0, "failed": 0, "transitions": 0, "samples": [],
-        "digest_sent": False,
+        **_job("j1", 2, 10.0), "planned": 0, "total": 0, "done": 0, "failed": 0, "transitions": 0, "alerted": 0,
+        "samples": [], "digest_sent": False,
     }
     with pytest.raises(Conflict):
         jobs.create(_job("j1", 3, 11.0))
@@ -54,8 +54,8 @@ def test_counters_add_up_and_samples_stop_at_fifty(jobs: JobRepository) -> None:
     after = jobs.add("j1", {"done": 25, "failed": 1, "transitions": 30}, samples)
     assert (after["planned"], after["total"], after["done"], after["failed"]) == (1, 40, 25, 1)
     assert after["samples"] == samples
-    after = jobs.add("j1", {"done": 15, "transitions": 30}, samples)
-    assert (after["done"], after["transitions"]) == (40, 60)
+    after = jobs.add("j1", {"done": 15, "transitions": 30, "alerted": 4}, samples)
+    assert (after["done"], after["transitions"], after["alerted"]) == (40, 60, 4)
     assert after["samples"] == (samples + samples)[:50]  # kept for the digest
     assert jobs.get("j1") == after
 
