@@ -18,7 +18,8 @@ One attempt:
    becomes the next attempt, without counting as one;
 4. claim ``slack:<message id>`` (``outbox.claims``): held means posted, or in flight elsewhere;
 5. post. Acknowledged: the claim is marked posted, then the record *delivered* (its body
-   dropped); an attempt that finds the claim posted and the record pending completes that. Failed: the claim is released and the next attempt scheduled; a 429 waits its
+   dropped); an attempt that finds the claim posted and the record pending completes that.
+   Failed: the claim is released and the next attempt scheduled; a 429 waits its
    ``Retry-After`` and holds the whole channel that long; a failure Slack calls permanent (a
    4xx such as ``channel_not_found``), or one after the retry window, *parks* the message: a
    pointer (ids and the error, no personal data) goes to the dead-letter queue, and
