@@ -72,7 +72,7 @@ import rule_engine
 from chalicelib.attributes import LEAD_FIELDS
 from chalicelib.engine import apply_event, new_lead
 from chalicelib.events import Event
-from chalicelib.rules.compile import CompiledRuleset, compile_ruleset
+from chalicelib.rules.compile import CompiledRuleset, RulesetCaches, compile_ruleset
 from chalicelib.rules.conditions import Context, as_number, dig
 from chalicelib.rules.loader import default_ruleset
 from chalicelib.rules.model import AllOf, AnyOf, Condition, Leaf, NotOf, RuleSet
@@ -581,7 +581,7 @@ def rule_engine_ruleset(compiled: CompiledRuleset) -> tuple[CompiledRuleset, Rul
     The engine is the same code (dedupe, traits, fit on attribute change, engagement with caps,
     frequency and decay, disqualifiers and stage rules per event, transitions, routing): only the
     conditions differ. rule-engine cannot fold a lead's attribute leaves into residual conditions, so
-    this rule set has no planner and the engine evaluates disqualifiers and stage rules whole, per event.
+    this rule set has no caches (no planner, no memos): the engine evaluates every condition whole, per event.
     """
     source = compiled.source
     conditions = RuleEngineConditions(compiled)
@@ -599,7 +599,8 @@ def rule_engine_ruleset(compiled: CompiledRuleset) -> tuple[CompiledRuleset, Rul
     swapped = replace(
         compiled, fit=fit, engagement_by_type=by_type, engagement_by_id=by_id, disqualifiers=disqualifiers,
         mql=p(stages.mql.when), sql=p(stages.sql.when),
-        fast_track=p(stages.fast_track.when) if stages.fast_track else None, routes=routes, planner=None,
+        fast_track=p(stages.fast_track.when) if stages.fast_track else None, routes=routes,
+        caches=RulesetCaches(),
     )
     return swapped, conditions
 

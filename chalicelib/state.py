@@ -114,9 +114,6 @@ class LeadState:
     rescored_version: int | None = None  # the version a publish-time re-score last replayed us under
     # A pilot rule set's view of this lead: {"version": n, "state": {...}}; scored, never alerted.
     shadow: dict[str, Any] | None = None
-    # Derived, never stored: the lead's disqualifier and stage checks reduced by its attributes (see
-    # ``engine._make_plan``). Checked against the rule set, attributes and fit before each use.
-    stage_plan: Any = field(default=None, compare=False, repr=False)
 
     def seen(self, event_id: str) -> bool:
         return event_id in self.recent_ids

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.engine import FUTURE_SKEW, apply_event, apply_outcome, new_lead
+from chalicelib.engine import apply_event, apply_outcome, new_lead
+from chalicelib.engine.scoring import FUTURE_SKEW
 from chalicelib.events import Event
 from chalicelib.rules.compile import compile_ruleset
 from chalicelib.rules.loader import default_ruleset

@@ -1,6 +1,7 @@
-"""Compile a validated rule set, once per version: conditions to closures (``conditions``), engagement
-rules indexed by event type and memoised by the event values they read, and the planner that folds a
-lead's attributes into what is left to check per event (``plans``).
+"""Compile a validated rule set, once per version: conditions to closures (``conditions``) and
+engagement rules indexed by event type. Beside the rules, their caches (``RulesetCaches``): the memos
+by event and attribute values and the planner that folds a lead's attributes into what is left to
+check per event (``plans``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from chalicelib.attributes import LEAD_FIELDS
 from chalicelib.rules.conditions import Context, Predicate, compile_condition, condition_fields
 from chalicelib.rules.model import Condition, EngagementRule, Route, RuleSet
-from chalicelib.rules.plans import EventRules, FitRules, StagePlanner, attribute_key
+from chalicelib.rules.plans import EventMemo, FitMemo, LeadPlans, StagePlan, StagePlanner, attribute_key
 
 DAY = 86400.0
 
@@ -47,7 +48,6 @@ class CompiledDisqualifier:
     id: str
     reason: str
     test: Predicate
-    needs_event: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,28 @@ class CompiledRoute:
     sla_hours: float
     escalation_channel: str | None
     test: Predicate | None
+
+
+@dataclass(slots=True, eq=False)
+class RulesetCaches:
+    """What a compiled rule set keeps to decide faster, never what it decides: without any of them
+    (``RulesetCaches()``) the engine evaluates every condition whole and decides the same.
+
+    Each stands for the rule objects it was built from, and the engine checks that by identity before
+    use, so a copy of the rule set made with other rules (``dataclasses.replace``) goes the long way
+    for those rules.
+    """
+
+    # The fit rules answered by attribute values (stands for ``CompiledRuleset.fit``).
+    fit: FitMemo | None = None
+    # Per event type, its engagement rules with their event leaves memoised by the event's values
+    # (each stands for that type's tuple in ``CompiledRuleset.engagement_by_type``).
+    events: dict[str, EventMemo] = field(default_factory=dict)
+    # The disqualifiers and stage rules reduced per lead by its attributes, plans shared by the
+    # attribute leaves' values (stands for the rule set's disqualifiers and stage predicates).
+    planner: StagePlanner | None = None
+    # Each lead's plans between its events, by lead id.
+    leads: LeadPlans = field(default_factory=LeadPlans)
 
 
 @dataclass(frozen=True)
@@ -79,17 +101,22 @@ class CompiledRuleset:
     mql_route: CompiledRoute
     notify: frozenset[str]
     lists: dict[str, frozenset[str]] = field(repr=False)
-    # What the per-event checks (disqualifiers, stage rules) reduce to once a lead's attributes are known.
-    planner: StagePlanner | None = field(default=None, repr=False, compare=False)
     # The distinct half-lives (None: no decay); a lead keeps one running engagement total for each.
     half_lives: tuple[float | None, ...] = ()
     decay_rates: tuple[float, ...] = ()  # ln 2 / half-life per half-life, 0.0 for no decay
     # Names the rules' grouping by half-life: a lead's totals made under another grouping are rebuilt.
     decay_basis: str = ""
-    # Each event type's engagement rules with their event leaves memoised by the event's values.
-    event_rules: dict[str, EventRules] = field(default_factory=dict, repr=False, compare=False)
-    # The fit rules with the single-field ones answered by the field's value (None: tested each time).
-    fit_memo: FitRules | None = field(default=None, repr=False, compare=False)
+    # Derived from the rules above to decide faster, not part of them (an empty one: the long way).
+    caches: RulesetCaches = field(default_factory=RulesetCaches, repr=False, compare=False)
+    # The disqualifiers and stage rules as a plan of whole conditions: what the stage ladder walks
+    # without a planner (made from the fields above, so a copy with other rules has its own).
+    whole_plan: StagePlan = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fast_track = self.fast_track if self.fast_track is not None else False
+        plan = StagePlan(tuple((rule, rule.test) for rule in self.disqualifiers), fast_track, self.mql, self.sql,
+                         idle=False, reads_engagement=False)
+        object.__setattr__(self, "whole_plan", plan)  # (frozen)
 
     def grade_for(self, fit: float) -> str:
         for grade, floor in self.grades:
@@ -180,15 +207,7 @@ def compile_ruleset(ruleset: RuleSet, version: int | None = None) -> CompiledRul
     engagement_by_type = {k: tuple(v) for k, v in by_type.items()}
     handoff = ruleset.handoff
     stages = ruleset.stages
-    disqualifiers = tuple(
-        CompiledDisqualifier(
-            d.id,
-            d.reason,
-            compile_condition(d.when, lists),
-            any(f.startswith("event.") for f in condition_fields(d.when)),
-        )
-        for d in ruleset.disqualifiers
-    )
+    disqualifiers = tuple(CompiledDisqualifier(d.id, d.reason, compile_condition(d.when, lists)) for d in ruleset.disqualifiers)
     mql = compile_condition(stages.mql.when, lists)
     sql = compile_condition(stages.sql.when, lists)
     fast_track = compile_condition(stages.fast_track.when, lists) if stages.fast_track else None
@@ -220,12 +239,14 @@ def compile_ruleset(ruleset: RuleSet, version: int | None = None) -> CompiledRul
         mql_route=CompiledRoute("marketing", handoff.mql_channel, handoff.sla_hours, None, None),
         notify=frozenset(handoff.notify),
         lists=lists,
-        planner=planner,
         half_lives=half_lives,
         decay_rates=tuple(math.log(2) / h if h is not None else 0.0 for h in half_lives),
         decay_basis=hashlib.sha256(grouping.encode()).hexdigest()[:16],
-        event_rules={k: EventRules(rules, when[k], lists) for k, rules in engagement_by_type.items()},
-        fit_memo=FitRules(fit, [r.when for r in ruleset.fit]),
+        caches=RulesetCaches(
+            fit=FitMemo(fit, [r.when for r in ruleset.fit]),
+            events={k: EventMemo(rules, when[k], lists) for k, rules in engagement_by_type.items()},
+            planner=planner,
+        ),
     )
 
 

@@ -12,14 +12,19 @@ Three uses:
   fast track. Plans are shared by every lead whose folded leaves came out the same. A plan whose
   checks can only turn true with a higher engagement score (``monotone``) lets the engine skip
   them while the score does not rise.
-- ``EventRules``: an event type's engagement rules mostly read the event alone (its path, campaign,
+- ``EventMemo``: an event type's engagement rules mostly read the event alone (its path, campaign,
   offer), and a site has a few hundred distinct pages and campaigns. The event leaves are evaluated
   once per distinct combination of the event values they read (an "alpha memory", as in Rete), so
   most events cost one dict lookup for all their rules instead of one test per rule.
 - ``FieldAnswers``: the same for the lead's side. Fit rules and a plan's attribute leaves mostly read
   one field (a job title, a company size, an email domain), and leads share those values far more
   than whole profiles: each field's tests run once per distinct value and the answers are kept
-  (``FitRules`` for the fit, ``StagePlanner`` for its attribute leaves).
+  (``FitMemo`` for the fit, ``StagePlanner`` for its attribute leaves).
+
+Each of these is a cache standing for the compiled rules it was built from (its docstring says what
+it is keyed by and when it no longer applies); a compiled rule set holds them in ``RulesetCaches``
+(``rules.compile``), and deciding without them gives the same answers. ``LeadPlans`` keeps each
+lead's plans between its events.
 """
 
 from __future__ import annotations
@@ -199,10 +204,11 @@ class FieldAnswers:
         return tuple(out)
 
 
-class FitRules:
+class FitMemo:
     """A rule set's fit rules answered through ``FieldAnswers``: by value for rules reading one field,
     tested each time for the others.
 
+    Keyed by the attribute values the rules read; never stale (answers depend on the values alone).
     ``rules`` is what it stands for: the engine uses it only for that tuple (a copy of the rule set
     with other fit rules has none).
     """
@@ -249,7 +255,12 @@ class StagePlan:
 
 
 class StagePlanner:
-    """Builds (and shares, by the folded leaves' outcomes) the plans of one compiled rule set."""
+    """Builds (and shares, by the folded leaves' outcomes) the plans of one compiled rule set.
+
+    Its plans are kept by (hand-raiser, attribute leaves' values), for good: a plan depends on those
+    alone. It stands for the rule set's disqualifiers and stage predicates it was built with
+    (``matches``): a copy of the rule set with others has no plans.
+    """
 
     MAX_PLANS = 4096  # distinct outcome patterns kept; beyond that plans are built and not kept
 
@@ -330,6 +341,65 @@ class StagePlanner:
         )
         return StagePlan(disqualifiers, fast_track, mql, sql, idle, reads_engagement, self.monotone,
                          self.engagement_bounds)
+
+
+@dataclass(slots=True)
+class QuietNote:
+    """Every check of a monotone plan failed at this stage, fast track and engagement score.
+
+    The checks can only turn true with a higher score (or at another stage), so they fail again while
+    the score is no higher than ``score``, or below ``bound`` (the next engagement leaf value above
+    it). ``headroom`` is the positive points scored since the note, or None when some running total
+    was negative then: with every total >= 0 at the note, each total can only decay toward zero, so
+    the score is at most ``score + headroom`` (negative points only lower it), and while that is
+    under ``bound`` the checks fail again without the score being computed.
+    """
+
+    plan: StagePlan
+    stage: str
+    fast_track: bool
+    score: float
+    bound: float
+    headroom: float | None
+
+
+@dataclass(slots=True, eq=False)
+class LeadPlan:
+    """A lead's stage plans (for an event that is not, and that is, a hand-raiser) and what they were
+    made from: the rule set, the lead's attributes (the dict itself), its fit, grade and attribute
+    leaves' values. Valid while all of those stay the same; after attributes change in place, it is
+    made again from the leaves of those that changed."""
+
+    rs: CompiledRuleset
+    attrs: dict[str, Any]
+    fit: float
+    grade: str
+    static: Answers
+    plans: tuple[StagePlan, StagePlan]
+    quiet: QuietNote | None = None
+
+
+class LeadPlans(dict[str, LeadPlan]):
+    """Each lead's ``LeadPlan`` under one rule set, by lead id, between its events.
+
+    An entry is used only for the state whose attributes dict it was made from (another state of the
+    same lead, a copy or a state loaded again, makes its own in its place), and only while the rule
+    set, attributes and fit are the same. The engine drops it where attributes may have changed
+    unseen: a full refit (``set_email``, another rule set version) and recycling (see
+    ``engine.stages``). Bounded: past ``MAX_LEADS`` leads it starts afresh (a backtest replays lead
+    by lead; a Lambda scores a few leads at a time).
+    """
+
+    __slots__ = ()
+    MAX_LEADS = 4096
+
+    def keep(self, lead_id: str, plan: LeadPlan) -> None:
+        if len(self) >= self.MAX_LEADS and lead_id not in self:
+            self.clear()
+        self[lead_id] = plan
+
+    def drop(self, lead_id: str) -> None:
+        self.pop(lead_id, None)
 
 
 # -- engagement rules by event values ----------------------------------------------------------------
@@ -447,14 +517,16 @@ def _key_function(sources: list[tuple[str, ...]]) -> Callable[[Any], Any]:
 _NO_KEY: Any = object()
 
 
-class EventRules:
+class EventMemo:
     """One event type's engagement rules, with their event leaves evaluated per distinct event values.
 
-    ``candidates(event)`` gives, in rule order, the rules the event can score for and what is left
-    to test per lead: None when the rule holds whatever the lead, else a residual over the lead's
-    attributes. Keys are tuples of text (or None) values; an event with any other value (a number,
-    a list) is tested rule by rule, as is every event once the keys stop repeating (a stream of
-    unique URLs read by a rule), so the memory is bounded and never a loss for long.
+    Keyed by the event values the rules read; never stale, and it stands for ``rules`` (the engine
+    uses it only for the rule set's tuple of that event type). ``candidates(event)`` gives, in rule
+    order, the rules the event can score for and what is left to test per lead: None when the rule
+    holds whatever the lead, else a residual over the lead's attributes. Keys are tuples of text (or
+    None) values; an event with any other value (a number, a list) is tested rule by rule, as is
+    every event once the keys stop repeating (a stream of unique URLs read by a rule), so the memory
+    is bounded and never a loss for long.
     """
 
     MAX_KEYS = 2048

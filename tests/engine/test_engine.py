@@ -8,19 +8,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.engine import (
-    FUTURE_SKEW,
-    OUTCOMES,
-    advance,
-    apply_event,
-    apply_outcome,
-    context,
-    engagement_at,
-    engagement_parts,
-    explain,
-    new_lead,
-    score,
-)
+from chalicelib.engine import OUTCOMES, apply_event, apply_outcome, engagement_at, explain, new_lead, score
+from chalicelib.engine.engagement import engagement_parts
+from chalicelib.engine.scoring import FUTURE_SKEW
+from chalicelib.engine.stages import context
 from chalicelib.events import Event
 from chalicelib.rules.compile import compile_ruleset
 from chalicelib.rules.loader import default_ruleset
@@ -396,20 +387,10 @@ def test_stages_only_move_forward_decay_never_demotes() -> None:
     assert feed(state, [ev("unsubscribe", later), ev("page_view", later, path="/careers")]) == []
     assert engagement_at(state, RS, later) < 0
     assert state.stage == "mql"
-    assert advance(state, RS, None, later + DAY) == []
     # SQL is not undone by anything the lead does either.
     assert stages(feed(state, [ev("demo_request", later + 60)])) == [("mql", "sql")]
     assert feed(state, [ev("spam_report", later + 120), ev("identify", later + 180, traits={"company_size": 2})]) == []
     assert state.stage == "sql"
-
-
-def test_advance_without_event_uses_rules_that_need_no_event() -> None:
-    state = persona(B_TRAITS)
-    feed(state, [ev("trial_signup", T0)])
-    # Engagement changed outside apply_event (as a re-score could): the derived totals and plan go.
-    state.eng["trial-signup"][0] = 40.0
-    state.eng_basis, state.stage_plan = None, None
-    assert stages(advance(state, RS, None, T0)) == [("lead", "mql")]
 
 
 # --- sales feedback -------------------------------------------------------------------------------

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import copy
-import pickle
+import json
 from dataclasses import replace
 
 from baton.synth import generate
 from chalicelib.engine import apply_event, apply_outcome, new_lead, set_email
 from chalicelib.events import Event
 from chalicelib.rules import compile_ruleset, default_ruleset
-from chalicelib.state import lead_id_for
+from chalicelib.rules.plans import LeadPlans
+from chalicelib.state import LeadState, lead_id_for
 
 
 def _replay(events, outcomes, rs):
@@ -33,7 +33,7 @@ def _replay(events, outcomes, rs):
 def test_planned_engine_matches_whole_conditions() -> None:
     history = generate(400, seed=3, n_events=8000)
     planned = compile_ruleset(default_ruleset(), 1)
-    whole = replace(planned, planner=None)
+    whole = replace(planned, caches=replace(planned.caches, planner=None))
     assert _replay(history.events, history.outcomes, planned) == _replay(history.events, history.outcomes, whole)
 
 
@@ -57,12 +57,42 @@ def test_fit_follows_an_address_given_outside_events() -> None:
     assert state.fit_rules == ["free-email"] and state.fit == -10
 
 
-def test_plan_is_not_copied_or_pickled() -> None:
+def test_plans_are_kept_beside_the_state_for_that_state_only() -> None:
     rs = compile_ruleset(default_ruleset(), 1)
     state = new_lead("L1", "a@acme.com")
     apply_event(state, Event("e1", "page_view", 1000.0, "a@acme.com", properties={"path": "/"}), rs, 1000.0)
-    assert state.stage_plan is not None
-    assert copy.deepcopy(state).stage_plan is None
-    assert pickle.loads(pickle.dumps(state)).stage_plan is None
-    assert state.copy() == state
-    assert "stage_plan" not in state.to_dict()
+    assert set(state.to_dict()) == set(LeadState.__dataclass_fields__)  # the state holds only what is stored
+    assert rs.caches.leads["L1"].attrs is state.attributes
+    # The same lead loaded again does not use that plan: it makes its own, in its place, and the first
+    # state then makes its own again; both decide alike throughout.
+    loaded = LeadState.from_dict(json.loads(json.dumps(state.to_dict())))
+    later = [Event(f"e{i}", "page_view", 1000.0 + i, "a@acme.com", properties={"path": "/pricing"}) for i in range(2, 6)]
+    for event in later:
+        assert apply_event(loaded, event, rs, event.ts) == apply_event(state, event, rs, event.ts)
+        assert rs.caches.leads["L1"].attrs is state.attributes
+    assert loaded.to_dict() == state.to_dict()
+
+
+def test_a_settled_lead_recycled_gets_a_plan_from_its_present_attributes() -> None:
+    rs = compile_ruleset(default_ruleset(), 1)
+    state = new_lead("L1", "pat@acme.com")
+    apply_event(state, Event("e1", "identify", 1000.0, traits={"job_title": "VP Marketing", "company_size": 250}),
+                rs, 1000.0)
+    apply_event(state, Event("e2", "demo_request", 1001.0), rs, 1001.0)
+    assert state.stage == "sql"
+    # Settled: the ladder does not run, so the plan is not brought up to date with the attributes
+    # (this one changes no fit rule, only a disqualifier).
+    apply_event(state, Event("e3", "identify", 1002.0, traits={"inquiry_type": "job"}), rs, 1002.0)
+    day = 86400.0
+    apply_outcome(state, "recycled", rs, 1003.0)
+    after = 1003.0 + rs.recycle_cooldown + day
+    assert [t.to_stage for t in apply_event(state, Event("e4", "page_view", after), rs, after)] == ["disqualified"]
+
+
+def test_lead_plans_are_bounded() -> None:
+    rs = compile_ruleset(default_ruleset(), 1)
+    for i in range(LeadPlans.MAX_LEADS + 10):
+        state = new_lead(f"L{i}", "a@acme.com")
+        apply_event(state, Event("e1", "page_view", 1000.0, "a@acme.com", properties={"path": "/"}), rs, 1000.0)
+        assert len(rs.caches.leads) <= LeadPlans.MAX_LEADS
+    assert rs.caches.leads[state.lead_id].attrs is state.attributes  # (the newest is kept)

@@ -1,6 +1,6 @@
 """The engine's shortcuts decide exactly as the long way round.
 
-- engagement rules by event values (``EventRules``): the memo gives the rules whole evaluation would;
+- engagement rules by event values (``EventMemo``): the memo gives the rules whole evaluation would;
 - fit rules and plan leaves by attribute values (``FieldAnswers``): the same for the lead's side;
 - running engagement totals per half-life: the score equals the rules' parts, whatever the history;
 - fit refreshed from the attributes that changed equals fit computed afresh;
@@ -23,20 +23,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from baton.synth import generate
-from chalicelib.engine import (
-    apply_event,
-    apply_outcome,
-    compute_fit,
-    engagement_at,
-    engagement_parts,
-    new_lead,
-)
+from chalicelib.engine import apply_event, apply_outcome, engagement_at, new_lead
+from chalicelib.engine.engagement import engagement_parts
+from chalicelib.engine.fit import compute_fit
 from chalicelib.events import Event
-from chalicelib.rules.compile import CompiledRuleset, compile_ruleset
+from chalicelib.rules.compile import CompiledRuleset, RulesetCaches, compile_ruleset
 from chalicelib.rules.conditions import Context, compile_condition
 from chalicelib.rules.loader import default_ruleset
 from chalicelib.rules.model import Leaf, RuleSet
-from chalicelib.rules.plans import EventRules, FieldAnswers, url_base
+from chalicelib.rules.plans import EventMemo, FieldAnswers, url_base
 from chalicelib.state import LeadState, lead_id_for
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -128,23 +123,42 @@ def events(draw: st.DrawFn) -> list[Event]:
                                           {"meta": {"rating": 5}}, {"meta": {"rating": "4"}}, {"meta": 3}, {}]))
         traits = draw(st.sampled_from([{}, {}, {"job_title": "VP Engineering"}, {"job_title": "Engineer"},
                                        {"company_size": "250"}, {"plan": "pro"}, {"company_size": 5},
-                                       {"job_title": "Student"}]))
+                                       {"job_title": "Student"}, {"department": "Interns"}]))
         source = draw(st.sampled_from(["api", "partner"]))
         out.append(Event(f"e{i}", kind, ts, properties=props, traits=traits, source=source))
     return out
 
 
-def _replay(stream: list[Event], rs: CompiledRuleset, email: str = "pat@acme.io") -> tuple[dict[str, Any], list[Any]]:
+Feedback = tuple[str, float]  # (outcome, time)
+
+
+@st.composite
+def timelines(draw: st.DrawFn) -> list[Event | Feedback]:
+    """Events with sales feedback among them (a lead settles at SQL, is recycled, qualifies again)."""
+    out: list[Event | Feedback] = []
+    for event in draw(events()):
+        out.append(event)
+        if draw(st.integers(0, 4)) == 0:
+            outcome = draw(st.sampled_from(["recycled", "rejected", "accepted", "disqualified", "opportunity"]))
+            out.append((outcome, event.ts + 1))
+    return out
+
+
+def _replay(stream: list[Event] | list[Event | Feedback], rs: CompiledRuleset,
+            email: str = "pat@acme.io") -> tuple[dict[str, Any], list[Any]]:
     state = new_lead("L1", email)
     transitions = []
-    for event in stream:
-        transitions += [t.to_dict() for t in apply_event(state, event, rs, event.ts)]
+    for item in stream:
+        if isinstance(item, Event):
+            transitions += [t.to_dict() for t in apply_event(state, item, rs, item.ts)]
+        else:
+            transitions += [t.to_dict() for t in apply_outcome(state, item[0], rs, item[1])]
     return state.to_dict(), transitions
 
 
 def _long_way(rs: CompiledRuleset) -> CompiledRuleset:
     """The same rule set without its shortcuts: no memo by event or attribute values, no stage planner."""
-    return replace(rs, planner=None, event_rules={}, fit_memo=None)
+    return replace(rs, caches=RulesetCaches())
 
 
 # --- engagement rules by event values ---------------------------------------------------------------
@@ -155,6 +169,19 @@ def _long_way(rs: CompiledRuleset) -> CompiledRuleset:
 @given(stream=events())
 def test_shortcuts_match_the_long_way_on_random_streams(source: dict[str, Any], stream: list[Event]) -> None:
     rs = compile_ruleset(RuleSet.model_validate(source), 1)  # a fresh memo for each example
+    assert _replay(stream, rs) == _replay(stream, _long_way(rs))
+
+
+@pytest.mark.parametrize("source", [RICH, MONOTONE], ids=["rich", "monotone"])
+@FAST
+@given(stream=timelines())
+def test_shortcuts_match_the_long_way_with_sales_feedback(source: dict[str, Any], stream: list[Event | Feedback]) -> None:
+    # A short cooldown (recycled leads qualify again within the stream), and a disqualifier reading an
+    # attribute no fit rule reads (changed while the lead is settled, the fit stays the same).
+    interns = {"id": "interns", "reason": "Intern", "when": {"field": "department", "op": "eq", "value": "Interns"}}
+    rs = compile_ruleset(RuleSet.model_validate({
+        **source, "disqualifiers": [*source["disqualifiers"], interns],
+        "stages": {**source["stages"], "recycle_cooldown_days": 1}}), 1)
     assert _replay(stream, rs) == _replay(stream, _long_way(rs))
 
 
@@ -172,18 +199,18 @@ def test_url_base_keeps_the_path(url: str) -> None:
 
 def test_memo_is_bounded_and_stops_when_keys_do_not_repeat() -> None:
     rs = compile_ruleset(RICH_RS.source, 1)
-    rules = rs.event_rules["page_view"]
-    assert isinstance(rules, EventRules)
-    for i in range(3 * EventRules.MAX_KEYS):  # every URL new: the rule reading event.url makes every key new
+    rules = rs.caches.events["page_view"]
+    assert isinstance(rules, EventMemo)
+    for i in range(3 * EventMemo.MAX_KEYS):  # every URL new: the rule reading event.url makes every key new
         event = Event(f"e{i}", "page_view", T0 + i, properties={"url": f"https://x.io/pricing?gclid={i}"})
         assert len(rules.candidates(event)) >= 2
-        assert rules.memo is None or len(rules.memo) <= EventRules.MAX_KEYS
+        assert rules.memo is None or len(rules.memo) <= EventMemo.MAX_KEYS
     assert rules.memo is None  # fell back to testing rule by rule
 
 
 def test_memo_ignores_tracking_parameters_when_only_the_path_is_read() -> None:
     rs = compile_ruleset(default_ruleset(), 1)
-    rules = rs.event_rules["page_view"]
+    rules = rs.caches.events["page_view"]
     for i in range(100):
         rules.candidates(Event(f"e{i}", "page_view", T0, properties={"url": f"https://x.io/pricing?gclid={i}#x"}))
     assert rules.memo is not None and len(rules.memo) == 1
@@ -303,8 +330,8 @@ def test_fit_by_attribute_values_equals_fit_tested_rule_by_rule(source: dict[str
         compute_fit(long, _long_way(rs))
         assert (short.fit, short.fit_rules) == (long.fit, long.fit_rules)
         ctx = Context(attributes, None, short.fit, rs.grade_for(short.fit))
-        assert rs.planner is not None
-        by_field = rs.planner.static
+        assert rs.caches.planner is not None
+        by_field = rs.caches.planner.static
         answers = [answer for group in by_field.answers(ctx) for answer in group]
         assert answers == [bool(test(ctx)) for _, _, tests, _ in by_field.groups for test in tests]
 

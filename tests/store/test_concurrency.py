@@ -45,7 +45,7 @@ def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
 def _events() -> list[Event]:
     # Uncapped rules only: their decayed sum does not depend on arrival order, so the parallel
     # result must equal the sequential one exactly. (Caps and frequency rules count in arrival
-    # order: see chalicelib/engine.py.)
+    # order: see chalicelib/engine/engagement.py.)
     return [
         Event(f"c{i}", "trial_signup" if i % 3 else "meeting_canceled", 1_700_000_000.0 + i * 3600, EMAIL, None,
               {}, {}, "api")

@@ -1,0 +1,102 @@
+"""Who the lead is: its attributes (merged from traits, never erased by blanks) and the fit they score.
+
+Every change to the attributes goes through ``merge_traits`` or ``set_email``: the fit is refreshed
+from the attributes that changed (fit rules reading none of them keep their answer), and a lead's
+stage plan, made from its attributes, is refreshed or dropped with them (``stages``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.attributes import LEAD_FIELDS
+from chalicelib.rules.compile import CompiledRuleset
+from chalicelib.rules.conditions import Context
+from chalicelib.state import LeadState
+
+MAX_CUSTOM = 100  # custom attributes kept per lead (bounded state)
+MAX_TEXT = 500
+_NUMERIC = frozenset({"company_size", "annual_revenue"})
+
+
+def new_lead(lead_id: str, email: str | None = None) -> LeadState:
+    state = LeadState(lead_id=lead_id)
+    if email:
+        set_email(state, email)
+    return state
+
+
+def set_email(state: LeadState, email: str) -> None:
+    """Give the lead its address; the fit (which reads the email domain) is recomputed at the next event."""
+    _set_email(state, email)
+    state.fit_version = -1  # (a full refit, which also drops the lead's stage plan)
+
+
+def _set_email(state: LeadState, email: str) -> None:
+    state.email = email
+    state.attributes["email"] = email
+    state.attributes["email_domain"] = email.rpartition("@")[2]
+
+
+def _clean(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()[:MAX_TEXT]
+        if key in _NUMERIC:
+            try:
+                number = float(value.replace(",", ""))
+                return int(number) if number.is_integer() else number
+            except ValueError:
+                return value
+    return value
+
+
+def merge_traits(state: LeadState, traits: dict[str, Any] | Any) -> set[str]:
+    """Fold attribute updates in (blank values never erase); returns the attributes that changed
+    ("custom" for custom fields): the caller refits from them, and the stage plan is made again from them."""
+    changed: set[str] = set()
+    attrs = state.attributes
+    for key, raw in traits.items():
+        if raw is None or raw == "" or key in ("email", "email_domain"):
+            continue
+        if key in LEAD_FIELDS:
+            if attrs.get(key) == raw:  # unchanged (what is stored is already clean, so raw is too)
+                continue
+            value = _clean(key, raw)
+            if attrs.get(key) != value:
+                attrs[key] = value
+                changed.add(key)
+        else:
+            value = _clean(key, raw)
+            custom = attrs.setdefault("custom", {})
+            if custom.get(key) != value and (key in custom or len(custom) < MAX_CUSTOM):
+                custom[key] = value
+                changed.add("custom")
+    if state.email is None and isinstance(traits.get("email"), str) and "@" in traits["email"]:
+        _set_email(state, traits["email"].strip().lower())
+        changed.update(("email", "email_domain"))
+    return changed
+
+
+def compute_fit(state: LeadState, rs: CompiledRuleset) -> None:
+    """The fit afresh under ``rs``. The lead's stage plan goes with it: attributes may have changed in
+    place (``set_email``) without anything naming them."""
+    refit(state, rs, None)
+    state.fit_version = rs.version
+    rs.caches.leads.drop(state.lead_id)
+
+
+def refit(state: LeadState, rs: CompiledRuleset, changed: set[str] | None) -> None:
+    """The fit after the ``changed`` attributes changed (None: any)."""
+    ctx = Context(state.attributes)
+    memo = rs.caches.fit
+    if memo is not None and memo.rules is rs.fit:  # (the memo stands for these rules only)
+        hits = memo.hits(ctx)
+    else:  # rules reading none of the changed attributes keep their answer
+        held = set(state.fit_rules) if changed is not None else set()
+        hits = [
+            rule for rule in rs.fit
+            if (rule.test(ctx) if changed is None or rule.reads is None or not rule.reads.isdisjoint(changed)
+                else rule.id in held)
+        ]
+    state.fit = float(sum(rule.points for rule in hits))
+    state.fit_rules = [rule.id for rule in hits]

@@ -1,0 +1,103 @@
+"""One event through the engine: dedupe, time, attributes and fit (``fit``), the engagement rules it
+scores for (accumulators, caps and frequency from ``engagement``), then the stage ladder (``stages``).
+
+The award loop is spelled out here rather than called: it runs for nearly every event, and a call
+costs about 2 % of an event's work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.engine.engagement import accumulate, capped, frequency_reached, key_event, totals
+from chalicelib.engine.fit import compute_fit, merge_traits, refit
+from chalicelib.engine.stages import SETTLED, climb
+from chalicelib.events import Event
+from chalicelib.rules.compile import CompiledEngagement, CompiledRuleset
+from chalicelib.rules.conditions import Context
+from chalicelib.state import RECENT_IDS, LeadState, Transition
+
+FUTURE_SKEW = 300.0  # seconds: a sender's clock may run a little fast; beyond that we clamp
+_RECENT_MAX = 2 * RECENT_IDS
+
+
+def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float) -> list[Transition]:
+    """Score one event into ``state`` (in place); returns the stage transitions it caused. A
+    redelivered event changes nothing."""
+    event_id = event.event_id
+    recent = state.recent_ids
+    if event_id in recent:
+        return []
+    recent[event_id] = None  # (bounded as state.RECENT_IDS says)
+    if len(recent) > _RECENT_MAX:
+        state.recent_ids = dict.fromkeys(list(recent)[-RECENT_IDS:])
+    state.event_count += 1
+    ts = event.ts
+    if ts > now + FUTURE_SKEW:
+        ts = now + FUTURE_SKEW
+    first_seen = state.first_seen
+    if first_seen is None or ts < first_seen:
+        state.first_seen = ts
+    if ts > state.clock:
+        state.clock = ts
+    version = rs.version
+    changed: set[str] | None = None
+    if state.fit_version != version:
+        if event.traits:
+            merge_traits(state, event.traits)
+        compute_fit(state, rs)  # (which drops the lead's plan)
+    elif event.traits:
+        changed = merge_traits(state, event.traits)
+        if changed:
+            refit(state, rs, changed)
+    state.ruleset_version = version
+    kind = event.type
+    rules = rs.engagement_by_type.get(kind)
+    gained = 0.0  # positive points scored (a quiet plan's headroom)
+    if rules:
+        memo = rs.caches.events.get(kind)
+        # The memo stands for these rules only (a rule set copied with other rules has none).
+        candidates = memo.candidates(event) if memo is not None and memo.rules is rules else _plain(rules)
+        ctx: Context | None = None
+        running: list[list[float] | None] | None = None
+        for rule, test in candidates:
+            if test is not None:
+                if ctx is None:
+                    ctx = Context(state.attributes, event)
+                if not test(ctx):
+                    continue
+            # A frequency bonus may be capped too ("at most once a month"): the cap counts awards.
+            if rule.freq_count is not None and not frequency_reached(state, rule, ts):
+                continue
+            if rule.cap_count is not None and capped(state, rule, ts):
+                continue
+            # The award: the rule's accumulator and its half-life's running total.
+            if running is None:
+                if state.eng_basis == rs.decay_basis:
+                    running = state.eng_total
+                else:
+                    running = state.eng_total = totals(state, rs)
+                    state.eng_basis = rs.decay_basis
+            points, half_life = float(rule.points), rule.half_life
+            if points > 0:
+                gained += points
+            running[rule.group] = accumulate(running[rule.group], points, ts, half_life)
+            by_rule = state.eng
+            by_rule[rule.id] = accumulate(by_rule.get(rule.id), points, ts, half_life)
+            if points >= 10 or points <= -10:
+                key_event(state, event, ts, rule.label)
+    elif kind in rs.hand_raisers:
+        key_event(state, event, ts, kind)
+    if state.stage in SETTLED:  # (a quarter of events stop here)
+        return []
+    return climb(state, rs, event, state.clock, changed, gained)
+
+
+def _plain(rules: tuple[CompiledEngagement, ...]) -> list[tuple[CompiledEngagement, Any]]:
+    return [(rule, rule.test) for rule in rules]
+
+
+def score(state: LeadState, event: Event, rs: CompiledRuleset, now: float) -> tuple[LeadState, list[Transition]]:
+    """The functional form: ``(state, event, ruleset, now) -> (state', transitions)``."""
+    updated = state.copy()
+    return updated, apply_event(updated, event, rs, now)
