@@ -779,7 +779,7 @@ def explain_difference(a: LeadReport, b: LeadReport, result_a: BacktestResult,
     state_a, state_b = result_a.state(a.lead_id), result_b.state(b.lead_id)
     if state_a is None or state_b is None:
         raise ValueError(f"no final state for lead {a.lead_id}: was the result built by backtest()?")
-    t = max(state_a.clock, state_b.clock)
+    t = max(state_a.last_seen, state_b.last_seen)
     ea = explain(state_a, result_a.ruleset, t)
     eb = explain(state_b, result_b.ruleset, t)
     why: list[dict[str, Any]] = []

@@ -607,8 +607,8 @@ def rule_engine_ruleset(compiled: CompiledRuleset) -> tuple[CompiledRuleset, Rul
 
 def same_states(a: dict[str, LeadState], b: dict[str, LeadState]) -> bool:
     return a.keys() == b.keys() and all(
-        (x.stage, x.fit, x.fit_rules, x.eng, x.caps, x.freq, x.disqualified_reason, x.route, x.stage_history)
-        == (y.stage, y.fit, y.fit_rules, y.eng, y.caps, y.freq, y.disqualified_reason, y.route, y.stage_history)
+        (x.stage, x.fit, x.fit_rules, x.engagement_by_rule, x.caps, x.frequency_matches, x.disqualified_reason, x.route, x.stage_history)
+        == (y.stage, y.fit, y.fit_rules, y.engagement_by_rule, y.caps, y.frequency_matches, y.disqualified_reason, y.route, y.stage_history)
         for x, y in ((a[k], b[k]) for k in a)
     )
 

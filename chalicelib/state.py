@@ -76,6 +76,11 @@ class Transition:
         return cls(**d)
 
 
+# Stored states written before these fields had their present names (the old keys are in DynamoDB).
+_RENAMED = {"clock": "last_seen", "eng": "engagement_by_rule", "eng_total": "engagement_totals",
+            "eng_basis": "totals_basis", "freq": "frequency_matches"}
+
+
 @dataclass(slots=True)
 class LeadState:
     lead_id: str
@@ -83,18 +88,18 @@ class LeadState:
     attributes: dict[str, Any] = field(default_factory=dict)
     stage: str = "lead"
     stage_history: list[dict[str, Any]] = field(default_factory=list)
-    clock: float = 0.0  # newest event time seen: engagement is evaluated here, never in the past
+    last_seen: float = 0.0  # the newest event time: engagement is evaluated here, never in the past
     first_seen: float | None = None
     # rule id -> [value at ref time, ref time]: decays lazily, so an event touches only its rules
-    eng: dict[str, list[float]] = field(default_factory=dict)
+    engagement_by_rule: dict[str, list[float]] = field(default_factory=dict)
     # one [value, ref time] per half-life of the rule set (None until a rule of it scores): the sum of
-    # ``eng``, kept as it goes so the engagement score costs one term per half-life, not per rule
-    eng_total: list[list[float] | None] = field(default_factory=list)
-    eng_basis: str | None = None  # the rule set grouping eng_total was made under (its decay_basis)
+    # ``engagement_by_rule``, kept as it goes so the engagement score costs one term per half-life
+    engagement_totals: list[list[float] | None] = field(default_factory=list)
+    totals_basis: str | None = None  # the rule set grouping the totals were made under (its decay_basis)
     # rule id -> counted hit times still inside a window that may matter ([count] for lifetime caps)
     caps: dict[str, list[float]] = field(default_factory=dict)
     # rule id -> [last award time, match times since]
-    freq: dict[str, list[float]] = field(default_factory=dict)
+    frequency_matches: dict[str, list[float]] = field(default_factory=dict)
     recent_ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
     key_events: list[dict[str, Any]] = field(default_factory=list)
     fit: float = 0.0
@@ -121,9 +126,10 @@ class LeadState:
     def to_dict(self) -> dict[str, Any]:
         return {
             "lead_id": self.lead_id, "email": self.email, "attributes": self.attributes, "stage": self.stage,
-            "stage_history": self.stage_history, "clock": self.clock, "first_seen": self.first_seen,
-            "eng": self.eng, "eng_total": self.eng_total, "eng_basis": self.eng_basis, "caps": self.caps,
-            "freq": self.freq, "recent_ids": list(self.recent_ids),
+            "stage_history": self.stage_history, "last_seen": self.last_seen, "first_seen": self.first_seen,
+            "engagement_by_rule": self.engagement_by_rule, "engagement_totals": self.engagement_totals,
+            "totals_basis": self.totals_basis, "caps": self.caps, "frequency_matches": self.frequency_matches,
+            "recent_ids": list(self.recent_ids),
             "key_events": self.key_events, "fit": self.fit, "fit_rules": self.fit_rules,
             "fit_version": self.fit_version, "disqualified_reason": self.disqualified_reason,
             "recycled_at": self.recycled_at, "fast_track": self.fast_track, "handed_off_at": self.handed_off_at,
@@ -135,7 +141,8 @@ class LeadState:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LeadState":
-        data = dict(d)
+        """A stored state; states stored before the fields were renamed load under the new names."""
+        data = {_RENAMED.get(k, k): v for k, v in d.items()}
         data["recent_ids"] = dict.fromkeys(data.get("recent_ids") or ())
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})

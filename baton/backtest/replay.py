@@ -235,7 +235,7 @@ def _replay_lead(lead_id: str, timeline: Timeline, rs: CompiledRuleset, keep_sta
         if type(item) is not Event:  # an outcome (a type test is cheaper than isinstance, once per event)
             assert isinstance(item, Outcome)
             if pending:  # sales feedback may reset engagement: take the peak first
-                engagement = engagement_at(state, rs, state.clock)
+                engagement = engagement_at(state, rs, state.last_seen)
                 max_engagement = max(max_engagement, engagement)
                 max_score = max(max_score, engagement + state.fit)
                 pending = False
@@ -251,7 +251,7 @@ def _replay_lead(lead_id: str, timeline: Timeline, rs: CompiledRuleset, keep_sta
         ts = item.ts
         if pending and ts - last > BURST_GAP:
             # The end of a burst of activity: the score peaks here, before it decays.
-            engagement = engagement_at(state, rs, state.clock)
+            engagement = engagement_at(state, rs, state.last_seen)
             if engagement > max_engagement:
                 max_engagement = engagement
             if engagement + state.fit > max_score:
@@ -277,7 +277,7 @@ def _replay_lead(lead_id: str, timeline: Timeline, rs: CompiledRuleset, keep_sta
         if not pending and (typ in scoring_types or traits):
             pending = True
     if pending:
-        engagement = engagement_at(state, rs, state.clock)
+        engagement = engagement_at(state, rs, state.last_seen)
         max_engagement = max(max_engagement, engagement)
         max_score = max(max_score, engagement + state.fit)
     count = len(timeline.items) - outcomes
@@ -291,7 +291,7 @@ def _score_before(state: LeadState, rs: CompiledRuleset, max_score: float) -> fl
     """The ranking score at this point: disqualified leads rank below every other."""
     if state.stage == "disqualified":
         return -math.inf
-    return max_score if max_score > -math.inf else state.fit + engagement_at(state, rs, state.clock)
+    return max_score if max_score > -math.inf else state.fit + engagement_at(state, rs, state.last_seen)
 
 
 def _report(
@@ -317,14 +317,15 @@ def _report(
     if channel is None:
         source = state.attributes.get("utm_source")
         channel = (str(source), str(state.attributes.get("utm_medium") or "(none)")) if source else NO_CHANNEL
-    engagement = engagement_at(state, rs, state.clock)
+    engagement = engagement_at(state, rs, state.last_seen)
     fit = state.fit
     if max_engagement == float("-inf"):
         max_engagement, max_score = engagement, engagement + fit
     return LeadReport(
         lead_id=state.lead_id, email=email, stage=state.stage, max_stage=_STAGE_AT[top], fit=fit,
         grade=rs.grade_for(fit), engagement=engagement, max_engagement=max_engagement, max_score=max_score,
-        score_before_outcome=score_before_outcome, first_seen=state.first_seen, last_seen=state.clock, mql_at=mql_at, sql_at=sql_at,
+        score_before_outcome=score_before_outcome, first_seen=state.first_seen, last_seen=state.last_seen,
+        mql_at=mql_at, sql_at=sql_at,
         fast_track=any(t.fast_track for t in transitions), disqualified_reason=disqualified,
         channel_source=channel[0], channel_medium=channel[1], offers=tuple(offers), outcome=outcome,
         outcome_at=outcome_at, won=won, events=count, transitions=transitions,

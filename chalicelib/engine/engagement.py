@@ -49,11 +49,11 @@ def totals(state: LeadState, rs: CompiledRuleset) -> list[list[float] | None]:
     """The lead's running totals per half-life; made afresh from the rules' accumulators when they
     were kept under another grouping (another rule set, or none yet). Reading never stores them, so
     a lead's state depends only on what was applied to it, not on who looked at its score."""
-    if state.eng_basis == rs.decay_basis:
-        return state.eng_total
+    if state.totals_basis == rs.decay_basis:
+        return state.engagement_totals
     made: list[list[float] | None] = [None] * len(rs.half_lives)
     rules = rs.engagement_by_id
-    for rid, acc in state.eng.items():
+    for rid, acc in state.engagement_by_rule.items():
         rule = rules.get(rid)
         if rule is not None:
             made[rule.group] = accumulate(made[rule.group], acc[0], acc[1], rule.half_life)
@@ -63,13 +63,13 @@ def totals(state: LeadState, rs: CompiledRuleset) -> list[list[float] | None]:
 def engagement_parts(state: LeadState, rs: CompiledRuleset, t: float) -> dict[str, float]:
     """Each rule's current (decayed) contribution; rules the rule set no longer has count nothing."""
     rules = rs.engagement_by_id
-    return {rid: _decayed(acc, rules[rid].half_life, t) for rid, acc in state.eng.items() if rid in rules}
+    return {rid: _decayed(acc, rules[rid].half_life, t) for rid, acc in state.engagement_by_rule.items() if rid in rules}
 
 
 def engagement_at(state: LeadState, rs: CompiledRuleset, t: float) -> float:
     """The engagement score at ``t``: the engagement parts summed (to rounding), one term per half-life."""
     total: float = 0
-    running = state.eng_total if state.eng_basis == rs.decay_basis else totals(state, rs)
+    running = state.engagement_totals if state.totals_basis == rs.decay_basis else totals(state, rs)
     for acc, rate in zip(running, rs.decay_rates, strict=True):
         if acc is not None:
             value, ref = acc[0], acc[1]
@@ -87,10 +87,10 @@ def key_event(state: LeadState, event: Event, ts: float, label: str) -> None:
 
 def reset(state: LeadState, rs: CompiledRuleset) -> None:
     """Engagement starts again from zero: accumulators, running totals, caps and frequency counts."""
-    state.eng.clear()
-    state.eng_total, state.eng_basis = [None] * len(rs.half_lives), rs.decay_basis
+    state.engagement_by_rule.clear()
+    state.engagement_totals, state.totals_basis = [None] * len(rs.half_lives), rs.decay_basis
     state.caps.clear()
-    state.freq.clear()
+    state.frequency_matches.clear()
 
 
 def _window_full(hits: list[float], ts: float, window: float, limit: int) -> bool:
@@ -139,7 +139,7 @@ def capped(state: LeadState, rule: CompiledEngagement, ts: float) -> bool:
         return True
     else:
         bisect.insort(hits, ts)
-    horizon = state.clock - 2 * window  # hits older than this can share no window with new ones
+    horizon = state.last_seen - 2 * window  # hits older than this can share no window with new ones
     if hits[0] <= horizon:
         del hits[: bisect.bisect_right(hits, horizon)]
     return False
@@ -148,9 +148,9 @@ def capped(state: LeadState, rule: CompiledEngagement, ts: float) -> bool:
 def frequency_reached(state: LeadState, rule: CompiledEngagement, ts: float) -> bool:
     """Count a match; True when ``count`` matches since the last award fall within the window."""
     assert rule.freq_count is not None and rule.freq_window is not None
-    record = state.freq.get(rule.id)
+    record = state.frequency_matches.get(rule.id)
     if record is None:
-        record = state.freq[rule.id] = [-math.inf]
+        record = state.frequency_matches[rule.id] = [-math.inf]
     last_award = record[0]
     if ts <= last_award:
         return False

@@ -12,7 +12,7 @@ from chalicelib.state import LeadState
 
 def explain(state: LeadState, rs: CompiledRuleset, now: float) -> dict[str, Any]:
     """Each rule's current contribution. The engagement parts sum to the engagement score (to rounding)."""
-    t = max(now, state.clock)
+    t = max(now, state.last_seen)
     ctx = Context(state.attributes)
     hits = [r for r in rs.fit if r.test(ctx)]
     fit_rules: list[dict[str, Any]] = [{"rule": r.id, "label": r.label, "points": r.points} for r in hits]

@@ -38,8 +38,8 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
     first_seen = state.first_seen
     if first_seen is None or ts < first_seen:
         state.first_seen = ts
-    if ts > state.clock:
-        state.clock = ts
+    if ts > state.last_seen:
+        state.last_seen = ts
     version = rs.version
     changed: set[str] | None = None
     if state.fit_version != version:
@@ -73,16 +73,16 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
                 continue
             # The award: the rule's accumulator and its half-life's running total.
             if running is None:
-                if state.eng_basis == rs.decay_basis:
-                    running = state.eng_total
+                if state.totals_basis == rs.decay_basis:
+                    running = state.engagement_totals
                 else:
-                    running = state.eng_total = totals(state, rs)
-                    state.eng_basis = rs.decay_basis
+                    running = state.engagement_totals = totals(state, rs)
+                    state.totals_basis = rs.decay_basis
             points, half_life = float(rule.points), rule.half_life
             if points > 0:
                 gained += points
             running[rule.group] = accumulate(running[rule.group], points, ts, half_life)
-            by_rule = state.eng
+            by_rule = state.engagement_by_rule
             by_rule[rule.id] = accumulate(by_rule.get(rule.id), points, ts, half_life)
             if points >= 10 or points <= -10:
                 key_event(state, event, ts, rule.label)
@@ -90,7 +90,7 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
         key_event(state, event, ts, kind)
     if state.stage in SETTLED:  # (a quarter of events stop here)
         return []
-    return climb(state, rs, event, state.clock, changed, gained)
+    return climb(state, rs, event, state.last_seen, changed, gained)
 
 
 def _plain(rules: tuple[CompiledEngagement, ...]) -> list[tuple[CompiledEngagement, Any]]:

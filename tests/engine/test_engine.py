@@ -247,8 +247,8 @@ def test_future_timestamps_are_clamped() -> None:
     state = persona(C_TRAITS)
     feed(state, [])
     apply_event(state, ev("trial_signup", T0 + 365 * DAY), RS, now=T0)
-    assert state.clock == T0 + FUTURE_SKEW
-    assert state.eng["trial-signup"][1] == T0 + FUTURE_SKEW
+    assert state.last_seen == T0 + FUTURE_SKEW
+    assert state.engagement_by_rule["trial-signup"][1] == T0 + FUTURE_SKEW
 
 
 def test_redelivered_event_changes_nothing() -> None:
@@ -363,7 +363,7 @@ def test_fast_track_for_a_grade_hand_raiser() -> None:
     assert transitions[0].fast_track
     assert transitions[0].reason == "fast track: hand-raiser: demo_request"
     assert state.fast_track
-    route = RS.route_for(context(state, RS, state.clock))
+    route = RS.route_for(context(state, RS, state.last_seen))
     assert (route.name, route.channel, route.sla_hours) == ("fast-track", "#sales", 2)
 
 
@@ -405,7 +405,7 @@ def test_recycle_rearms_after_the_cooldown() -> None:
     assert stages(transitions) == [("sql", "recycled")]
     assert transitions[0].manual
     assert transitions[0].reason == "sales: recycled (no budget this year)"
-    assert state.eng == {} and state.caps == {} and state.freq == {}
+    assert state.engagement_by_rule == {} and state.caps == {} and state.frequency_matches == {}
     assert not state.fast_track
     assert state.handed_off_at is None
     # Within the 14-day cooldown even a hand-raise does not requalify it.

@@ -122,9 +122,9 @@ def test_caps_never_exceeded_in_any_rolling_window(rules: list[dict[str, Any]], 
     state = new_lead("L1", "pat@acme.com")
     awards: dict[str, list[float]] = {rule_id: [] for rule_id in rs.engagement_by_id}
     for event in build(specs):
-        before = {k: list(v) for k, v in state.eng.items()}
+        before = {k: list(v) for k, v in state.engagement_by_rule.items()}
         apply_event(state, event, rs, now=event.ts)
-        for rule_id, acc in state.eng.items():
+        for rule_id, acc in state.engagement_by_rule.items():
             if before.get(rule_id) != acc:
                 awards[rule_id].append(event.ts)
     for rule_id, times in awards.items():
@@ -160,7 +160,7 @@ POSITIVE = compile_ruleset(
 @given(specs=stream_spec, later=st.lists(st.floats(0, 400 * DAY), min_size=2, max_size=6))
 def test_decay_is_monotone_for_positive_rules(specs: list[Any], later: list[float]) -> None:
     state, _ = run(build(specs), POSITIVE)
-    values = [engagement_at(state, POSITIVE, state.clock + dt) for dt in sorted(later)]
+    values = [engagement_at(state, POSITIVE, state.last_seen + dt) for dt in sorted(later)]
     assert all(v >= 0 for v in values)
     for earlier, after in itertools.pairwise(values):
         assert after <= earlier * (1 + 1e-12) + 1e-12
@@ -170,7 +170,7 @@ def test_decay_is_monotone_for_positive_rules(specs: list[Any], later: list[floa
 @given(specs=stream_spec, dt=st.floats(0, 400 * DAY))
 def test_decay_never_grows_engagement_in_absolute_value(specs: list[Any], dt: float) -> None:
     state, _ = run(build(specs), POSITIVE)
-    assert abs(engagement_at(state, POSITIVE, state.clock + dt)) <= abs(engagement_at(state, POSITIVE, state.clock)) + 1e-9
+    assert abs(engagement_at(state, POSITIVE, state.last_seen + dt)) <= abs(engagement_at(state, POSITIVE, state.last_seen)) + 1e-9
 
 
 # --- explanations ---------------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def test_decay_never_grows_engagement_in_absolute_value(specs: list[Any], dt: fl
 @given(specs=stream_spec, dt=st.floats(0, 100 * DAY))
 def test_explanation_parts_sum_to_engagement(specs: list[Any], dt: float) -> None:
     state, _ = run(build(specs))
-    t = state.clock + dt
+    t = state.last_seen + dt
     report = explain(state, DEFAULT, t)
     total = engagement_at(state, DEFAULT, t)
     assert report["engagement"]["score"] == total
@@ -236,7 +236,7 @@ def test_state_round_trips_through_json(specs: list[Any]) -> None:
     restored = LeadState.from_dict(json.loads(json.dumps(state.to_dict())))
     assert restored.to_dict() == state.to_dict()
     # And scoring goes on identically from the restored state.
-    nxt = Event("next", "demo_request", state.clock + 60)
+    nxt = Event("next", "demo_request", state.last_seen + 60)
     assert [t.to_dict() for t in apply_event(restored, nxt, DEFAULT, nxt.ts)] == [
         t.to_dict() for t in apply_event(state, nxt, DEFAULT, nxt.ts)
     ]

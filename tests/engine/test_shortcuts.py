@@ -221,7 +221,7 @@ def test_a_copy_with_other_rules_does_not_use_the_memo() -> None:
                                                  for k, v in DEFAULT.engagement_by_type.items()})
     state = new_lead("L1", "pat@acme.io")
     apply_event(state, Event("e1", "page_view", T0, properties={"path": "/pricing"}), never, T0)
-    assert state.eng == {}
+    assert state.engagement_by_rule == {}
 
 
 # --- running totals -----------------------------------------------------------------------------------
@@ -233,7 +233,7 @@ def test_running_totals_are_the_sum_of_the_parts(stream: list[Event], later: flo
     state = new_lead("L1", "pat@acme.io")
     for event in stream:
         apply_event(state, event, RICH_RS, event.ts)
-    t = state.clock + later
+    t = state.last_seen + later
     parts = engagement_parts(state, RICH_RS, t)
     assert math.isclose(engagement_at(state, RICH_RS, t), sum(parts.values()), rel_tol=1e-9, abs_tol=1e-9)
     # Under a rule set that groups the rules by other half-lives, the totals are made afresh.
@@ -248,19 +248,19 @@ def test_a_state_stored_without_totals_scores_the_same() -> None:
     state = new_lead("L1", "pat@acme.io")
     for event in stream[:3]:
         apply_event(state, event, RICH_RS, event.ts)
-    stored = {k: v for k, v in json.loads(json.dumps(state.to_dict())).items() if k not in ("eng_total", "eng_basis")}
+    stored = {k: v for k, v in json.loads(json.dumps(state.to_dict())).items() if k not in ("engagement_totals", "totals_basis")}
     old = LeadState.from_dict(stored)  # as saved before totals were kept
-    assert math.isclose(engagement_at(old, RICH_RS, old.clock), engagement_at(state, RICH_RS, state.clock))
+    assert math.isclose(engagement_at(old, RICH_RS, old.last_seen), engagement_at(state, RICH_RS, state.last_seen))
     for event in stream[3:]:
         assert apply_event(old, event, RICH_RS, event.ts) == apply_event(state, event, RICH_RS, event.ts)
-    assert old.eng == state.eng and old.eng_basis == state.eng_basis
+    assert old.engagement_by_rule == state.engagement_by_rule and old.totals_basis == state.totals_basis
 
 
 def test_recycling_clears_the_totals() -> None:
     state = new_lead("L1", "pat@acme.io")
     apply_event(state, Event("e1", "page_view", T0, properties={"path": "/pricing"}), RICH_RS, T0)
     apply_outcome(state, "recycled", RICH_RS, T0 + 1)
-    assert engagement_at(state, RICH_RS, T0 + 2) == 0 and state.eng_total == [None] * len(RICH_RS.half_lives)
+    assert engagement_at(state, RICH_RS, T0 + 2) == 0 and state.engagement_totals == [None] * len(RICH_RS.half_lives)
 
 
 # --- fit and plans refreshed from what changed ---------------------------------------------------------
@@ -380,7 +380,7 @@ def test_a_quiet_lead_becomes_mql_at_the_event_that_reaches_the_threshold() -> N
         event = Event(f"e{i}", "page_view", T0 + i * 3600, properties={"path": f"/p{i}"})
         stages.append([t.to_stage for t in apply_event(state, event, rs, event.ts)])
     assert stages == [[]] * 19 + [["mql"]]
-    assert engagement_at(state, rs, state.clock) == 20
+    assert engagement_at(state, rs, state.last_seen) == 20
 
 
 # --- frequency rules ----------------------------------------------------------------------------------------
@@ -408,4 +408,4 @@ def test_frequency_rules_award_as_defined_for_events_in_order(gaps: list[float],
             since = [m for m in since if m > ts - within_days * DAY] + [ts]
             if len(since) >= count:
                 awards, last_award, since = awards + 1, ts, []
-        assert state.eng.get("burst", [0.0])[0] == awards
+        assert state.engagement_by_rule.get("burst", [0.0])[0] == awards

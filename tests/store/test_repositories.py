@@ -44,7 +44,7 @@ def _outbox(item_id: str) -> OutboxItem:
 def test_new_lead_round_trip(repos: dict[str, Any]) -> None:
     leads = repos["leads"]
     assert leads.get("L1") is None
-    state = LeadState("L1", email="a@b.io", stage="mql", clock=1.5)
+    state = LeadState("L1", email="a@b.io", stage="mql", last_seen=1.5)
     assert leads.commit(Commit(state, 0, [_event(1), _event(2)], [_outbox("t1")])) == 1
     stored = leads.get("L1")
     assert stored.version == 1 and stored.state.to_dict() == state.to_dict()

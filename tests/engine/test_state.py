@@ -1,0 +1,63 @@
+"""Lead states stored before the state's fields were renamed still load, and are written back renamed."""
+
+from __future__ import annotations
+
+import json
+
+from chalicelib.engine import apply_event, new_lead
+from chalicelib.events import Event
+from chalicelib.rules import compile_ruleset, default_ruleset
+from chalicelib.state import LeadState
+
+RS = compile_ruleset(default_ruleset(), 1)
+T0 = 1_700_000_000.0
+EVENTS = [
+    Event("e1", "identify", T0, traits={"job_title": "Marketing Manager", "company_size": "250"}),
+    Event("e2", "page_view", T0 + 60, properties={"path": "/pricing"}),
+    Event("e3", "page_view", T0 + 3600, properties={"path": "/pricing"}),
+    Event("e4", "email_open", T0 + 86400, properties={"campaign": "nurture-1"}),
+]
+# The state after EVENTS as the engine stored it in DynamoDB before the renames (commit 7be7ee5):
+# clock, eng, eng_total, eng_basis and freq.
+OLD_SHAPE = (
+    '{"lead_id": "L1", "email": "pat@acme.io", "attributes": {"email": "pat@acme.io", "email_domain": "acme.io", '
+    '"job_title": "Marketing Manager", "company_size": 250}, "stage": "lead", "stage_history": [], '
+    '"clock": 1700086400.0, "first_seen": 1700000000.0, "eng": {"pricing-view": [19.99053788596776, 1700003600.0], '
+    '"email-open": [1.0, 1700086400.0]}, "eng_total": [[20.552767847772458, 1700086400.0], null], '
+    '"eng_basis": "feab9c0c48bd63e8", "caps": {"pricing-view": [1700000060.0, 1700003600.0], '
+    '"email-open": [1700086400.0]}, "freq": {"pricing-burst": [-Infinity, 1700000060.0, 1700003600.0]}, '
+    '"recent_ids": ["e1", "e2", "e3", "e4"], "key_events": [{"type": "page_view", "at": 1700000060.0, '
+    '"label": "Viewed the pricing page", "detail": "/pricing"}, {"type": "page_view", "at": 1700003600.0, '
+    '"label": "Viewed the pricing page", "detail": "/pricing"}], "fit": 45.0, "fit_rules": ["title-manager", '
+    '"size-mid-market", "corporate-email"], "fit_version": 1, "disqualified_reason": null, "recycled_at": null, '
+    '"fast_track": false, "handed_off_at": null, "route": null, "sla_deadline": null, "sla_reminders": 0, '
+    '"accepted_at": null, "transitions_count": 0, "event_count": 4, "ruleset_version": 1, '
+    '"rescored_version": null, "shadow": null}'
+)
+
+
+def _replayed() -> LeadState:
+    state = new_lead("L1", "pat@acme.io")
+    for event in EVENTS:
+        apply_event(state, event, RS, event.ts)
+    return state
+
+
+def test_a_state_stored_under_the_old_names_loads_under_the_new_ones() -> None:
+    old = LeadState.from_dict(json.loads(OLD_SHAPE))
+    assert old.last_seen == T0 + 86400
+    assert old.engagement_by_rule["pricing-view"] == [19.99053788596776, T0 + 3600]
+    assert old.engagement_totals[0] == [20.552767847772458, T0 + 86400] and old.totals_basis == RS.decay_basis
+    assert old.frequency_matches == {"pricing-burst": [float("-inf"), T0 + 60, T0 + 3600]}
+    assert old.to_dict() == _replayed().to_dict()
+
+
+def test_an_old_state_is_written_back_with_the_new_names_and_scores_on() -> None:
+    old, new = LeadState.from_dict(json.loads(OLD_SHAPE)), _replayed()
+    written = old.to_dict()
+    assert {"clock", "eng", "eng_total", "eng_basis", "freq"}.isdisjoint(written)
+    assert {"last_seen", "engagement_by_rule", "engagement_totals", "totals_basis", "frequency_matches"} <= set(written)
+    burst = Event("e5", "page_view", T0 + 2 * 86400, properties={"path": "/pricing"})  # the third view: a burst
+    assert apply_event(old, burst, RS, burst.ts) == apply_event(new, burst, RS, burst.ts)
+    assert old.to_dict() == new.to_dict()
+    assert "pricing-burst" in old.engagement_by_rule
