@@ -7,6 +7,7 @@ with their status, and the middleware gives Chalice's own errors (405, 415...) t
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -15,10 +16,11 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib.bootstrap import container
 from chalicelib.config import Settings
-from chalicelib.errors import BatonError, PayloadTooLarge
+from chalicelib.errors import BatonError, PayloadTooLarge, aws_unavailable
 from chalicelib.observability import configure_logging
 
 app = Chalice(app_name="baton")
+log = logging.getLogger("baton.api")
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):  # in Lambda: JSON logs and EMF metrics on stdout
     configure_logging()
 
@@ -68,6 +70,12 @@ def _api(path: str, methods: list[str], *, auth: tuple[str, ...] = (), content_t
                 return view(**params)
             except BatonError as exc:
                 return _error(exc, _cors_headers())
+            except Exception as exc:  # an AWS dependency down is the client's 503 to retry, not our 500
+                unavailable = aws_unavailable(exc)
+                if unavailable is None:
+                    raise
+                log.warning("AWS call failed", extra={"cause": unavailable.details.get("cause")})
+                return _error(unavailable, _cors_headers())
 
         return app.route(path, methods=methods, content_types=content_types or JSON)(handler)
 
@@ -182,7 +190,7 @@ def get_lead(lead_id: str) -> Any:
 
 @_api("/v1/leads/{lead_id}", ["DELETE"], auth=ADMIN)
 def erase_lead(lead_id: str) -> Any:
-    return container().leads.erase(lead_id)
+    return container().erasure.erase(lead_id)
 
 
 @_api("/v1/leads/{lead_id}/outcome", ["POST"], auth=ADMIN)

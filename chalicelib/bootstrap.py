@@ -11,6 +11,7 @@ from chalicelib.config import Settings, settings
 from chalicelib.secrets import Secrets, StaticSecrets
 
 if TYPE_CHECKING:  # services import the engine and rule models: built on first use, not at import
+    from chalicelib.erasure import Erasure
     from chalicelib.handoff.delivery import Deliverer
     from chalicelib.leads import LeadService
     from chalicelib.queues import Queue
@@ -68,6 +69,17 @@ class Container:
 
             self._rollout = Rollout(self.leads_repo, self.rulesets, self.rescore, self.clock)
         return self._rollout
+
+    @property
+    def erasure(self) -> Erasure:
+        if "erasure" not in self.extras:
+            from chalicelib.erasure import Erasure
+
+            self.extras["erasure"] = Erasure(
+                self.leads_repo, self.jobs_repo, self.clock, local_outbox_file=self.settings.slack_outbox_file
+            )
+        erasure: Erasure = self.extras["erasure"]
+        return erasure
 
     def queue(self) -> Queue:
         if "queue" not in self.extras:

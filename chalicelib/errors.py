@@ -80,6 +80,20 @@ class Unavailable(BatonError):
         self.retry_after = retry_after
 
 
+def aws_unavailable(exc: Exception) -> Unavailable | None:
+    """An AWS call that failed after the SDK's own retries (unreachable, timed out, throttled,
+    failing) as the retryable 503 a client should see; None for anything that is not AWS's."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, BotoCoreError):
+        return Unavailable("a backing AWS service did not answer; retry shortly", retry_after=2,
+                           details={"cause": type(exc).__name__})
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        return Unavailable("a backing AWS service failed; retry shortly", retry_after=2, details={"cause": code})
+    return None
+
+
 class DeliveryFailed(BatonError):
     """A downstream delivery (SNS, Slack) failed after its retries; the caller must not drop it."""
 

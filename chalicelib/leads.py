@@ -27,7 +27,14 @@ from chalicelib.handoff.reminders import sql_transition
 from chalicelib.observability import metric
 from chalicelib.rulesets import RulesetService
 from chalicelib.state import LeadState, Transition, lead_id_for
-from chalicelib.store.base import MAX_EVENTS_PER_COMMIT, Commit, LeadRepository, OutboxRepository
+from chalicelib.store.base import (
+    MAX_EVENTS_PER_COMMIT,
+    Commit,
+    Erased,
+    LeadRepository,
+    OutboxRepository,
+    StoredLead,
+)
 from chalicelib.timeline import Routed, Timeline, apply, in_time_order, route
 
 MAX_ATTEMPTS = 8
@@ -150,12 +157,16 @@ class LeadService:
         for attempt in range(MAX_ATTEMPTS):
             now = self.clock()
             rs = self.rulesets.active()
-            stored = self.leads.get(lead_id)
+            found = self.leads.load(lead_id)
+            stored = found if isinstance(found, StoredLead) else None
             state = stored.state if stored else new_lead(lead_id, email)
             version = stored.version if stored else 0
+            if isinstance(found, Erased):
+                state.erased_at = found.at
             if email and state.email is None:
                 set_email(state, email)
-            fresh = [e for e in events if e.event_id not in known_dupes and not state.seen(e.event_id)]
+            fresh = [e for e in events if e.event_id not in known_dupes and not state.seen(e.event_id)
+                     and not state.predates_erasure(e.ts)]
             fresh_ids = {e.event_id for e in fresh}
             dupes = [e.event_id for e in events if e.event_id not in fresh_ids]
             transitions = apply(state, fresh, rs, now)
@@ -163,7 +174,8 @@ class LeadService:
             if shadow_rs is not None and fresh:
                 shadow.score(state, fresh, shadow_rs, now)
             explained = explain(state, rs, now)  # once per write: the answer and the handoff messages share it
-            if not fresh and not link and not consumed and stored is not None:
+            # Nothing new; for an erased lead, nothing at all: only what predates its erasure came.
+            if not fresh and (isinstance(found, Erased) or (not link and not consumed and stored is not None)):
                 return _result(state, transitions, [], dupes, explained)
             source = fresh[-1].source if fresh else "api"
             commit = Commit(
@@ -218,12 +230,6 @@ class LeadService:
                 "changed": bool(transitions), "seconds_to_first_action": record["seconds_to_first_action"],
             }
         raise Unavailable("too many concurrent updates to this lead; retry shortly", retry_after=1)
-
-    def erase(self, lead_id: str) -> dict[str, Any]:
-        """Right to erasure: nothing about the lead remains (shadow scores live in its state)."""
-        if self.leads.get(lead_id) is None:
-            raise NotFound(f"no lead {lead_id}", details={"field": "lead_id"})
-        return {"lead_id": lead_id, "erased_items": self.leads.erase(lead_id)}
 
     # -- reading ---------------------------------------------------------------------------------
     def get_by_email(self, email: Any, *, limit: int = 20, cursor: int = 0) -> dict[str, Any]:

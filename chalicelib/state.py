@@ -119,9 +119,14 @@ class LeadState:
     rescored_version: int | None = None  # the version a publish-time re-score last replayed us under
     # A pilot rule set's view of this lead: {"version": n, "state": {...}}; scored, never alerted.
     shadow: dict[str, Any] | None = None
+    # An earlier lead at this address was erased then: its events (replayed or late) stay out.
+    erased_at: float | None = None
 
     def seen(self, event_id: str) -> bool:
         return event_id in self.recent_ids
+
+    def predates_erasure(self, ts: float) -> bool:
+        return self.erased_at is not None and ts <= self.erased_at
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -136,7 +141,7 @@ class LeadState:
             "route": self.route, "sla_deadline": self.sla_deadline, "sla_reminders": self.sla_reminders,
             "accepted_at": self.accepted_at, "transitions_count": self.transitions_count,
             "event_count": self.event_count, "ruleset_version": self.ruleset_version,
-            "rescored_version": self.rescored_version, "shadow": self.shadow,
+            "rescored_version": self.rescored_version, "shadow": self.shadow, "erased_at": self.erased_at,
         }
 
     @classmethod

@@ -20,11 +20,15 @@ keeps the message (outbox / queue redelivery / dead-letter queue): nothing is dr
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, TextIO
@@ -323,7 +327,7 @@ class FileNotifier:
         line = json.dumps(record, ensure_ascii=False)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as out:
+            with _locked(self.path), self.path.open("a", encoding="utf-8") as out:
                 out.write(line + "\n")
         except OSError as exc:
             raise DeliveryFailed(
@@ -361,6 +365,33 @@ class FileNotifier:
                     "replace_original": replace_original,
                 }
             )
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """The outbox file's writers (the local stack's processes) and its erasure take turns."""
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def forget_in_outbox_file(path: str | Path, lead_id: str) -> int:
+    """Erasure on the local stack: drop the outbox file's messages that name the lead (its id is in
+    their buttons and digest lines); return how many went. Real Slack keeps what it was sent."""
+    file = Path(path)
+    if not file.exists():
+        return 0
+    with _locked(file):
+        lines = file.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if lead_id not in line]
+        if len(kept) < len(lines):
+            temporary = file.with_name(file.name + ".tmp")
+            temporary.write_text("".join(kept), encoding="utf-8")
+            os.replace(temporary, file)
+    return len(lines) - len(kept)
 
 
 def notifier_from_settings(

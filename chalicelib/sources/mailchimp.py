@@ -17,6 +17,7 @@ from chalicelib.attributes import coerce
 from chalicelib.errors import Unauthorized
 from chalicelib.events import EMAIL_BOUNCE, IDENTIFY, SPAM_REPORT, UNSUBSCRIBE, content_event_id
 from chalicelib.signing import constant_time_equal
+from chalicelib.state import lead_id_for
 
 from .base import WebhookRequest, WebhookResult, ok
 from .payload import (
@@ -66,8 +67,9 @@ class MailchimpSource:
         fired_at = parse_naive_utc(form.get("fired_at"), "fired_at", FIRED_AT_FORMAT)
         data = obj_field(form, "data", "", required=True)
 
-        def event(type_: str, email: str, traits: Mapping[str, Any] | None = None) -> WebhookResult:
+        def event(type_: str, email: str, traits: Mapping[str, Any] | None = None, **more: str) -> WebhookResult:
             properties = {
+                **more,
                 "mailchimp_type": kind,
                 "list_id": opt_str(data, "list_id", "data"),
                 "campaign_id": opt_str(data, "campaign_id", "data"),
@@ -96,7 +98,8 @@ class MailchimpSource:
         if kind == "upemail":
             email = normalize_email(data.get("new_email"), at("data", "new_email"))
             old = normalize_email(data.get("old_email"), at("data", "old_email"))
-            return event(IDENTIFY, email, {"email": email, "old_email": old})
+            # The old lead by its id, not the old address: erasing either lead must leave no copy of it.
+            return event(IDENTIFY, email, {"email": email}, previous_lead_id=lead_id_for(old))
         if kind == "unsubscribe":
             return event(UNSUBSCRIBE, normalize_email(data.get("email"), at("data", "email")))
         if kind == "cleaned":

@@ -25,11 +25,18 @@ class StoredLead:
 
 
 @dataclass(frozen=True)
+class Erased:
+    """What stays of an erased lead: when. Its key is a digest of the address; nothing personal."""
+
+    at: float
+
+
+@dataclass(frozen=True)
 class Commit:
     """Everything one conditional write stores for a lead, all or nothing."""
 
     state: LeadState
-    expected_version: int  # 0: the lead must not exist yet
+    expected_version: int  # 0: the lead must not exist yet (an erasure tombstone may)
     events: Sequence[Event] = ()
     outbox: Sequence[OutboxItem] = ()
     outcomes: Sequence[dict[str, Any]] = ()
@@ -38,7 +45,14 @@ class Commit:
 
 
 class LeadRepository(Protocol):
-    def get(self, lead_id: str) -> StoredLead | None: ...
+    def get(self, lead_id: str) -> StoredLead | None:
+        """The lead, or None (never stored, or erased)."""
+        ...
+
+    def load(self, lead_id: str) -> StoredLead | Erased | None:
+        """``get`` for writers, in the same one read: an erased lead's tombstone tells them which
+        events predate its erasure (a replayed webhook must not bring it back)."""
+        ...
 
     def commit(self, commit: Commit) -> int:
         """Store atomically; return the new version.
@@ -70,9 +84,9 @@ class LeadRepository(Protocol):
         """Every lead id (optionally one segment of a parallel scan)."""
         ...
 
-    def erase(self, lead_id: str) -> int:
+    def erase(self, lead_id: str, at: float) -> int:
         """Delete everything stored about a lead (state, events, outcomes, identity links and its
-        pending outbox messages); return how many items went."""
+        pending outbox messages) and leave its tombstone (``Erased(at)``); return how many items went."""
         ...
 
 
@@ -214,4 +228,8 @@ class JobRepository(Protocol):
 
     def claim_flag(self, job_id: str, flag: str) -> bool:
         """Set ``flag`` once; False when it was already set (e.g. the digest was sent)."""
+        ...
+
+    def erase_lead(self, lead_id: str) -> int:
+        """Drop the lead from every job's sample transitions (they name it); return how many jobs changed."""
         ...

@@ -49,6 +49,7 @@ from chalicelib.store.base import (
     ActivePointer,
     Backlog,
     Commit,
+    Erased,
     RulesetVersion,
     StoredLead,
 )
@@ -124,6 +125,10 @@ class DynamoDBLeads:
         self.outbox_table = outbox_table
 
     def get(self, lead_id: str) -> StoredLead | None:
+        found = self.load(lead_id)
+        return found if isinstance(found, StoredLead) else None
+
+    def load(self, lead_id: str) -> StoredLead | Erased | None:
         try:
             found = client("dynamodb").get_item(
                 TableName=self.table, Key={"pk": _s(f"LEAD#{lead_id}"), "sk": _s("STATE")}, ConsistentRead=True
@@ -133,6 +138,8 @@ class DynamoDBLeads:
         item = found.get("Item")
         if item is None:
             return None
+        if "data" not in item:  # the tombstone an erasure leaves in the state's place
+            return Erased(float(item["erased_at"]["N"]))
         return StoredLead(LeadState.from_dict(json.loads(item["data"]["S"])), int(item["version"]["N"]))
 
     def _state_item(self, commit: Commit) -> dict[str, Any]:
@@ -149,8 +156,8 @@ class DynamoDBLeads:
 
     def commit(self, commit: Commit) -> int:
         pk = f"LEAD#{commit.state.lead_id}"
-        if commit.expected_version == 0:
-            state_put: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        if commit.expected_version == 0:  # a new lead: nothing there, or an erasure's tombstone
+            state_put: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(version)"}
         else:
             state_put = {
                 "ConditionExpression": "version = :v",
@@ -271,7 +278,8 @@ class DynamoDBLeads:
         while True:
             page = ddb.scan(
                 TableName=self.table, Segment=segment, TotalSegments=segments,
-                FilterExpression="sk = :s", ExpressionAttributeValues={":s": _s("STATE")},
+                FilterExpression="sk = :s AND attribute_exists(version)",  # tombstones are no leads
+                ExpressionAttributeValues={":s": _s("STATE")},
                 ProjectionExpression="pk", **({"ExclusiveStartKey": start} if start else {}),
             )
             ids += [i["pk"]["S"].removeprefix("LEAD#") for i in page.get("Items", [])]
@@ -279,13 +287,16 @@ class DynamoDBLeads:
             if not start:
                 return sorted(ids)
 
-
-    def erase(self, lead_id: str) -> int:
+    def erase(self, lead_id: str, at: float) -> int:
         ddb = client("dynamodb")
+        pk = _s(f"LEAD#{lead_id}")
+        # The tombstone takes the state's place first: a writer from then on sees an erased lead.
+        ddb.put_item(TableName=self.table, Item={"pk": pk, "sk": _s("STATE"), "erased_at": _n(at)})
         keys = [
             {"pk": i["pk"], "sk": i["sk"]}
             for i in _query(self.table, KeyConditionExpression="pk = :pk",
-                            ExpressionAttributeValues={":pk": _s(f"LEAD#{lead_id}")}, ProjectionExpression="pk, sk")
+                            ExpressionAttributeValues={":pk": pk}, ProjectionExpression="pk, sk")
+            if i["sk"]["S"] != "STATE"
         ]
         keys += [
             {"pk": _s(f"ANON#{k['sk']['S'].removeprefix('LINK#')}"), "sk": _s("LINK")}
@@ -296,7 +307,7 @@ class DynamoDBLeads:
             pending: dict[str, Any] = {self.table: batch}
             while pending:
                 pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-        return len(keys) + DynamoDBOutbox(self.outbox_table).erase_lead(lead_id)
+        return 1 + len(keys) + DynamoDBOutbox(self.outbox_table).erase_lead(lead_id)
 
 
 class DynamoDBOutbox:
@@ -723,3 +734,31 @@ class DynamoDBJobs:
                 return False
             raise _translate(exc) from None
         return True
+
+
+    def erase_lead(self, lead_id: str) -> int:
+        changed = 0
+        for item in _query(self.table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": _s("JOB")},
+                           ConsistentRead=True, ProjectionExpression="sk"):
+            changed += self._drop_samples(item["sk"]["S"], lead_id)
+        return changed
+
+    def _drop_samples(self, job_id: str, lead_id: str) -> bool:
+        ddb = client("dynamodb")
+        for _ in range(5):  # a worker appending meanwhile makes us read again
+            item = ddb.get_item(TableName=self.table, Key=self._key(job_id), ConsistentRead=True).get("Item", {})
+            samples = item.get("samples", {}).get("L", [])
+            kept = [v for v in samples if json.loads(v["S"]).get("lead_id") != lead_id]
+            if len(kept) == len(samples):
+                return False
+            try:
+                ddb.update_item(
+                    TableName=self.table, Key=self._key(job_id), UpdateExpression="SET samples = :k",
+                    ConditionExpression="size(samples) = :n",
+                    ExpressionAttributeValues={":k": {"L": kept}, ":n": _n(len(samples))},
+                )
+                return True
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise _translate(exc) from None
+        raise Unavailable("a re-score job keeps changing; retry the erasure shortly", retry_after=1)

@@ -24,6 +24,7 @@ from chalicelib.store.base import (
     ActivePointer,
     Backlog,
     Commit,
+    Erased,
     RulesetVersion,
     StoredLead,
 )
@@ -37,16 +38,22 @@ class InMemoryLeads:
         self._outcomes: dict[str, list[dict[str, Any]]] = {}
         self._links: dict[str, str] = {}
         self._anonymous: dict[str, dict[str, Event]] = {}
+        self._erased: dict[str, float] = {}  # tombstones: lead id -> erased at
         self.outbox = InMemoryOutbox()
         self.calls = 0  # round trips, to check the hot-path budget in tests
 
     def get(self, lead_id: str) -> StoredLead | None:
+        found = self.load(lead_id)
+        return found if isinstance(found, StoredLead) else None
+
+    def load(self, lead_id: str) -> StoredLead | Erased | None:
         with self._lock:
             self.calls += 1
             found = self._states.get(lead_id)
-        if found is None:
-            return None
-        return StoredLead(LeadState.from_dict(json.loads(found[0])), found[1])
+            erased_at = self._erased.get(lead_id)
+        if found is not None:
+            return StoredLead(LeadState.from_dict(json.loads(found[0])), found[1])
+        return Erased(erased_at) if erased_at is not None else None
 
     def commit(self, commit: Commit) -> int:
         lead_id = commit.state.lead_id
@@ -119,9 +126,10 @@ class InMemoryLeads:
             ids = sorted(self._states)
         return ids[segment::segments]
 
-    def erase(self, lead_id: str) -> int:
+    def erase(self, lead_id: str, at: float) -> int:
         with self._lock:
             count = int(self._states.pop(lead_id, None) is not None)
+            self._erased[lead_id] = at
             count += len(self._events.pop(lead_id, {})) + len(self._outcomes.pop(lead_id, []))
             for anonymous_id in [a for a, linked in self._links.items() if linked == lead_id]:
                 del self._links[anonymous_id]
@@ -354,6 +362,15 @@ class InMemoryJobs:
                 job[key] = job.get(key, 0) + value
             job["samples"] = (job.get("samples", []) + list(samples))[:50]
             return json.loads(json.dumps(job))
+
+    def erase_lead(self, lead_id: str) -> int:
+        with self._lock:
+            changed = 0
+            for job in self._jobs.values():
+                kept = [x for x in job.get("samples", []) if x.get("lead_id") != lead_id]
+                changed += len(kept) != len(job.get("samples", []))
+                job["samples"] = kept
+            return changed
 
     def claim_flag(self, job_id: str, flag: str) -> bool:
         with self._lock:

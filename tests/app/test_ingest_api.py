@@ -273,8 +273,39 @@ def test_erasure_leaves_nothing_in_any_table(api: Api) -> None:
     assert api.client.http.delete(f"/v1/leads/{lead_id}").status_code == 401
     r = api.client.http.delete(f"/v1/leads/{lead_id}", headers=ADMIN)
     assert r.status_code == 200 and r.json_body["erased_items"] >= 6
-    everything = json.dumps(table_items(os.environ["BATON_LEADS_TABLE"]) + table_items(os.environ["BATON_OUTBOX_TABLE"]))
+    leads, outbox = table_items(os.environ["BATON_LEADS_TABLE"]), table_items(os.environ["BATON_OUTBOX_TABLE"])
+    [tombstone] = [i for i in leads if lead_id in json.dumps(i)]  # what keeps it erased; nothing personal
+    assert set(tombstone) == {"pk", "sk", "erased_at"} and tombstone["sk"]["S"] == "STATE"
+    everything = json.dumps([i for i in leads if i is not tombstone] + outbox)
     assert lead_id not in everything and "jane.doe" not in everything and "anon-e" not in everything
     assert "other@acme.io" in everything
     assert api.get(f"/v1/leads/{lead_id}", headers=ADMIN).status_code == 404
     assert api.client.http.delete(f"/v1/leads/{lead_id}", headers=ADMIN).status_code == 404
+
+
+@pytest.mark.parametrize("route", ["form", "events", "lead", "erase"])
+def test_an_unreachable_store_is_a_503_to_retry_never_a_500(api: Api, route: str) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from chalicelib.aws import client
+
+    lead_id = api.post("/v1/forms/newsletter", raw="email=a%40acme.io", headers=FORM_HEADERS).json_body["lead_id"]
+
+    def unreachable(**_: object) -> None:
+        raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    events = client("dynamodb").meta.events
+    events.register("before-send.dynamodb", unreachable, unique_id="unreachable")
+    try:
+        r = {
+            "form": lambda: api.post("/v1/forms/newsletter", raw="email=b%40acme.io", headers=FORM_HEADERS),
+            "events": lambda: api.post("/v1/events", {"type": "page_view", "email": "b@acme.io"}, headers=INGEST),
+            "lead": lambda: api.get(f"/v1/leads/{lead_id}", headers=ADMIN),
+            "erase": lambda: api.client.http.delete(f"/v1/leads/{lead_id}", headers=ADMIN),
+        }[route]()
+    finally:
+        events.unregister("before-send.dynamodb", unique_id="unreachable")
+    assert r.status_code == 503, r.json_body
+    assert r.headers["Retry-After"] == "2"
+    assert r.json_body["error"]["code"] == "unavailable"
+    assert r.json_body["error"]["details"]["cause"] == "EndpointConnectionError"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.conftest import ADMIN, Api, table_items
+from tests.app.conftest import ADMIN, FORM_HEADERS, Api, table_items
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "payloads"
 
@@ -40,6 +40,24 @@ def test_signed_segment_track_scores_the_lead(api: Api, secrets: None) -> None:
     assert lead["events"]["items"][0]["type"] == "demo_request"
     again = _segment(api, body, good)  # Segment retries: counted once
     assert again.json_body["duplicates"] == 1
+
+
+def test_a_replayed_signed_webhook_does_not_bring_an_erased_lead_back(api: Api, secrets: None) -> None:
+    # Segment signs the body only (no timestamp): a captured delivery verifies forever.
+    body = (PAYLOADS / "segment" / "track_demo_requested.json").read_bytes()
+    good = hmac.new(b"seg-secret", body, hashlib.sha1).hexdigest()
+    _segment(api, body, good)
+    lookup = "/v1/leads?email=margaret.hamilton@apollo.example"
+    lead_id = api.get(lookup, headers=ADMIN).json_body["lead_id"]
+    assert api.client.http.delete(f"/v1/leads/{lead_id}", headers=ADMIN).status_code == 200
+    replayed = _segment(api, body, good)
+    assert replayed.status_code == 200 and replayed.json_body["accepted"] == 0  # a 2xx: Segment stops retrying
+    assert api.get(lookup, headers=ADMIN).status_code == 404
+    assert "margaret" not in str(table_items(os.environ["BATON_LEADS_TABLE"]))
+    signup = api.post("/v1/forms/newsletter", raw="email=margaret.hamilton%40apollo.example", headers=FORM_HEADERS)
+    assert signup.status_code == 200  # after the erasure, a new signup is a new lead
+    again = api.get(lookup, headers=ADMIN).json_body
+    assert again["lead_id"] == lead_id and [e["type"] for e in again["events"]["items"]] == ["form_submitted"]
 
 
 @pytest.mark.parametrize("signature", [None, "0" * 40, "not-hex"])

@@ -1,3 +1,4 @@
+import json
 from urllib.parse import urlencode
 
 import pytest
@@ -6,6 +7,7 @@ from chalicelib.errors import BadRequest, Unauthorized, ValidationFailed
 from chalicelib.events import EMAIL_BOUNCE, IDENTIFY, SPAM_REPORT, UNSUBSCRIBE
 from chalicelib.sources.mailchimp import MailchimpSource
 from chalicelib.sources.payload import parse_form
+from chalicelib.state import lead_id_for
 
 from .support import NOW, payload, request
 
@@ -105,7 +107,9 @@ def test_upemail_identifies_the_new_address():
     [event] = source.parse(post(form("upemail_docs_sample.txt")), {}).events
     assert event.type == IDENTIFY
     assert event.email == "api+new@mailchimp.com"
-    assert event.traits == {"email": "api+new@mailchimp.com", "old_email": "api+old@mailchimp.com"}
+    assert event.traits == {"email": "api+new@mailchimp.com"}
+    assert event.properties["previous_lead_id"] == lead_id_for("api+old@mailchimp.com")
+    assert "api+old" not in json.dumps(event.to_dict())  # erasing the old lead leaves no copy here
 
 
 def test_unsubscribe():

@@ -68,3 +68,15 @@ def test_a_flag_is_claimed_once(jobs: JobRepository) -> None:
     assert jobs.claim_flag("j1", "digest_sent") is True
     assert jobs.claim_flag("j1", "digest_sent") is False
     assert jobs.get("j1")["digest_sent"] is True  # type: ignore[index]
+
+
+def test_an_erased_lead_leaves_every_jobs_samples(jobs: JobRepository) -> None:
+    jobs.create(_job("j1", 2, 10.0))
+    jobs.create(_job("j2", 3, 20.0))
+    named = {"lead_id": "L1", "name": "Ada Lovelace", "company": "Engines", "stage": "sql"}
+    jobs.add("j1", {"transitions": 2}, [named, {"lead_id": "L2", "stage": "mql"}])
+    jobs.add("j2", {"transitions": 1}, [{"lead_id": "L2", "stage": "mql"}])
+    assert jobs.erase_lead("L1") == 1
+    assert [s["lead_id"] for s in jobs.get("j1")["samples"]] == ["L2"]  # type: ignore[index]
+    assert jobs.get("j1")["transitions"] == 2  # type: ignore[index]  # counts name nobody: they stay
+    assert jobs.erase_lead("L1") == 0

@@ -143,7 +143,7 @@ def test_erasure_removes_the_leads_records_and_its_lines_in_pending_digests(stor
         {"lead_id": "L1", "name": "Ada Lovelace", "company": "Acme", "from_stage": "lead", "stage": "mql"},
         {"lead_id": "L2", "name": "Grace Hopper", "company": "Navy", "from_stage": "lead", "stage": "mql"}]}
     outbox.put(OutboxItem("digest.j1", "digest", digest, {"kind": "digest"}, 100.0))
-    assert leads.erase("L1") == 1 + 3  # the state; t1, t2 and the digest's line
+    assert leads.erase("L1", 100.0) == 1 + 3  # the state (now its tombstone); t1, t2 and the digest's line
     assert outbox.delivery("t1") is None and outbox.delivery("t2") is None
     assert outbox.delivery("t3") is not None
     rewritten = outbox.delivery("digest.j1").item.body

@@ -134,8 +134,25 @@ def test_erase_removes_everything_about_a_lead(repos: dict[str, Any]) -> None:
     leads.commit(Commit(LeadState("L1"), 0, [_event(1)], [OutboxItem("t9", "handoff", {"lead_id": "L1"}, {}, 1.0)],
                         outcomes=[{"outcome": "won", "at": 2.0}], link_anonymous="anon-1"))
     leads.commit(Commit(LeadState("L2"), 0, [_event(2)]))
-    assert leads.erase("L1") == 6  # state, event, outcome, link + reverse link, outbox message
+    assert leads.erase("L1", 100.0) == 6  # state (now its tombstone), event, outcome, link + reverse link, outbox message
     assert leads.get("L1") is None and leads.events("L1") == [] and leads.outcomes("L1") == []
     assert leads.linked_lead("anon-1") is None
     assert repos["outbox"].pending() == []
     assert leads.get("L2") is not None
+
+
+def test_an_erased_lead_leaves_a_tombstone_that_a_new_lead_replaces(repos: dict[str, Any]) -> None:
+    from chalicelib.store.base import Erased
+
+    leads = repos["leads"]
+    leads.commit(Commit(LeadState("L1", email="a@b.io"), 0, [_event(1)]))
+    leads.erase("L1", 500.0)
+    assert leads.get("L1") is None  # readers see no lead ...
+    assert leads.load("L1") == Erased(500.0)  # ... writers see when it was erased, in the same read
+    assert "L1" not in leads.lead_ids()
+    assert leads.commit(Commit(LeadState("L1", erased_at=500.0), 0, [_event(9, ts=600.0)])) == 1
+    found = leads.load("L1")
+    assert found.version == 1 and found.state.erased_at == 500.0
+    assert leads.lead_ids() == ["L1"]
+    with pytest.raises(ConcurrencyConflict):  # a second writer that read the tombstone loses
+        leads.commit(Commit(LeadState("L1"), 0, [_event(10, ts=700.0)]))
