@@ -244,13 +244,16 @@ def at_share(scores: Sequence[float], labels: Sequence[bool], share: float) -> d
     taken = caught = 0.0
     threshold: float | None = None
     for value, pos, neg in groups:
-        if taken >= take:
+        if take - taken <= 1e-9 * n:  # float dust of share * n is no lead
             break
         size = pos + neg
-        part = min(1.0, (take - taken) / size)
-        taken += part * size
-        caught += part * pos
         threshold = value
+        if take - taken < size:  # the cut falls inside this group: the rest of the share, pro rata
+            caught += pos * (take - taken) / size
+            taken = take  # exactly: a float remainder must not reach into the next group
+            break
+        taken += size
+        caught += pos
     return {"share": share, "leads": taken, "won": caught, "precision": _ratio(caught, taken),
             "recall": _ratio(caught, positives), "threshold": threshold}
 

@@ -251,3 +251,12 @@ def test_top_groups_and_useful_range() -> None:
     assert grouped[-1]["win_rate"] == pytest.approx(15 / grouped[-1]["leads"])
     sweep = [{"threshold": float(t), "leads": 1000 // (t + 1) + 50} for t in range(0, 600, 10)]
     assert useful_range(sweep, share=0.01) == 90.0  # (the 50 leads counted at every threshold aside)
+
+
+def test_a_cut_inside_a_group_never_reaches_the_next_one() -> None:
+    # Found by hypothesis: 7 leads at a 23.5...% share left a float remainder of 1e-16 after the
+    # tied top group, which then "took" a sliver of the next group and moved the threshold to it.
+    pairs = [(0.0, False), (0.0, True)] + [(1.0, False)] * 5
+    for share in [i / 7000 for i in range(70, 5001)]:  # every share up to the whole top group (5 of 7)
+        cut = at_share([s for s, _ in pairs], [y for _, y in pairs], share)
+        assert cut["threshold"] == 1.0 and cut["won"] == 0.0, (share, cut)
