@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from chalicelib.display import decimals, score_text
+from chalicelib.display import decimals, score_text, shown_points, shown_score
 from chalicelib.emails import likely_typo
 from chalicelib.engine.engagement import engagement_at, engagement_parts
-from chalicelib.events import Event
+from chalicelib.events import Event, iso
 from chalicelib.rules.compile import CompiledRuleset
 from chalicelib.rules.conditions import Context, Predicate
 from chalicelib.rules.model import AllOf, AnyOf, Condition, Leaf, NotOf
@@ -38,6 +38,20 @@ def explain(state: LeadState, rs: CompiledRuleset, now: float) -> dict[str, Any]
         "engagement": {"score": engagement_at(state, rs, t), "rules": engagement_rules, "at": t},
         "disqualified": state.disqualified_reason,
         "ruleset_version": rs.version,
+    }
+
+
+def explanation_answer(explained: dict[str, Any]) -> dict[str, Any]:
+    """``explain``'s answer as the API shows it: scores cut and points rounded for display, its time
+    in ISO 8601."""
+    fit, engagement = explained["fit"], explained["engagement"]
+    return {
+        **explained,
+        "fit": {**fit, "score": shown_score(fit["score"])},
+        "engagement": {
+            "score": shown_score(engagement["score"]), "at": iso(engagement["at"]),
+            "rules": [{**r, "points": shown_points(r["points"])} for r in engagement["rules"]],
+        },
     }
 
 
