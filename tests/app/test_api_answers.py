@@ -81,6 +81,7 @@ def _answers(api: Api) -> dict[str, Any]:
     out["stop"] = api.client.http.delete("/v1/rulesets/shadow", headers=ADMIN).json_body
     out["publish_candidate"] = api.post(f"/v1/rulesets/{candidate}/publish", headers=ADMIN).json_body
     out["rollback"] = api.post("/v1/rulesets/rollback", headers=ADMIN).json_body
+    out["erase"] = api.client.http.delete(f"/v1/leads/{lead_id}", headers=ADMIN).json_body
     return out
 
 
