@@ -21,3 +21,38 @@ def normalize_email(raw: Any, field: str = "email") -> str:
     except EmailNotValidError as exc:
         raise ValidationFailed(f"{field} is not a valid email address: {exc}", field=field) from None
     return checked.normalized.lower()
+
+
+# Well-known free-mail domains whose misspellings are common and never someone's company. Short
+# ones (aol.com, me.com, gmx.com) are left out: a letter away from them are real companies' domains.
+FREE_MAIL = ("gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "icloud.com",
+             "protonmail.com")
+# Real domains one edit away from one of those: never taken for a typo.
+_NEIGHBOURS = frozenset({"mail.com", "email.com", "ymail.com", "cloud.com", "hotmail.co.uk", "yahoo.co.uk"})
+
+
+def likely_typo(domain: str) -> str | None:
+    """The free-mail domain ``domain`` is a likely typo of (one letter wrong, missing, added or two
+    swapped: "gmial.com" -> "gmail.com"), or None."""
+    domain = domain.lower()
+    if domain in FREE_MAIL or domain in _NEIGHBOURS:
+        return None
+    return next((known for known in FREE_MAIL if _one_edit(domain, known)), None)
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Damerau-Levenshtein (optimal string alignment) distance exactly 1, without the whole table."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    start = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    if len(a) == len(b):
+        swapped = start + 1 < len(a) and a[start] == b[start + 1] and a[start + 1] == b[start]
+        return a[start + 1:] == b[start + 1:] or (swapped and a[start + 2:] == b[start + 2:])
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return longer[start + 1:] == shorter[start:]
+
+
+def scored_domain(email: str) -> str:
+    """The domain the fit rules read for ``email``: its own, or the free-mail domain it misspells."""
+    domain = email.rpartition("@")[2]
+    return likely_typo(domain) or domain

@@ -205,7 +205,8 @@ def submit(
 
 
 def _form_answer(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: summary[k] for k in ("lead_id", "stage", "fit", "grade", "engagement", "handed_to_sales")}
+    return {k: summary[k] for k in ("lead_id", "stage", "fit", "grade", "engagement")} | {
+        "handed_to_sales": summary["handed_to_sales"] is True}  # (a duplicate's null stays false here)
 
 
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib import shadow
+from chalicelib.display import shown_score
 from chalicelib.emails import normalize_email
-from chalicelib.engine import apply_outcome, explain, new_lead, set_email
+from chalicelib.engine import apply_outcome, explain, explanation_answer, new_lead, set_email
 from chalicelib.errors import ConcurrencyConflict, Conflict, DuplicateEvents, NotFound, Unavailable
 from chalicelib.events import Event, iso
 from chalicelib.handoff.body import outbox_items
@@ -52,14 +53,22 @@ class LeadResult:
     fit: float = 0.0
     grade: str = "D"
 
+    @property
+    def duplicate(self) -> bool:
+        """Every event of this request was counted before: nothing changed, the stage is as it was."""
+        return bool(self.duplicates) and not self.scored
+
     def summary(self) -> dict[str, Any]:
         return {
             "lead_id": self.lead_id,
             "stage": self.state.stage,
-            "fit": self.fit,
+            "fit": shown_score(self.fit),
             "grade": self.grade,
-            "engagement": round(self.engagement, 2),
-            "handed_to_sales": any(t.to_stage == "sql" for t in self.transitions),
+            "engagement": shown_score(self.engagement),
+            "duplicate": self.duplicate,
+            # A duplicate handed nothing to anyone, whatever the lead's stage: null, not a false that
+            # reads "not with sales" for a lead that is.
+            "handed_to_sales": None if self.duplicate else any(t.to_stage == "sql" for t in self.transitions),
             "transitions": [{"from": t.from_stage, "to": t.to_stage, "reason": t.reason} for t in self.transitions],
             "scored": len(self.scored),
             "duplicates": len(self.duplicates),
@@ -218,7 +227,7 @@ class LeadService:
             record = {
                 "outcome": outcome, "reason": reason, "answers": answers or {}, "actor": actor, "source": source,
                 "at": now, "stage_before": before, "stage_after": state.stage,
-                "seconds_to_first_action": (now - handed_off_at) if first_action and handed_off_at else None,
+                "seconds_to_first_action": round(now - handed_off_at, 1) if first_action and handed_off_at else None,
             }
             try:
                 self.leads.commit(Commit(state=state, expected_version=stored.version, outcomes=[record]))
@@ -258,9 +267,9 @@ class LeadService:
             "stage_history": [{**h, "at": iso(h["at"])} for h in state.stage_history],
             "fit": explained["fit"]["score"],
             "grade": explained["fit"]["grade"],
-            "engagement": round(explained["engagement"]["score"], 2),
+            "engagement": shown_score(explained["engagement"]["score"]),
             "engagement_at": iso(explained["engagement"]["at"]),
-            "explanation": explained,
+            "explanation": explanation_answer(explained),
             "disqualified_reason": state.disqualified_reason,
             "handoff": {
                 "handed_off_at": iso(state.handed_off_at), "route": state.route,
@@ -271,12 +280,17 @@ class LeadService:
             "first_seen": iso(state.first_seen),
             "event_count": state.event_count,
             "events": {
-                "items": [{**e.to_dict(), "occurred_at": iso(e.ts)} for e in page],
+                "items": [{**_without_ts(e.to_dict()), "occurred_at": iso(e.ts)} for e in page],
                 "total": len(events),
                 "next_cursor": cursor + limit if cursor + limit < len(events) else None,
             },
             "outcomes": [{**o, "at": iso(o["at"])} for o in self.leads.outcomes(lead_id)],
         }
+
+
+def _without_ts(event: dict[str, Any]) -> dict[str, Any]:
+    event.pop("ts")  # (epoch seconds: the answer says occurred_at)
+    return event
 
 
 def _result(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from chalicelib.events import iso
 from chalicelib.rules.compile import CompiledRuleset, compile_ruleset
 from chalicelib.rules.loader import default_ruleset, parse_ruleset
 from chalicelib.rules.model import RuleSet
@@ -25,7 +26,7 @@ def checksum(body: dict[str, Any]) -> str:
 
 def describe(version: RulesetVersion, active: ActivePointer | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "version": version.version, "name": version.name, "created_at": version.created_at,
+        "version": version.version, "name": version.name, "created_at": iso(version.created_at),
         "checksum": version.checksum,
     }
     if active is not None:
@@ -68,7 +69,7 @@ class RulesetService:
         pointer = self.repo.active()
         if pointer.version is None:
             raise NotFound("no rule set is published yet; POST /v1/rulesets then publish it")
-        return {**self.get(pointer.version), "history": list(pointer.history), "published_at": pointer.updated_at}
+        return {**self.get(pointer.version), "history": list(pointer.history), "published_at": iso(pointer.updated_at)}
 
     # -- publishing ------------------------------------------------------------------------------
     def publish(self, version: int) -> dict[str, Any]:

@@ -9,13 +9,13 @@ frequency), ``stages`` (disqualifiers, the stage ladder, transitions, the route 
 """
 
 from chalicelib.engine.engagement import engagement_at
-from chalicelib.engine.explain import explain
+from chalicelib.engine.explain import explain, explanation_answer
 from chalicelib.engine.fit import new_lead, set_email
 from chalicelib.engine.outcomes import OUTCOMES, apply_outcome
 from chalicelib.engine.scoring import apply_event, score
 from chalicelib.engine.stages import record_transition
 
 __all__ = [
-    "OUTCOMES", "apply_event", "apply_outcome", "engagement_at", "explain", "new_lead", "record_transition", "score",
+    "OUTCOMES", "apply_event", "apply_outcome", "engagement_at", "explain", "explanation_answer", "new_lead", "record_transition", "score",
     "set_email",
 ]

@@ -1,12 +1,18 @@
-"""Why a lead scores what it does: each rule's current contribution, for people (sales, analysts)."""
+"""Why a lead scores what it does, for people (sales, analysts): each rule's current contribution,
+and each transition's reason with the threshold it crossed."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from chalicelib.display import decimals, score_text, shown_points, shown_score
+from chalicelib.emails import likely_typo
 from chalicelib.engine.engagement import engagement_at, engagement_parts
+from chalicelib.events import Event, iso
 from chalicelib.rules.compile import CompiledRuleset
-from chalicelib.rules.conditions import Context
+from chalicelib.rules.conditions import Context, Predicate
+from chalicelib.rules.model import AllOf, AnyOf, Condition, Leaf, NotOf
 from chalicelib.state import LeadState
 
 
@@ -15,7 +21,12 @@ def explain(state: LeadState, rs: CompiledRuleset, now: float) -> dict[str, Any]
     t = max(now, state.last_seen)
     ctx = Context(state.attributes)
     hits = [r for r in rs.fit if r.test(ctx)]
-    fit_rules: list[dict[str, Any]] = [{"rule": r.id, "label": r.label, "points": r.points} for r in hits]
+    typo = _typo_note(state)
+    fit_rules: list[dict[str, Any]] = [
+        {"rule": r.id, "label": f"{r.label} ({typo})" if typo and "email_domain" in (r.reads or ()) else r.label,
+         "points": r.points}
+        for r in hits
+    ]
     fit = float(sum(r.points for r in hits))
     parts = engagement_parts(state, rs, t)
     engagement_rules: list[dict[str, Any]] = [
@@ -28,3 +39,85 @@ def explain(state: LeadState, rs: CompiledRuleset, now: float) -> dict[str, Any]
         "disqualified": state.disqualified_reason,
         "ruleset_version": rs.version,
     }
+
+
+def explanation_answer(explained: dict[str, Any]) -> dict[str, Any]:
+    """``explain``'s answer as the API shows it: scores cut and points rounded for display, its time
+    in ISO 8601."""
+    fit, engagement = explained["fit"], explained["engagement"]
+    return {
+        **explained,
+        "fit": {**fit, "score": shown_score(fit["score"])},
+        "engagement": {
+            "score": shown_score(engagement["score"]), "at": iso(engagement["at"]),
+            "rules": [{**r, "points": shown_points(r["points"])} for r in engagement["rules"]],
+        },
+    }
+
+
+def _typo_note(state: LeadState) -> str | None:
+    # The domain was scored as the free-mail domain it is a likely typo of (fit.set_email).
+    typed = (state.email or "").rpartition("@")[2]
+    meant = likely_typo(typed)
+    return f"likely typo of {meant}" if meant and state.attributes.get("email_domain") == meant else None
+
+
+def event_label(rs: CompiledRuleset, event: Event) -> str:
+    """What an event is called for people: the label of the first engagement rule it matches,
+    else its type in words ("demo_request" -> "Demo request")."""
+    ctx = Context({}, event)
+    for rule in rs.engagement_by_type.get(event.type, ()):
+        if rule.freq_count is None and (rule.test is None or rule.test(ctx)):
+            return rule.label
+    return event.type.replace("_", " ").capitalize()
+
+
+def transition_reason(rs: CompiledRuleset, stage: str, ctx: Context, event: Event) -> str:
+    """Why the lead reached ``stage`` (``mql``, ``sql`` or ``fast_track``) on ``event``: the
+    hand-raise by its rule label, else the engagement reached against the threshold it crossed
+    ("engagement 62.3 of 60 needed, fit A (70)")."""
+    if ctx.hand_raiser:
+        return f"hand-raiser: {event_label(rs, event)}"
+    when = {"mql": rs.source.stages.mql, "sql": rs.source.stages.sql, "fast_track": rs.source.stages.fast_track}[stage]
+    test = {"mql": rs.mql, "sql": rs.sql, "fast_track": rs.fast_track}[stage]
+    needed = engagement_needed(when.when, test, ctx) if when is not None and test is not None else None
+    fit = f"fit {ctx.grade} ({ctx.fit:g})"
+    if needed is None:
+        return f"{fit}, engagement {score_text(ctx.engagement)}"
+    places = max(1, decimals(needed))
+    return f"engagement {score_text(ctx.engagement, places)} of {needed:g} needed, {fit}"
+
+
+def engagement_needed(when: Condition, test: Predicate, ctx: Context) -> float | None:
+    """The least engagement score at which ``test`` (compiled from ``when``) holds for the lead as it
+    stands in ``ctx``, among the condition's own engagement bounds; None when it holds whatever the
+    score, or at none of them up to the lead's."""
+    actual = ctx.engagement
+    bounds = sorted({(float(leaf.value), leaf.op == "gt") for leaf in _leaves(when)
+                     if leaf.field == "engagement" and leaf.op in ("gt", "gte")})
+    try:
+        ctx.engagement = -math.inf
+        if test(ctx):
+            return None
+        for bound, strict in bounds:
+            trial = math.nextafter(bound, math.inf) if strict else bound
+            if trial > actual:
+                break
+            ctx.engagement = trial
+            if test(ctx):
+                return bound
+        return None
+    finally:
+        ctx.engagement = actual
+
+
+def _leaves(cond: Condition) -> list[Leaf]:
+    if isinstance(cond, Leaf):
+        return [cond]
+    if isinstance(cond, AllOf):
+        return [leaf for c in cond.all for leaf in _leaves(c)]
+    if isinstance(cond, AnyOf):
+        return [leaf for c in cond.any for leaf in _leaves(c)]
+    if isinstance(cond, NotOf):
+        return _leaves(cond.not_)
+    return []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.attributes import LEAD_FIELDS
+from chalicelib.emails import scored_domain
 from chalicelib.rules.compile import CompiledRuleset
 from chalicelib.rules.conditions import Context
 from chalicelib.state import LeadState
@@ -35,7 +36,9 @@ def set_email(state: LeadState, email: str) -> None:
 def _set_email(state: LeadState, email: str) -> None:
     state.email = email
     state.attributes["email"] = email
-    state.attributes["email_domain"] = email.rpartition("@")[2]
+    # A likely typo of a free-mail domain (gmial.com) is scored as that domain, before any rule (the
+    # disposable list holds such typos) sees it; ``explain`` says so.
+    state.attributes["email_domain"] = scored_domain(email)
 
 
 def _clean(key: str, value: Any) -> Any:

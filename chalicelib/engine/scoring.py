@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.engine.engagement import accumulate, capped, frequency_reached, key_event, totals
+from chalicelib.engine.explain import event_label
 from chalicelib.engine.fit import compute_fit, merge_traits, refit
 from chalicelib.engine.stages import SETTLED, climb
 from chalicelib.events import Event
@@ -54,6 +55,7 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
     kind = event.type
     rules = rs.engagement_by_type.get(kind)
     gained = 0.0  # positive points scored (a quiet plan's headroom)
+    noted = False  # the event is among the lead's key events
     if rules:
         memo = rs.caches.events.get(kind)
         # The memo stands for these rules only (a rule set copied with other rules has none).
@@ -84,13 +86,20 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
             running[rule.group] = accumulate(running[rule.group], points, ts, half_life)
             by_rule = state.engagement_by_rule
             by_rule[rule.id] = accumulate(by_rule.get(rule.id), points, ts, half_life)
-            if points >= 10 or points <= -10:
+            # A frequency bonus is not an activity: the event it counted is one (its own rule, or
+            # the transition it tips below).
+            if (points >= 10 or points <= -10) and rule.freq_count is None:
                 key_event(state, event, ts, rule.label)
+                noted = True
     elif kind in rs.hand_raisers:
-        key_event(state, event, ts, kind)
+        key_event(state, event, ts, event_label(rs, event))
+        noted = True
     if state.stage in SETTLED:  # (a quarter of events stop here)
         return []
-    return climb(state, rs, event, state.last_seen, changed, gained)
+    transitions = climb(state, rs, event, state.last_seen, changed, gained)
+    if transitions and not noted:  # the event that tipped the lead over is one sales must see
+        key_event(state, event, ts, event_label(rs, event))
+    return transitions
 
 
 def _plain(rules: tuple[CompiledEngagement, ...]) -> list[tuple[CompiledEngagement, Any]]:

@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable
 
 from chalicelib.engine.engagement import engagement_at, totals
+from chalicelib.engine.explain import transition_reason
 from chalicelib.engine.fit import compute_fit
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledRuleset
@@ -126,19 +127,22 @@ def climb(state: LeadState, rs: CompiledRuleset, event: Event, t: float, changed
             ctx = _context(state, rs, t, event, hand_raiser, grade, plan, engagement)
         if plan.fast_track is True or plan.fast_track(ctx):
             state.fast_track = ctx.fast_track = True
-            out.append(record_transition(state, rs, "sql", t, f"fast track: {_why(ctx, event)}", event_id=event_id))
+            reason = f"fast track: {transition_reason(rs, 'fast_track', ctx, event)}"
+            out.append(record_transition(state, rs, "sql", t, reason, event_id=event_id))
             return out
     if lead_like and plan.mql is not False:
         if ctx is None:
             ctx = _context(state, rs, t, event, hand_raiser, grade, plan, engagement)
         if plan.mql is True or plan.mql(ctx):
-            out.append(record_transition(state, rs, "mql", t, _why(ctx, event), event_id=event_id))
+            out.append(record_transition(state, rs, "mql", t, transition_reason(rs, "mql", ctx, event),
+                                         event_id=event_id))
             ctx.stage = "mql"
     if (state.stage == "mql" or not rs.sql_requires_mql) and plan.sql is not False:
         if ctx is None:
             ctx = _context(state, rs, t, event, hand_raiser, grade, plan, engagement)
         if plan.sql is True or plan.sql(ctx):
-            out.append(record_transition(state, rs, "sql", t, _why(ctx, event), event_id=event_id))
+            out.append(record_transition(state, rs, "sql", t, transition_reason(rs, "sql", ctx, event),
+                                         event_id=event_id))
     if not out and plan.monotone and held is not None:
         _note_quiet(state, rs, held, plan, engagement)
     return out
@@ -191,9 +195,3 @@ def _context(
         score = lambda: engagement_at(state, rs, t)  # noqa: E731
     return Context(state.attributes, event, state.fit, grade, score, hand_raiser, state.stage, state.fast_track)
 
-
-def _why(ctx: Context, event: Event) -> str:
-    """A transition's reason; built only when there is a transition (it is the costly part of a check)."""
-    if ctx.hand_raiser:
-        return f"hand-raiser: {event.type}"
-    return f"fit {ctx.grade} ({ctx.fit:g}), engagement {ctx.engagement:.1f}"

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chalicelib.display import score_text
 from chalicelib.errors import BadRequest
 from chalicelib.handoff.message import HandoffMessage
 
@@ -239,22 +240,21 @@ def _headline(msg: HandoffMessage) -> str:
 def _fields(msg: HandoffMessage) -> list[dict[str, Any]]:
     lead, scores = msg.lead, msg.scores
     size = f"{lead.company_size:,}" if lead.company_size is not None else None
+    name = " ".join(p for p in (lead.first_name, lead.last_name) if p)
     pairs: list[tuple[str, str | None]] = [
-        ("Name", _safe(msg.display_name)),
+        ("Name", _safe(name)),  # (not the email again when there is no name)
         ("Title", _safe(lead.job_title)),
         ("Company", _safe(lead.company)),
         ("Country", _safe(lead.country)),
         ("Company size", size),
         ("Industry", _safe(lead.industry)),
         ("Email", _safe(lead.email, 320, inert=False)),
-        ("Fit", f"*{_safe(scores.grade, 16)}* \u00b7 {_number(scores.fit)} pts"),
-        ("Engagement", _number(scores.engagement)),
+        ("Fit", f"*{_safe(scores.grade, 16)}* \u00b7 {score_text(scores.fit)} pts"),
+        ("Engagement", score_text(scores.engagement)),
         ("Source", _safe(msg.source, 100)),
     ]
-    return [
-        _mrkdwn(f"*{label}*\n{value or _DASH}", LIMITS["field_text"])
-        for label, value in pairs[: LIMITS["section_fields"]]
-    ]
+    known = [(label, value) for label, value in pairs if value]  # an unknown company is left out, not "—"
+    return [_mrkdwn(f"*{label}*\n{value}", LIMITS["field_text"]) for label, value in known[: LIMITS["section_fields"]]]
 
 
 def _why(msg: HandoffMessage) -> Block:
@@ -358,8 +358,8 @@ def handoff_blocks(msg: HandoffMessage) -> tuple[str, list[Block]]:
     if msg.stage == "sql":
         blocks.append(actions_block(msg.lead_id, msg.transition_id))
     fallback = (
-        f"{headline} (fit {_safe(msg.scores.grade, 16)} {_number(msg.scores.fit)}, "
-        f"engagement {_number(msg.scores.engagement)}): {_safe(msg.reason, 1000, inert=False)}"
+        f"{headline} (fit {_safe(msg.scores.grade, 16)} {score_text(msg.scores.fit)}, "
+        f"engagement {score_text(msg.scores.engagement)}): {_safe(msg.reason, 1000, inert=False)}"
     )
     return truncate(fallback, FALLBACK_TEXT_LIMIT), blocks[: LIMITS["blocks"]]
 
@@ -452,8 +452,8 @@ def reminder_blocks(
         {
             "type": "section",
             "fields": [
-                _mrkdwn(f"*Fit*\n*{_safe(msg.scores.grade, 16)}* \u00b7 {_number(msg.scores.fit)} pts", 2000),
-                _mrkdwn(f"*Engagement*\n{_number(msg.scores.engagement)}", 2000),
+                _mrkdwn(f"*Fit*\n*{_safe(msg.scores.grade, 16)}* \u00b7 {score_text(msg.scores.fit)} pts", 2000),
+                _mrkdwn(f"*Engagement*\n{score_text(msg.scores.engagement)}", 2000),
                 _mrkdwn(f"*Email*\n{_nonempty(_safe(msg.lead.email, 320, inert=False))}", 2000),
                 _mrkdwn(f"*Route*\n{_safe(msg.route.name, 100)}", 2000),
             ],

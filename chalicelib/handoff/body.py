@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.display import shown_points, shown_score
 from chalicelib.engine import explain
 from chalicelib.events import iso
 from chalicelib.handoff.message import SCHEMA_V1
@@ -45,7 +46,7 @@ def handoff_body(
     attrs = state.attributes
     reasons = [{**r, "kind": "fit"} for r in explained["fit"]["rules"]]
     reasons += [
-        {**r, "points": round(r["points"], 1),
+        {**r, "points": shown_points(r["points"]),
          "kind": "frequency" if rs.engagement_by_id[r["rule"]].freq_count else "engagement"}
         for r in explained["engagement"]["rules"]
     ]
@@ -73,7 +74,7 @@ def handoff_body(
         },
         "scores": {
             "fit": explained["fit"]["score"], "grade": explained["fit"]["grade"],
-            "engagement": round(explained["engagement"]["score"], 1),
+            "engagement": shown_score(explained["engagement"]["score"]),
         },
         "reasons": reasons[:TOP_REASONS],
         "key_events": [

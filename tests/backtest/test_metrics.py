@@ -259,7 +259,7 @@ def test_compare_names_changed_stage_rules() -> None:
     assert len(rows) == 1
     (row,) = rows
     assert (row["email"], row["stage_a"], row["stage_b"]) == ("m@acme.io", "mql", "lead")
-    assert row["reason_a"].startswith("fit B (") and row["reason_b"] is None
+    assert row["reason_a"] == "engagement 49.9 of 30 needed, fit B (45)" and row["reason_b"] is None
     assert [w["kind"] for w in row["why"]] == ["stage rule"]
     assert row["why"][0]["rule"] == "mql"
     assert stage_matrix(a, b) == {"mql": {"lead": 1}, "disqualified": {"disqualified": 1}}

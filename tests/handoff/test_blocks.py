@@ -434,3 +434,53 @@ def test_lead_text_cannot_format_or_reorder(make_handoff: Any, evil: str) -> Non
             assert not set(t) & set("\u202e\u2066\u2069"), "bidi controls are dropped"
             if set(evil) & set("*_~`"):
                 assert evil not in t, "formatting characters from the lead are made inert"
+
+
+# --- what the alert says about a lead (issue 22) ---------------------------------------------
+
+
+def _field_texts(blocks: list[dict[str, Any]]) -> list[str]:
+    return [f["text"] for f in next(b for b in blocks if "fields" in b)["fields"]]
+
+
+def _valid_for_slack(blocks: list[dict[str, Any]]) -> None:
+    from slack_sdk.models.blocks import Block
+
+    for block in Block.parse_all(blocks):
+        block.validate_json()  # raises on what Slack would refuse
+    assert check_limits(blocks) == []
+
+
+def test_a_lead_without_a_name_shows_its_email_once(make_handoff: Any) -> None:
+    msg = make_handoff(lead={"email": "solo@x.example", "company": "Acme", "job_title": "CTO"})
+    _, blocks = handoff_blocks(msg)
+    fields = _field_texts(blocks)
+    assert not any(f.startswith("*Name*") for f in fields)
+    assert sum("solo@x.example" in f for f in fields) == 1
+    assert "*Email*\nsolo@x.example" in fields
+    _valid_for_slack(blocks)
+
+
+def test_unknown_lead_details_are_left_out_not_dashed(make_handoff: Any) -> None:
+    msg = make_handoff(lead={"email": "jane@x.example", "first_name": "Jane"})
+    _, blocks = handoff_blocks(msg)
+    fields = _field_texts(blocks)
+    assert [f.split("\n")[0] for f in fields] == ["*Name*", "*Email*", "*Fit*", "*Engagement*", "*Source*"]
+    assert not any("\u2014" in t for t in texts(blocks))
+    assert blocks[0]["text"]["text"] == "New SQL: Jane"  # no " at …" either
+    _valid_for_slack(blocks)
+
+
+@pytest.mark.parametrize(("engagement", "shown"), [(49.9997, "49.9"), (72.5, "72.5"), (60.0, "60"), (59.96, "59.9")])
+def test_the_engagement_shown_never_rounds_up_to_a_threshold(make_handoff: Any, engagement: float, shown: str) -> None:
+    text, blocks = handoff_blocks(make_handoff(scores={"fit": 45, "grade": "A", "engagement": engagement}))
+    assert f"*Engagement*\n{shown}" in _field_texts(blocks)
+    assert f"engagement {shown})" in text
+    _, reminder = reminder_blocks(make_handoff(scores={"fit": 45, "grade": "A", "engagement": engagement}),
+                                  "reminder", 1.0)
+    assert any(t == f"*Engagement*\n{shown}" for t in texts(reminder))
+
+
+def test_why_now_gives_the_threshold_and_the_rule_label(make_handoff: Any) -> None:
+    _, blocks = handoff_blocks(make_handoff(reason="engagement 62.3 of 60 needed, fit A (85)"))
+    assert "*Why now:* engagement 62.3 of 60 needed, fit A (85)" in texts(blocks)[1]
