@@ -172,10 +172,13 @@ def identify() -> Response:
 # -- leads (admin) -----------------------------------------------------------------------------
 
 @_api("/v1/leads", ["GET"], auth=ADMIN)
-def find_lead() -> Any:
+def find_leads() -> Any:
+    from chalicelib.lead_list import parse_query
     from chalicelib.paging import page_params
 
     params = app.current_request.query_params or {}
+    if "email" not in params:
+        return container().leads.list_leads(parse_query(params))
     limit, cursor = page_params(params)
     return container().leads.get_by_email(params.get("email"), limit=limit, cursor=cursor)
 

@@ -193,6 +193,10 @@ class LocalStack:
         os.environ.setdefault("BATON_DELIVERY_SWEEP_SECONDS", str(LOCAL_SWEEP_SECONDS))
         if self.state is not None:
             self.restored = self.state.load_tables(self._clients["dynamodb"], self.outputs)
+            if self.restored is not None:  # kept by an older version: list its leads too (docs/migrations.md)
+                from chalicelib.store.dynamodb import DynamoDBLeads
+
+                DynamoDBLeads(self.outputs["LeadsTableName"], self.outputs["OutboxTableName"]).backfill_listing()
             self._state_read, self._saved_writes = True, dynamodb_writes()
         default_outbox = str((self.local_dir or ROOT / ".baton") / "slack-outbox.jsonl")
         outbox = Path(os.environ.setdefault("BATON_SLACK_OUTBOX_FILE", default_outbox))
