@@ -191,6 +191,17 @@ def get_lead(lead_id: str) -> Any:
     return container().leads.get(lead_id, limit=limit, cursor=cursor)
 
 
+@app.route("/v1/leads/{lead_id}/page", methods=["GET"])
+def lead_page(lead_id: str) -> Response:
+    """HTML for a rep, opened from the Slack alert's signed link (no token: the link is the credential)."""
+    from chalicelib.leadpage.service import open_page
+
+    c = container()
+    status, html, headers = open_page(lead_id, app.current_request.query_params or {}, c.secrets, c.leads_repo,
+                                      c.rulesets, c.clock())
+    return Response(body=html, status_code=status, headers=headers)
+
+
 @_api("/v1/leads/{lead_id}", ["DELETE"], auth=ADMIN)
 def erase_lead(lead_id: str) -> Any:
     return container().erasure.erase(lead_id)
