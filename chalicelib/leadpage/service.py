@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from chalicelib.errors import BatonError
+from chalicelib.errors import BatonError, aws_unavailable
 from chalicelib.leadpage.history import lead_view
 from chalicelib.leadpage.links import KEY_NAME, LinkRefused, verify
 from chalicelib.leadpage.page import HEADERS, lead_page, refused_page
@@ -21,9 +21,12 @@ def open_page(lead_id: str, params: Mapping[str, str], secrets: Secrets | Static
         view = lead_view(leads, rulesets, lead_id, now)
     except LinkRefused as exc:
         return 403, refused_page(exc.reason), HEADERS
-    except BatonError as exc:  # the store or the secrets are unavailable: say so, in HTML
-        retry = getattr(exc, "retry_after", None)
-        return exc.status, refused_page(str(exc)), {**HEADERS, **({"Retry-After": str(retry)} if retry else {})}
+    except Exception as exc:  # the store or the secrets are unavailable: say so, in HTML
+        failure = exc if isinstance(exc, BatonError) else aws_unavailable(exc)
+        if failure is None:
+            raise
+        retry = getattr(failure, "retry_after", None)
+        return failure.status, refused_page(str(failure)), {**HEADERS, **({"Retry-After": str(retry)} if retry else {})}
     if view is None:
         return 404, refused_page("this lead no longer exists (it may have been erased)"), HEADERS
     return 200, lead_page(view, int(params["expires"])), HEADERS

@@ -71,3 +71,22 @@ def test_a_forged_link_reads_nothing() -> None:
     params = {**_params("L1"), "sig": "0" * 64}
     status, html, _ = open_page("L1", params, StaticSecrets({KEY_NAME: "k"}), DownLeads(), c.rulesets, NOW)
     assert status == 403 and "not valid" in html  # refused before the (failing) store was asked
+
+
+class BrokenEvents(InMemoryLeads):
+    def events(self, lead_id: str) -> list[Event]:
+        from botocore.exceptions import EndpointConnectionError
+
+        raise EndpointConnectionError(endpoint_url="https://dynamodb.example")
+
+
+def test_an_aws_failure_past_the_sdk_retries_is_a_503_page() -> None:
+    from chalicelib.leads import LeadService
+
+    c = memory_container(clock=lambda: NOW)
+    leads = BrokenEvents()
+    event = Event("e1", "page_view", NOW - 60, "x@acme.example", None, {}, {}, "api")
+    lead_id = LeadService(leads, c.rulesets, lambda: NOW).ingest([event])["leads"][0]["lead_id"]
+    status, html, headers = open_page(lead_id, _params(lead_id), StaticSecrets({KEY_NAME: "k"}), leads, c.rulesets,
+                                      NOW)
+    assert (status, headers["Retry-After"]) == (503, "2") and "retry shortly" in html
