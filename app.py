@@ -172,10 +172,13 @@ def identify() -> Response:
 # -- leads (admin) -----------------------------------------------------------------------------
 
 @_api("/v1/leads", ["GET"], auth=ADMIN)
-def find_lead() -> Any:
+def find_leads() -> Any:
+    from chalicelib.lead_list import parse_query
     from chalicelib.paging import page_params
 
     params = app.current_request.query_params or {}
+    if "email" not in params:
+        return container().leads.list_leads(parse_query(params))
     limit, cursor = page_params(params)
     return container().leads.get_by_email(params.get("email"), limit=limit, cursor=cursor)
 
@@ -186,6 +189,17 @@ def get_lead(lead_id: str) -> Any:
 
     limit, cursor = page_params(app.current_request.query_params or {})
     return container().leads.get(lead_id, limit=limit, cursor=cursor)
+
+
+@app.route("/v1/leads/{lead_id}/page", methods=["GET"])
+def lead_page(lead_id: str) -> Response:
+    """HTML for a rep, opened from the Slack alert's signed link (no token: the link is the credential)."""
+    from chalicelib.leadpage.service import open_page
+
+    c = container()
+    status, html, headers = open_page(lead_id, app.current_request.query_params or {}, c.secrets, c.leads_repo,
+                                      c.rulesets, c.clock())
+    return Response(body=html, status_code=status, headers=headers)
 
 
 @_api("/v1/leads/{lead_id}", ["DELETE"], auth=ADMIN)

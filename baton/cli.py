@@ -377,6 +377,72 @@ def handoff_redrive(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- baton leads list -----------------------------------------------------------------------------
+
+def _configure_leads_list(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stage", help="lead, mql, sql, recycled, opportunity, customer, disqualified "
+                                        "(default: sql with --awaiting)")
+    parser.add_argument("--route", help="only leads handed over on this route (e.g. enterprise)")
+    parser.add_argument("--since", metavar="DATE", help="only leads that entered the stage at or after DATE (ISO 8601)")
+    parser.add_argument("--owner", help="only leads accepted by this rep (e.g. slack:U024BE7LH)")
+    parser.add_argument("--awaiting", choices=["sales", "overdue"],
+                        help="SQLs sales has not answered yet; overdue: past their SLA")
+    parser.add_argument("--limit", type=int, default=50, help="leads per page (1-200, default 50)")
+    parser.add_argument("--all", action="store_true", help="follow the pages to the end")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per lead")
+    _api_arguments(parser)
+
+
+def leads_list(args: argparse.Namespace) -> int:
+    """A lead list from the API, newest in its stage first; one page unless ``--all``."""
+    from baton.backtest.publish import PublishError, api_get
+
+    api, token = _api(args)
+    params = {name: str(value) for name in ("stage", "route", "since", "owner", "awaiting", "limit")
+              if (value := getattr(args, name)) is not None}
+    shown = 0
+    while True:
+        try:
+            page = api_get(api, token, "/v1/leads", params)
+        except PublishError as exc:
+            print(f"baton leads list: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        for lead in page["leads"]:
+            if args.json:
+                print(json.dumps(lead))
+            else:
+                print(f"{lead['lead_id']}  {lead['stage']:<12} since {lead['stage_at']}  "
+                      f"route={lead['route'] or '-'}  owner={lead['owner'] or '-'}  {lead['email'] or ''}")
+        shown += len(page["leads"])
+        if page["next_cursor"] is None:
+            break
+        if not args.all:
+            print(f"more: add --all, or fetch the next page with cursor={page['next_cursor']}", file=sys.stderr)
+            break
+        params["cursor"] = page["next_cursor"]
+    if not args.json:
+        print(f"{shown} lead{'s' * (shown != 1)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _configure_leads_backfill(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="count the leads to backfill, change nothing")
+
+
+def leads_backfill(args: argparse.Namespace) -> int:
+    """Index the leads stored before lead lists existed (docs/migrations.md); reads the AWS settings."""
+    from chalicelib.config import Settings
+    from chalicelib.store.dynamodb import DynamoDBLeads
+
+    settings = Settings.from_env()
+    report = DynamoDBLeads(settings.leads_table, settings.outbox_table).backfill_listing(args.dry_run)
+    verb = "to index" if args.dry_run else "indexed"
+    print(f"{report['found']} lead{'s' * (report['found'] != 1)} in {settings.leads_table} {verb}"
+          + ("" if args.dry_run else f"; {report['updated']} updated (the others were rewritten meanwhile)"))
+    print(json.dumps(report))
+    return EXIT_OK
+
+
 # --- the table ------------------------------------------------------------------------------------
 
 COMMANDS: list[Command] = [
@@ -395,11 +461,15 @@ COMMANDS: list[Command] = [
             import_export, _configure_import),
     Command(("handoff", "redrive"), "send parked Slack alerts again, each once (after fixing why they failed)",
             handoff_redrive, _configure_redrive),
+    Command(("leads", "list"), "list leads by stage, route, owner, since when, or what they await (API)",
+            leads_list, _configure_leads_list),
+    Command(("leads", "backfill"), "index leads stored before lead lists existed (a one-off migration)",
+            leads_backfill, _configure_leads_backfill),
     Command(("backtest",), "replay a history under a rule set: funnel, AUC, precision at capacity, warnings",
             backtest_history, _configure_backtest),
 ]
 
-GROUP_HELP = {"rules": "author and check rule sets", "handoff": "Slack alerts the outbox could not deliver"}
+GROUP_HELP = {"rules": "author and check rule sets", "leads": "look at leads through the API", "handoff": "Slack alerts the outbox could not deliver"}
 
 
 def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:

@@ -129,13 +129,15 @@ class Container:
         """Posts outbox messages to Slack, paced and retried (``handoff.delivery``)."""
         if "deliverer" not in self.extras:
             from chalicelib.handoff.delivery import Deliverer
+            from chalicelib.leadpage.links import KEY_NAME, LeadLinks
             from chalicelib.outbox.schedule import Backoff
 
             s = self.settings
+            links = LeadLinks(s.public_url, lambda: self.secrets.get(KEY_NAME), s.lead_link_seconds, self.clock)
             self.extras["deliverer"] = Deliverer(
                 self.outbox, self.notifier, self.dead_letters(),
                 Backoff(s.delivery_backoff_seconds, s.delivery_backoff_max_seconds, s.delivery_retry_seconds),
-                pace_seconds=s.slack_pace_seconds, clock=self.clock,
+                pace_seconds=s.slack_pace_seconds, clock=self.clock, lead_url=links.url,
             )
         deliverer: Deliverer = self.extras["deliverer"]
         return deliverer

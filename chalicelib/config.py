@@ -31,6 +31,8 @@ class Settings:
     delivery_retry_seconds: float = 86400.0
     slack_pace_seconds: float = 1.0  # at most one post per channel per this many seconds
     delivery_sweep_seconds: float = 55.0  # how long one delivery_sweeper run (every minute) keeps posting
+    public_url: str = ""  # the API's base URL as people reach it: lead-page links in Slack alerts
+    lead_link_seconds: float = 14 * 86400.0  # how long a lead-page link in an alert opens the page
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -57,6 +59,8 @@ class Settings:
             delivery_retry_seconds=_seconds(e, "BATON_DELIVERY_RETRY_SECONDS", 86400.0),
             slack_pace_seconds=_seconds(e, "BATON_SLACK_PACE_SECONDS", 1.0),
             delivery_sweep_seconds=_seconds(e, "BATON_DELIVERY_SWEEP_SECONDS", 55.0, minimum=0.0),
+            public_url=e.get("BATON_PUBLIC_URL", "").rstrip("/"),
+            lead_link_seconds=_seconds(e, "BATON_LEAD_LINK_SECONDS", 14 * 86400.0, minimum=60.0),
         )
 
 

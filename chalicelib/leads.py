@@ -24,8 +24,10 @@ from chalicelib.engine import apply_outcome, explain, explanation_answer, new_le
 from chalicelib.errors import ConcurrencyConflict, Conflict, DuplicateEvents, NotFound, Unavailable
 from chalicelib.events import Event, iso
 from chalicelib.handoff.body import outbox_items
-from chalicelib.handoff.reminders import sql_transition
+from chalicelib.handoff.reminders import sla_overdue, sql_transition
+from chalicelib.lead_list import LeadQuery, encode_cursor, row
 from chalicelib.observability import metric
+from chalicelib.rules.compile import CompiledRuleset
 from chalicelib.rulesets import RulesetService
 from chalicelib.state import LeadState, Transition, lead_id_for
 from chalicelib.store.base import (
@@ -223,7 +225,7 @@ class LeadService:
             before = state.stage
             first_action = state.accepted_at is None and state.handed_off_at is not None
             handed_off_at = state.handed_off_at
-            transitions = apply_outcome(state, outcome, rs, now, reason)
+            transitions = apply_outcome(state, outcome, rs, now, reason, actor)
             record = {
                 "outcome": outcome, "reason": reason, "answers": answers or {}, "actor": actor, "source": source,
                 "at": now, "stage_before": before, "stage_after": state.stage,
@@ -241,6 +243,28 @@ class LeadService:
         raise Unavailable("too many concurrent updates to this lead; retry shortly", retry_after=1)
 
     # -- reading ---------------------------------------------------------------------------------
+    def list_leads(self, query: LeadQuery) -> dict[str, Any]:
+        """A page of a lead list (``lead_list``); ``next_cursor`` is None on the last page."""
+        now = self.clock()
+        rows: list[dict[str, Any]] = []
+        after, more = query.after, True
+        while len(rows) < query.limit and more:
+            found, after = self.leads.list_leads(replace(query, after=after, limit=query.limit - len(rows)), now)
+            more = after is not None
+            for entry in found:
+                if query.awaiting == "overdue" and "sla_reminders" not in entry:
+                    # Past the stored deadline, but the clock runs from when Slack delivered the alert.
+                    stored = self.leads.get(entry["lead_id"])
+                    if stored is None or not sla_overdue(stored.state, self._rules_of(stored.state), self.deliveries,
+                                                         now):
+                        continue
+                rows.append(row(entry["lead_id"], entry))
+        return {"leads": rows, "next_cursor": encode_cursor(after) if after else None}
+
+    def _rules_of(self, state: LeadState) -> CompiledRuleset:
+        version = state.ruleset_version
+        return self.rulesets.compiled(version) if version else self.rulesets.active()
+
     def get_by_email(self, email: Any, *, limit: int = 20, cursor: int = 0) -> dict[str, Any]:
         """The lead an address belongs to (leads are keyed by a digest of the normalised address)."""
         lead_id = lead_id_for(normalize_email(email, "email"))
@@ -255,8 +279,7 @@ class LeadService:
         state = stored.state
         now = self.clock()
         version = state.ruleset_version
-        rs = self.rulesets.compiled(version) if version else self.rulesets.active()
-        explained = explain(state, rs, now)
+        explained = explain(state, self._rules_of(state), now)
         events = self.leads.events(lead_id)[::-1]  # newest first
         page = events[cursor : cursor + limit]
         return {

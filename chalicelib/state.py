@@ -113,6 +113,7 @@ class LeadState:
     sla_deadline: float | None = None  # sales should act on the SQL before this time
     sla_reminders: int = 0  # 1 after the reminder, 2 after the escalation
     accepted_at: float | None = None
+    owner: str | None = None  # who accepted the lead for sales (a Slack user, an API actor)
     transitions_count: int = 0
     event_count: int = 0
     ruleset_version: int | None = None
@@ -139,7 +140,7 @@ class LeadState:
             "fit_version": self.fit_version, "disqualified_reason": self.disqualified_reason,
             "recycled_at": self.recycled_at, "fast_track": self.fast_track, "handed_off_at": self.handed_off_at,
             "route": self.route, "sla_deadline": self.sla_deadline, "sla_reminders": self.sla_reminders,
-            "accepted_at": self.accepted_at, "transitions_count": self.transitions_count,
+            "accepted_at": self.accepted_at, "owner": self.owner, "transitions_count": self.transitions_count,
             "event_count": self.event_count, "ruleset_version": self.ruleset_version,
             "rescored_version": self.rescored_version, "shadow": self.shadow, "erased_at": self.erased_at,
         }

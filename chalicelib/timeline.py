@@ -48,6 +48,7 @@ class Outcome:
     lead_id: str | None = None
     email: str | None = None
     reason: str | None = None
+    actor: str | None = None  # who gave the feedback (the owner, when it accepts)
 
     @property
     def lead_key(self) -> str:
@@ -60,7 +61,8 @@ class Outcome:
     @classmethod
     def from_record(cls, lead_id: str, record: Mapping[str, Any]) -> "Outcome":
         """An outcome as the lead store keeps it (``LeadService.record_outcome``)."""
-        return cls(str(record["outcome"]), float(record["at"]), lead_id=lead_id, reason=record.get("reason"))
+        return cls(str(record["outcome"]), float(record["at"]), lead_id=lead_id, reason=record.get("reason"),
+                   actor=record.get("actor"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"lead_id": self.lead_key, "email": self.email, "outcome": self.outcome, "ts": self.ts,
@@ -272,7 +274,7 @@ def step(state: LeadState, item: Item, rs: CompiledRuleset) -> list[Transition]:
     if type(item) is Event:  # (cheaper than isinstance: a backtest takes a million steps)
         return apply_event(state, item, rs, item.ts)
     assert isinstance(item, Outcome)
-    return apply_outcome(state, item.outcome, rs, item.ts, item.reason)
+    return apply_outcome(state, item.outcome, rs, item.ts, item.reason, item.actor)
 
 
 def replay(state: LeadState, items: Iterable[Item], rs: CompiledRuleset) -> list[Transition]:

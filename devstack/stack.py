@@ -53,6 +53,7 @@ SECRETS: list[tuple[str, str, str | None]] = [
     ("admin-token", "BATON_ADMIN_TOKEN", "dev-admin-token"),
     ("ingest-token", "BATON_INGEST_TOKEN", "dev-ingest-token"),
     ("slack/signing-secret", "BATON_SLACK_SIGNING_SECRET", "dev-slack-signing-secret"),
+    ("lead-page/signing-key", "BATON_LEAD_PAGE_KEY", "dev-lead-page-key"),
     ("slack/bot-token", "SLACK_BOT_TOKEN", None),
     ("slack/webhook-url", "SLACK_WEBHOOK_URL", None),
     *[
@@ -191,8 +192,14 @@ class LocalStack:
         os.environ.update(app_env(self.outputs, STAGE))
         # A delivery sweep here lasts seconds, not AWS's 55: the stack stops within its budget.
         os.environ.setdefault("BATON_DELIVERY_SWEEP_SECONDS", str(LOCAL_SWEEP_SECONDS))
+        # Links in the alerts (lead pages) point here, on whatever port the stack serves.
+        os.environ.setdefault("BATON_PUBLIC_URL", self.app_url)
         if self.state is not None:
             self.restored = self.state.load_tables(self._clients["dynamodb"], self.outputs)
+            if self.restored is not None:  # kept by an older version: list its leads too (docs/migrations.md)
+                from chalicelib.store.dynamodb import DynamoDBLeads
+
+                DynamoDBLeads(self.outputs["LeadsTableName"], self.outputs["OutboxTableName"]).backfill_listing()
             self._state_read, self._saved_writes = True, dynamodb_writes()
         default_outbox = str((self.local_dir or ROOT / ".baton") / "slack-outbox.jsonl")
         outbox = Path(os.environ.setdefault("BATON_SLACK_OUTBOX_FILE", default_outbox))

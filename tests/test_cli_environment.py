@@ -154,6 +154,7 @@ def test_export_of_tables_that_do_not_exist_names_the_settings(
 
 @pytest.mark.parametrize("argv", [
     ["rules", "publish", DEFAULT], ["rules", "publish", DEFAULT, "--yes"], ["rules", "diff", "active", DEFAULT],
+    ["leads", "list", "--awaiting", "sales"],
 ])  # fmt: skip
 def test_api_commands_with_no_api_running_say_so_in_one_line(
     argv: list[str], nothing_configured: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -36,16 +36,23 @@ def test_names_follow_the_stage(moto_aws: dict[str, str]) -> None:
     assert moto_aws["DeadLetterQueueArn"].endswith(":baton-local-dlq")
 
 
-def test_leads_table_has_keys_and_sparse_gsi(moto_aws: dict[str, str]) -> None:
+def test_leads_table_has_keys_the_sparse_sla_index_and_the_list_index(moto_aws: dict[str, str]) -> None:
+    from chalicelib.lead_list import PROJECTED
+
     table = boto3.client("dynamodb").describe_table(TableName=moto_aws["LeadsTableName"])["Table"]
     assert _keys(table) == {"pk": "HASH", "sk": "RANGE"}
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    (gsi,) = table["GlobalSecondaryIndexes"]
+    gsi, stage = sorted(table["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"])
     assert gsi["IndexName"] == "gsi1"
     assert _keys(gsi) == {"gsi1pk": "HASH", "gsi1sk": "RANGE"}
     assert gsi["Projection"]["ProjectionType"] == "ALL"
+    # Lead lists: what the store writes and reads (lead_list.PROJECTED) is what the index keeps.
+    assert stage["IndexName"] == "stage"
+    assert _keys(stage) == {"stage": "HASH", "stage_at": "RANGE"}
+    assert stage["Projection"]["ProjectionType"] == "INCLUDE"
+    assert sorted(stage["Projection"]["NonKeyAttributes"]) == sorted(PROJECTED)
     types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
-    assert types == {"pk": "S", "sk": "S", "gsi1pk": "S", "gsi1sk": "S"}
+    assert types == {"pk": "S", "sk": "S", "gsi1pk": "S", "gsi1sk": "S", "stage": "S", "stage_at": "N"}
 
 
 def test_rulesets_and_outbox_tables(moto_aws: dict[str, str]) -> None:

@@ -204,6 +204,6 @@ def test_a_step_is_one_item_of_a_replay() -> None:
 
 def test_an_outcome_as_the_store_keeps_it() -> None:
     record = {"outcome": "rejected", "reason": "no budget", "at": T0, "actor": "rep-1", "answers": {}}
-    assert Outcome.from_record(ANA, record) == Outcome("rejected", T0, lead_id=ANA, reason="no budget")
+    assert Outcome.from_record(ANA, record) == Outcome("rejected", T0, lead_id=ANA, reason="no budget", actor="rep-1")
     with pytest.raises(ValueError):
         _ = Outcome("won", T0).lead_key

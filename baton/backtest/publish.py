@@ -56,6 +56,14 @@ def _call(method: str, url: str, token: str, body: Any = None) -> Any:
         raise PublishError(f"{method} {url}: {exc}") from None
 
 
+def api_get(api_url: str, admin_token: str, path: str, params: dict[str, str] | None = None) -> Any:
+    """GET an admin route of the API (``PublishError`` says what went wrong, in one line)."""
+    from urllib.parse import urlencode
+
+    query = f"?{urlencode(params)}" if params else ""
+    return _call("GET", f"{api_url.rstrip('/')}{path}{query}", admin_token)
+
+
 def fetch_active(api_url: str, admin_token: str) -> tuple[int, RuleSet]:
     """The API's active rule set: (version, rule set)."""
     found = _call("GET", f"{api_url.rstrip('/')}/v1/rulesets/active", admin_token)

@@ -16,15 +16,18 @@ OUTCOMES = ("accepted", "rejected", "recycled", "opportunity", "won", "lost", "d
 
 
 def apply_outcome(
-    state: LeadState, outcome: str, rs: CompiledRuleset, now: float, reason: str | None = None
+    state: LeadState, outcome: str, rs: CompiledRuleset, now: float, reason: str | None = None,
+    actor: str | None = None,
 ) -> list[Transition]:
-    """Apply sales feedback at ``now``; returns the transition it caused, if any."""
+    """Apply sales feedback at ``now``; returns the transition it caused, if any. The ``actor`` who
+    first accepts the lead (or moves it on) becomes its owner, until it is recycled."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
     why = f"sales: {outcome}" + (f" ({reason})" if reason else "")
     if outcome == "accepted":
         if state.accepted_at is None:
             state.accepted_at = now
+            state.owner = actor
         if STAGE_ORDER[state.stage] < STAGE_ORDER["sql"] and state.stage != "disqualified":
             return [record_transition(state, rs, "sql", now, why, manual=True)]
         return []
@@ -37,6 +40,7 @@ def apply_outcome(
         state.fast_track = False
         state.handed_off_at = state.sla_deadline = None
         state.accepted_at = None
+        state.owner = None
         state.disqualified_reason = None
         return [record_transition(state, rs, "recycled", now, why, manual=True)]
     if outcome == "disqualified":
@@ -49,4 +53,5 @@ def apply_outcome(
         return []
     if state.accepted_at is None:
         state.accepted_at = now
+        state.owner = actor
     return [record_transition(state, rs, target, now, why, manual=True)]

@@ -44,6 +44,7 @@ LIMITS = {
     "action_id": 255,
     "button_text": 75,
     "button_value": 2000,
+    "button_url": 3000,
     "select_placeholder": 150,
     "select_options": 100,
     "option_text": 75,
@@ -58,6 +59,8 @@ ACTION_RECYCLE = "baton_recycle"
 ACTION_REJECT = "baton_reject"
 ACTIONS_BLOCK_ID = "baton_actions"
 OUTCOME_BLOCK_ID = "baton_outcome"
+ACTION_VIEW_LEAD = "baton_view_lead"  # a link button: Slack opens the URL and still posts the click
+LEAD_LINK_BLOCK_ID = "baton_lead_link"
 
 # Reject takes a reason: code (stored, sent in the option value) -> label (shown).
 REJECT_REASONS: dict[str, str] = {
@@ -337,8 +340,21 @@ def actions_block(lead_id: str, transition_id: str) -> Block:
     }
 
 
-def handoff_blocks(msg: HandoffMessage) -> tuple[str, list[Block]]:
-    """The alert for one transition: SQLs for sales (with actions), MQLs for marketing (FYI)."""
+def lead_link_block(url: str) -> Block:
+    """"View lead": the lead page, through a signed link that expires. A section of its own, so it
+    stays when a decision replaces the actions (Slack still sends the click: it is ignored)."""
+    return {
+        "type": "section",
+        "block_id": LEAD_LINK_BLOCK_ID,
+        "text": _mrkdwn("Score over time, reasons, events and outcomes", LIMITS["section_text"]),
+        "accessory": {"type": "button", "action_id": ACTION_VIEW_LEAD, "text": _plain("View lead", LIMITS["button_text"]),
+                      "url": url},
+    }
+
+
+def handoff_blocks(msg: HandoffMessage, lead_url: str | None = None) -> tuple[str, list[Block]]:
+    """The alert for one transition: SQLs for sales (with actions and, given its URL, a link to the
+    lead page), MQLs for marketing (FYI)."""
     headline = _headline(msg)
     blocks: list[Block] = [
         {"type": "header", "text": _plain(headline, LIMITS["header_text"])},
@@ -354,6 +370,8 @@ def handoff_blocks(msg: HandoffMessage) -> tuple[str, list[Block]]:
     sla = _sla(msg)
     if sla is not None:
         blocks.append(sla)
+    if lead_url:
+        blocks.append(lead_link_block(lead_url))
     blocks.append(_footer(msg))
     if msg.stage == "sql":
         blocks.append(actions_block(msg.lead_id, msg.transition_id))
@@ -427,7 +445,7 @@ def outcome_blocks(
 
 
 def reminder_blocks(
-    msg: HandoffMessage, kind: Literal["reminder", "escalation"], overdue_hours: float
+    msg: HandoffMessage, kind: Literal["reminder", "escalation"], overdue_hours: float, lead_url: str | None = None
 ) -> tuple[str, list[Block]]:
     """A nudge for an SQL nobody acted on: ``reminder`` in the route's channel, ``escalation``
     in its escalation channel. Carries the same actions, so it can be handled where it lands."""
@@ -458,6 +476,7 @@ def reminder_blocks(
                 _mrkdwn(f"*Route*\n{_safe(msg.route.name, 100)}", 2000),
             ],
         },
+        *([lead_link_block(lead_url)] if lead_url else []),
         _footer(msg),
     ]
     if msg.stage == "sql":
@@ -559,6 +578,10 @@ def check_limits(blocks: Sequence[Mapping[str, Any]]) -> list[str]:
                 problems.append(f"{path}.fields: {len(fields)} > {LIMITS['section_fields']}")
             for j, f in enumerate(fields):
                 over(f"{path}.fields[{j}]", _text_of(f), "field_text")
+            accessory = block.get("accessory")
+            if isinstance(accessory, Mapping) and accessory.get("type") == "button":
+                over(f"{path}.accessory.text", _text_of(accessory.get("text")), "button_text")
+                over(f"{path}.accessory.url", str(accessory.get("url", "")), "button_url")
         elif kind == "context":
             elements = block.get("elements") or []
             if len(elements) > LIMITS["context_elements"]:

@@ -49,9 +49,11 @@ from chalicelib.store.base import OutboxRepository
 log = logging.getLogger(__name__)
 
 
-def render(item: OutboxItem, told_at: float | None = None) -> tuple[str, str, list[dict[str, Any]]]:
+def render(item: OutboxItem, told_at: float | None = None, lead_url: Callable[[str], str | None] | None = None
+           ) -> tuple[str, str, list[dict[str, Any]]]:
     """(channel, fallback text, blocks) of one outbox message; an SQL alert posted at ``told_at``
-    asks for a follow-up one SLA after that (the SLA runs from when sales is told)."""
+    asks for a follow-up one SLA after that (the SLA runs from when sales is told). ``lead_url``
+    gives the signed lead-page link an alert (and its reminders) carry, when there is one."""
     from chalicelib.handoff.blocks import digest_blocks, handoff_blocks, reminder_blocks
 
     if item.kind == "digest":
@@ -62,13 +64,14 @@ def render(item: OutboxItem, told_at: float | None = None) -> tuple[str, str, li
     msg = parse_handoff(json.dumps(item.body))
     if item.kind in ("reminder", "escalation"):
         overdue = float(item.body.get("overdue_hours") or 0.0)
-        text, blocks = reminder_blocks(msg, item.kind, overdue)  # type: ignore[arg-type]
+        text, blocks = reminder_blocks(msg, item.kind, overdue,  # type: ignore[arg-type]
+                                       lead_url(msg.lead_id) if lead_url else None)
         channel = msg.route.escalation_channel if item.kind == "escalation" and msg.route.escalation_channel else None
         return channel or msg.route.channel, text, blocks
     if told_at is not None and msg.sla_deadline is not None:
         deadline = datetime.fromtimestamp(told_at + msg.route.sla_hours * 3600, tz=timezone.utc)
         msg = msg.model_copy(update={"sla_deadline": deadline})
-    text, blocks = handoff_blocks(msg)
+    text, blocks = handoff_blocks(msg, lead_url(msg.lead_id) if lead_url and msg.stage == "sql" else None)
     return msg.route.channel, text, blocks
 
 
@@ -81,6 +84,7 @@ class Deliverer:
     pace_seconds: float = 1.0
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    lead_url: Callable[[str], str | None] | None = None  # signed lead-page links (``leadpage.links``)
 
     def attempt(self, item_id: str, *, due_only: bool = False) -> str:
         """One attempt at posting a message: ``posted``, ``deferred`` (to its channel's slot),
@@ -94,7 +98,7 @@ class Deliverer:
             return "not due"  # the index lags a reschedule that was just written
         item = record.item
         try:
-            channel, text, blocks = render(item, told_at=now)
+            channel, text, blocks = render(item, told_at=now, lead_url=self.lead_url)
         except (BatonError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
             code = exc.code if isinstance(exc, BatonError) else "invalid"
             return self._park(record, record.attempts, f"the message cannot be rendered ({code})")

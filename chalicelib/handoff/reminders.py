@@ -70,6 +70,17 @@ def told_at(state: LeadState, deliveries: OutboxRepository | None) -> float | No
     return record.delivered_at if record.status == "delivered" else None
 
 
+def sla_overdue(state: LeadState, rs: CompiledRuleset, deliveries: OutboxRepository | None, now: float) -> bool:
+    """Whether an SQL nobody accepted is past its SLA: reminded already, or told longer than one SLA ago
+    (what ``check_sla`` reminds on at its next run)."""
+    if state.stage != "sql" or state.accepted_at is not None:
+        return False
+    if state.sla_reminders > 0:
+        return True
+    told = told_at(state, deliveries)
+    return told is not None and told + route_for(rs, state, "sql").sla_hours * 3600 <= now
+
+
 def check_sla(leads: LeadRepository, rulesets: RulesetService, now: float,
               deliveries: OutboxRepository | None = None) -> dict[str, Any]:
     reminded = escalated = moved = 0

@@ -20,7 +20,7 @@ from chalicelib.state import STAGE_ORDER, LeadState, Transition
 # What a lead's journey owns, as opposed to what scoring recomputes.
 _JOURNEY = (
     "stage", "stage_history", "transitions_count", "handed_off_at", "route", "sla_deadline", "sla_reminders",
-    "accepted_at", "recycled_at", "disqualified_reason", "fast_track", "shadow",
+    "accepted_at", "owner", "recycled_at", "disqualified_reason", "fast_track", "shadow",
 )
 _PRE_SALES = frozenset({"lead", "recycled", "mql"})
 

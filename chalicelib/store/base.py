@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.events import Event
+from chalicelib.lead_list import LeadQuery, Position
 from chalicelib.outbox.claims import DeliveryClaims
 from chalicelib.outbox.items import Delivery, OutboxItem
 from chalicelib.state import LeadState
@@ -82,6 +83,11 @@ class LeadRepository(Protocol):
 
     def lead_ids(self, segment: int = 0, segments: int = 1) -> list[str]:
         """Every lead id (optionally one segment of a parallel scan)."""
+        ...
+
+    def list_leads(self, query: LeadQuery, now: float) -> tuple[list[dict[str, Any]], Position | None]:
+        """Up to ``query.limit`` leads of the list, newest in their stage first, each its
+        ``lead_list.listing_attributes`` plus ``lead_id``; and where to go on from (None: the end)."""
         ...
 
     def erase(self, lead_id: str, at: float) -> int:

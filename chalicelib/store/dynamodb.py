@@ -2,7 +2,9 @@
 
 Leads table layout (pk / sk):
   LEAD#<id> / STATE             the scoring state (JSON), ``version`` for optimistic concurrency,
-                                ``gsi1pk=SLA`` + ``gsi1sk=<deadline>#<id>`` while an SQL awaits sales
+                                ``gsi1pk=SLA`` + ``gsi1sk=<deadline>#<id>`` while an SQL awaits sales,
+                                ``stage`` + ``stage_at`` and the listing attributes (index ``stage``,
+                                ``lead_list``)
   LEAD#<id> / EVT#<event id>    one item per event: its existence is the exactly-once check
   LEAD#<id> / OUTCOME#<t>#<n>   sales feedback
   ANON#<id> / LINK              anonymous id -> lead id
@@ -38,6 +40,7 @@ from chalicelib.errors import (
     Unavailable,
 )
 from chalicelib.events import Event
+from chalicelib.lead_list import PROJECTED, LeadQuery, Position, listing_attributes
 from chalicelib.outbox.claims import CLAIM_TTL
 from chalicelib.outbox.items import Delivery, OutboxItem, without_lead
 from chalicelib.outbox.pacing import SLOT_TTL
@@ -147,7 +150,8 @@ class DynamoDBLeads:
         item: dict[str, Any] = {
             "pk": _s(f"LEAD#{state.lead_id}"), "sk": _s("STATE"),
             "data": _s(json.dumps(state.to_dict(), separators=(",", ":"), default=str)),
-            "version": _n(commit.expected_version + 1), "stage": _s(state.stage),
+            "version": _n(commit.expected_version + 1),
+            **{name: _s(v) if isinstance(v, str) else _n(v) for name, v in listing_attributes(state).items()},
         }
         if state.stage == "sql" and state.accepted_at is None and state.sla_deadline is not None:
             item["gsi1pk"] = _s("SLA")
@@ -287,6 +291,86 @@ class DynamoDBLeads:
             if not start:
                 return sorted(ids)
 
+
+    # Every expression names its attributes: ``owner`` and others are reserved words in DynamoDB.
+    _LISTING = {"#s": "stage", "#t": "stage_at", "#r": "route", "#o": "owner", "#acc": "accepted_at",
+                "#rem": "sla_reminders", "#dl": "sla_deadline"}
+
+    def list_leads(self, query: LeadQuery, now: float) -> tuple[list[dict[str, Any]], Position | None]:
+        key, filters = ["#s = :s"], []
+        values: dict[str, Any] = {":s": _s(query.stage)}
+        if query.since is not None:
+            key.append("#t >= :since")
+            values[":since"] = _n(query.since)
+        if query.route is not None:
+            filters.append("#r = :route")
+            values[":route"] = _s(query.route)
+        if query.owner is not None:
+            filters.append("#o = :owner")
+            values[":owner"] = _s(query.owner)
+        if query.awaiting:
+            filters.append("attribute_not_exists(#acc)")
+        if query.awaiting == "overdue":
+            filters.append("(attribute_exists(#rem) OR #dl <= :now)")
+            values[":now"] = _n(now)
+        expressions = " AND ".join(key + filters)
+        kwargs: dict[str, Any] = {
+            "IndexName": "stage", "KeyConditionExpression": " AND ".join(key), "ScanIndexForward": False,
+            "ExpressionAttributeNames": {k: self._LISTING[k] for k in set(re.findall(r"#\w+", expressions))},
+            "ExpressionAttributeValues": values,
+            "Limit": max(query.limit + 1, 100),  # items read before the filter: a page of a narrow list reads more
+            **({"FilterExpression": " AND ".join(filters)} if filters else {}),
+        }
+        start = None if query.after is None else {
+            "pk": _s(f"LEAD#{query.after.lead_id}"), "sk": _s("STATE"), "stage": _s(query.stage),
+            "stage_at": _n(query.after.stage_at),
+        }
+        found: list[dict[str, Any]] = []
+        ddb = client("dynamodb")
+        try:
+            while True:
+                page = ddb.query(TableName=self.table, **kwargs, **({"ExclusiveStartKey": start} if start else {}))
+                items, start = page.get("Items", []), page.get("LastEvaluatedKey")
+                for n, item in enumerate(items):
+                    found.append(_listing(item))
+                    if len(found) == query.limit:
+                        more = n < len(items) - 1 or start is not None
+                        last = found[-1]
+                        return found, Position(last["stage_at"], last["lead_id"]) if more else None
+                if not start:
+                    return found, None
+        except ClientError as exc:
+            raise _translate(exc) from None
+
+    def backfill_listing(self, dry_run: bool = False) -> dict[str, int]:
+        """Give state items written before the ``stage`` index their listing attributes
+        (docs/migrations.md): each only if its version is still the one read, so a concurrent write
+        (which indexes the lead itself) is never overwritten. Idempotent."""
+        ddb = client("dynamodb")
+        found = updated = 0
+        # (a tombstone is a STATE item without data: nothing to list)
+        unindexed = "sk = :s AND attribute_exists(#d) AND attribute_not_exists(stage_at)"
+        for item in _scan(self.table, FilterExpression=unindexed, ExpressionAttributeValues={":s": _s("STATE")},
+                          ProjectionExpression="pk, sk, #d, version", ExpressionAttributeNames={"#d": "data"}):
+            found += 1
+            if dry_run:
+                continue
+            attrs = listing_attributes(LeadState.from_dict(json.loads(item["data"]["S"])))
+            names = {f"#a{n}": name for n, name in enumerate(attrs)}
+            values = {f":a{n}": _s(v) if isinstance(v, str) else _n(v) for n, v in enumerate(attrs.values())}
+            try:
+                ddb.update_item(
+                    TableName=self.table, Key={"pk": item["pk"], "sk": item["sk"]},
+                    UpdateExpression="SET " + ", ".join(f"#a{n} = :a{n}" for n in range(len(attrs))),
+                    ConditionExpression="version = :v", ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={**values, ":v": item["version"]},
+                )
+                updated += 1
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise _translate(exc) from None
+        return {"found": found, "updated": updated}
+
     def erase(self, lead_id: str, at: float) -> int:
         ddb = client("dynamodb")
         pk = _s(f"LEAD#{lead_id}")
@@ -308,6 +392,16 @@ class DynamoDBLeads:
             while pending:
                 pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
         return 1 + len(keys) + DynamoDBOutbox(self.outbox_table).erase_lead(lead_id)
+
+
+def _listing(item: dict[str, Any]) -> dict[str, Any]:
+    """An entry of the ``stage`` index as ``lead_list.listing_attributes`` names it, plus ``lead_id``."""
+    out: dict[str, Any] = {"lead_id": item["pk"]["S"].removeprefix("LEAD#")}
+    for name in ("stage", "stage_at", *PROJECTED):
+        if name in item:
+            value = item[name]
+            out[name] = value["S"] if "S" in value else float(value["N"])
+    return out
 
 
 class DynamoDBOutbox:

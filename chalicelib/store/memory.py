@@ -14,6 +14,7 @@ from typing import Any
 
 from chalicelib.errors import ConcurrencyConflict, Conflict, DuplicateEvents, NotFound
 from chalicelib.events import Event
+from chalicelib.lead_list import LeadQuery, Position, listing_attributes, matches
 from chalicelib.outbox.items import Delivery, OutboxItem, without_lead
 from chalicelib.outbox.pacing import slot_after
 from chalicelib.state import LeadState
@@ -125,6 +126,16 @@ class InMemoryLeads:
         with self._lock:
             ids = sorted(self._states)
         return ids[segment::segments]
+
+    def list_leads(self, query: LeadQuery, now: float) -> tuple[list[dict[str, Any]], Position | None]:
+        with self._lock:
+            states = [LeadState.from_dict(json.loads(data)) for data, _ in self._states.values()]
+        entries = [{**listing_attributes(s), "lead_id": s.lead_id} for s in states]
+        found = sorted((e for e in entries if matches(e, query, now)),
+                       key=lambda e: (e["stage_at"], e["lead_id"]), reverse=True)
+        page = found[: query.limit]
+        more = len(found) > query.limit
+        return page, Position(page[-1]["stage_at"], page[-1]["lead_id"]) if more else None
 
     def erase(self, lead_id: str, at: float) -> int:
         with self._lock:

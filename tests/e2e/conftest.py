@@ -1,7 +1,8 @@
 """Fixtures for browser tests: the real local stack (``python -m devstack``) and headless Chromium.
 
 The browser is the system Chromium (``/usr/bin/chromium``, installed with apt when missing and we
-may); Playwright never downloads one.
+may); Playwright never downloads one. Without a browser they skip, except when ``CI`` is set:
+there they fail, so a CI machine without Chromium cannot pass with the pages untested.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -48,6 +50,18 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         yield RunningStack(**{f.name: getattr(stack, f.name) for f in fields(stack)})
 
 
+def until(check: Any, timeout: float, what: str, log: Any) -> Any:
+    """Poll ``check`` until it returns something; fail with the stack's output after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout:.0f} s\n--- stack output ---\n{log()}")
+        time.sleep(0.2)
+
+
 def _ensure_chromium() -> str | None:
     """The path of a usable Chromium, installing the distro package when missing; None if we cannot."""
     if os.access(CHROMIUM, os.X_OK):
@@ -59,6 +73,20 @@ def _ensure_chromium() -> str | None:
         if subprocess.run(cmd, env=env, capture_output=True, timeout=600).returncode != 0:
             return None
     return CHROMIUM if os.access(CHROMIUM, os.X_OK) else None
+
+
+def in_ci() -> bool:
+    """``CI`` set (as CI services set it): a browser test that cannot run is a failure there."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def browser_unavailable(reason: str) -> None:
+    """Skip for this reason on a developer's machine; fail in CI, where a skipped browser test
+    would let the landing and lead pages go untested without anyone noticing."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set: browser tests must run; BATON_SKIP_BROWSER=1 opts out explicitly)",
+                    pytrace=False)
+    pytest.skip(reason)
 
 
 def skip_browser() -> bool:
@@ -78,12 +106,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def browser() -> Iterator[Any]:
     if skip_browser():
         pytest.skip("BATON_SKIP_BROWSER is set")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="pip install playwright (requirements-dev.txt)"
-    )
+    try:
+        from playwright import sync_api
+    except ImportError:
+        browser_unavailable("playwright is not installed: pip install -r requirements-dev.txt")
     executable = _ensure_chromium()
     if executable is None:
-        pytest.skip(f"no Chromium at {CHROMIUM} and it cannot be installed here (needs apt-get as root)")
+        browser_unavailable(f"no Chromium at {CHROMIUM} and it cannot be installed here (needs apt-get as root)")
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         try:

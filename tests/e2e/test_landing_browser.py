@@ -8,29 +8,19 @@ local stack's outbox file).
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.e2e.conftest import until
+
 if TYPE_CHECKING:
     from tests.e2e.conftest import RunningStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.localstack, pytest.mark.slow]
 
-
-
-def _until(check: Any, timeout: float, what: str, log: Any) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {timeout:.0f} s\n--- stack output ---\n{log()}")
-        time.sleep(0.2)
 
 
 def _lead(stack: RunningStack, email: str) -> dict[str, Any]:
@@ -127,5 +117,5 @@ def test_demo_form_with_javascript_confirms_in_place_and_alerts_sales(
                 return dict(message)
         return None
 
-    message = _until(alert, 30, f"no Slack alert for {email} in {local_stack.outbox}", local_stack.log)
+    message = until(alert, 30, f"no Slack alert for {email} in {local_stack.outbox}", local_stack.log)
     assert message["channel"].startswith("#sales"), message

@@ -484,3 +484,28 @@ def test_the_engagement_shown_never_rounds_up_to_a_threshold(make_handoff: Any, 
 def test_why_now_gives_the_threshold_and_the_rule_label(make_handoff: Any) -> None:
     _, blocks = handoff_blocks(make_handoff(reason="engagement 62.3 of 60 needed, fit A (85)"))
     assert "*Why now:* engagement 62.3 of 60 needed, fit A (85)" in texts(blocks)[1]
+
+
+def test_an_sql_alert_links_to_the_lead_page_and_keeps_the_link_after_a_decision() -> None:
+    from chalicelib.handoff.blocks import ACTION_VIEW_LEAD, LEAD_LINK_BLOCK_ID
+    from chalicelib.handoff.interactions import Ignored, parse_interaction
+
+    msg = HandoffMessage.model_validate(handoff_dict())
+    url = "https://baton.example.com/v1/leads/L1/page?expires=1&sig=" + "a" * 64
+    _, blocks = handoff_blocks(msg, url)
+    (link,) = [b for b in blocks if b.get("block_id") == LEAD_LINK_BLOCK_ID]
+    assert link["accessory"] == {"type": "button", "action_id": ACTION_VIEW_LEAD,
+                                 "text": {"type": "plain_text", "text": "View lead", "emoji": True}, "url": url}
+    assert blocks.index(link) < [b.get("block_id") for b in blocks].index("baton_actions")
+    assert check_limits(blocks) == []
+    assert check_limits([{**link, "accessory": {**link["accessory"], "url": "x" * 3001}}]) != []
+    decided = outcome_blocks(blocks, "accept", "U0ABC", None, AT)
+    assert link in decided, "the page stays reachable from the message after Accept"
+    _, reminder = reminder_blocks(msg, "reminder", 1.0, url)
+    assert [b for b in reminder if b.get("block_id") == LEAD_LINK_BLOCK_ID] == [link]
+    assert LEAD_LINK_BLOCK_ID not in json.dumps(handoff_blocks(msg)[1]), "no URL, no link"
+    # Slack posts the link button's click too: Baton answers it and does nothing.
+    from urllib.parse import urlencode
+
+    click = {"type": "block_actions", "user": {"id": "U0ABC"}, "actions": [{"action_id": ACTION_VIEW_LEAD}]}
+    assert isinstance(parse_interaction(urlencode({"payload": json.dumps(click)}).encode()), Ignored)

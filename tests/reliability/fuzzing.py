@@ -97,6 +97,12 @@ def _escape(part: str) -> str:
     return part.replace("~", "~0").replace("/", "~1")
 
 
+def html_page(method: str, path: str, status: int) -> bool:
+    """Whether the document says this answer is an HTML page."""
+    documented = DOC["paths"][path][method.lower()]["responses"].get(str(status))
+    return documented is not None and "text/html" in resolve(documented)[0].get("content", {})
+
+
 def check_documented(method: str, path: str, status: int, body: bytes) -> list[str]:
     responses = DOC["paths"][path][method.lower()]["responses"]
     if str(status) not in responses:
@@ -169,7 +175,8 @@ def send_and_check(service: Service, method: str, doc_path: str, path: str, head
     assert status < 500, f"5xx from bad input:\n{where}"
     problems: list[str] = []
     if status >= 400:
-        problems += error_shape_problems(status, response.json_body)
+        if not html_page(method, doc_path, status):  # a page for people refuses in HTML (the lead page)
+            problems += error_shape_problems(status, response.json_body)
         if service.writes:
             problems.append(f"{status} but the app wrote to DynamoDB: {service.writes}")
         if service.snapshot() != before:  # also what a write through another client would change

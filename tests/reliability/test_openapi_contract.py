@@ -97,8 +97,11 @@ def test_auth_errors_and_the_error_shape_are_documented(doc: dict[str, Any]) -> 
         responses = op["responses"]
         if op.get("security"):
             assert "401" in responses, f"{method} {path}: an authenticated route documents 401"
+        page = "text/html" in responses.get("200", {}).get("content", {})  # a page for people answers in HTML
         for status, response in responses.items():
-            if status.startswith("4") or (status.startswith("5") and path != "/health"):
+            if page:
+                assert set(_resolve(doc, response)["content"]) == {"text/html"}, f"{method} {path} {status}"
+            elif status.startswith("4") or (status.startswith("5") and path != "/health"):
                 schema = _resolve(doc, response)["content"]["application/json"]["schema"]
                 assert schema == {"$ref": ERROR_REF}, f"{method} {path} {status}: errors use the Error shape"
         if path != "/health":

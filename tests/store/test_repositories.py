@@ -156,3 +156,40 @@ def test_an_erased_lead_leaves_a_tombstone_that_a_new_lead_replaces(repos: dict[
     assert leads.lead_ids() == ["L1"]
     with pytest.raises(ConcurrencyConflict):  # a second writer that read the tombstone loses
         leads.commit(Commit(LeadState("L1"), 0, [_event(10, ts=700.0)]))
+
+
+def _listed(n: int, stage: str, at: float, **fields: Any) -> LeadState:
+    history = [{"stage": stage, "at": at, "reason": "r", "transition_id": f"t{n}", "ruleset_version": 1}]
+    return LeadState(f"L{n:024x}", email=f"p{n}@acme.io", stage=stage, stage_history=history, first_seen=at,
+                     **fields)
+
+
+def test_lists_by_stage_newest_first_filtered_and_paged(repos: dict[str, Any]) -> None:
+    from chalicelib.lead_list import LeadQuery
+
+    leads = repos["leads"]
+    states = [
+        _listed(1, "sql", 100.0, route="emea", handed_off_at=100.0, sla_deadline=200.0),
+        _listed(2, "sql", 300.0, route="emea", handed_off_at=300.0, sla_deadline=400.0, accepted_at=350.0,
+                owner="slack:U1"),
+        _listed(3, "sql", 500.0, route="enterprise", handed_off_at=500.0, sla_reminders=2),
+        _listed(4, "mql", 600.0),
+        LeadState(f"L{5:024x}", stage="lead", first_seen=50.0),
+    ]
+    for state in states:
+        leads.commit(Commit(state, 0))
+    ids = lambda found: [e["lead_id"][-1] for e in found[0]]  # noqa: E731
+    assert ids(leads.list_leads(LeadQuery("sql"), 1000.0)) == ["3", "2", "1"]
+    assert ids(leads.list_leads(LeadQuery("lead"), 1000.0)) == ["5"]
+    assert ids(leads.list_leads(LeadQuery("sql", route="emea"), 1000.0)) == ["2", "1"]
+    assert ids(leads.list_leads(LeadQuery("sql", owner="slack:U1"), 1000.0)) == ["2"]
+    assert ids(leads.list_leads(LeadQuery("sql", since=300.0), 1000.0)) == ["3", "2"]
+    assert ids(leads.list_leads(LeadQuery("sql", awaiting="sales"), 1000.0)) == ["3", "1"]
+    # Overdue candidates: reminded already, or past the stored deadline.
+    assert ids(leads.list_leads(LeadQuery("sql", awaiting="overdue"), 150.0)) == ["3"]
+    assert ids(leads.list_leads(LeadQuery("sql", awaiting="overdue"), 250.0)) == ["3", "1"]
+    (entry,), position = leads.list_leads(LeadQuery("sql", limit=1), 1000.0)
+    assert entry == {"lead_id": f"L{3:024x}", "stage": "sql", "stage_at": 500.0, "email": "p3@acme.io",
+                     "route": "enterprise", "handed_off_at": 500.0, "sla_reminders": 2}
+    rest, end = leads.list_leads(LeadQuery("sql", limit=2, after=position), 1000.0)
+    assert [e["lead_id"][-1] for e in rest] == ["2", "1"] and end is None
