@@ -12,7 +12,7 @@ from chalicelib.engine.engagement import engagement_at, engagement_parts
 from chalicelib.events import Event, iso
 from chalicelib.rules.compile import CompiledRuleset
 from chalicelib.rules.conditions import Context, Predicate
-from chalicelib.rules.model import AllOf, AnyOf, Condition, Leaf, NotOf
+from chalicelib.rules.model import Condition, engagement_floors
 from chalicelib.state import LeadState
 
 
@@ -93,8 +93,7 @@ def engagement_needed(when: Condition, test: Predicate, ctx: Context) -> float |
     stands in ``ctx``, among the condition's own engagement bounds; None when it holds whatever the
     score, or at none of them up to the lead's."""
     actual = ctx.engagement
-    bounds = sorted({(float(leaf.value), leaf.op == "gt") for leaf in _leaves(when)
-                     if leaf.field == "engagement" and leaf.op in ("gt", "gte")})
+    bounds = sorted(set(engagement_floors(when)))
     try:
         ctx.engagement = -math.inf
         if test(ctx):
@@ -111,13 +110,3 @@ def engagement_needed(when: Condition, test: Predicate, ctx: Context) -> float |
         ctx.engagement = actual
 
 
-def _leaves(cond: Condition) -> list[Leaf]:
-    if isinstance(cond, Leaf):
-        return [cond]
-    if isinstance(cond, AllOf):
-        return [leaf for c in cond.all for leaf in _leaves(c)]
-    if isinstance(cond, AnyOf):
-        return [leaf for c in cond.any for leaf in _leaves(c)]
-    if isinstance(cond, NotOf):
-        return _leaves(cond.not_)
-    return []

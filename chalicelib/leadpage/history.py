@@ -16,7 +16,7 @@ from chalicelib import timeline
 from chalicelib.engine import engagement_at, explain, new_lead
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledRuleset
-from chalicelib.rules.model import AllOf, AnyOf, Condition, Leaf, NotOf
+from chalicelib.rules.model import engagement_floors
 from chalicelib.rulesets import RulesetService
 from chalicelib.state import LeadState
 from chalicelib.store.base import LeadRepository
@@ -103,18 +103,7 @@ def engagement_thresholds(rs: CompiledRuleset) -> dict[str, float]:
     stages = rs.source.stages
     found: dict[str, float] = {}
     for name, rule in (("MQL", stages.mql), ("SQL", stages.sql)):
-        bounds = [float(leaf.value) for leaf in _leaves(rule.when)
-                  if leaf.field == "engagement" and leaf.op in ("gt", "gte")]
+        bounds = [value for value, _ in engagement_floors(rule.when)]
         if bounds:
             found[name] = min(bounds)
     return found
-
-
-def _leaves(cond: Condition) -> Iterator[Leaf]:
-    if isinstance(cond, Leaf):
-        yield cond
-    elif isinstance(cond, (AllOf, AnyOf)):
-        for part in cond.all if isinstance(cond, AllOf) else cond.any:
-            yield from _leaves(part)
-    elif isinstance(cond, NotOf):
-        pass  # "not engagement >= n" bounds from above: no line to reach

@@ -136,6 +136,19 @@ AnyOf.model_rebuild()
 NotOf.model_rebuild()
 
 
+def engagement_floors(cond: Condition) -> list[tuple[float, bool]]:
+    """The engagement levels a condition asks the lead to reach: (value, strictly above) of each
+    ``engagement >= / > n`` leaf not under a ``not`` (there it is a ceiling, not a floor)."""
+    if isinstance(cond, Leaf):
+        if cond.field == "engagement" and cond.op in ("gt", "gte"):
+            return [(float(cond.value), cond.op == "gt")]
+        return []
+    if isinstance(cond, (AllOf, AnyOf)):
+        return [floor for part in (cond.all if isinstance(cond, AllOf) else cond.any)
+                for floor in engagement_floors(part)]
+    return []
+
+
 _ID = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 
 
