@@ -688,11 +688,12 @@ def rules_from(base: RuleSet, points: dict[str, int], rows: list[LeadRow], y: ND
         hit = column_of[fr.id] > 0
         out.append(Rule("fit", fr.id, fr.label, points[fr.id], int(hit.sum()), int(y[hit].sum()),
                         when=fr.model_dump(mode="json", by_alias=True)["when"]))
+    compiled = compile_ruleset(base)
     for er in base.engagement:
         if points[er.id] == 0:
             continue
         hit = column_of[er.id] > 0
-        cap = er.caps.max_count if er.caps is not None else None
+        cap = compiled.engagement_by_id[er.id].cap_count  # (a max_points cap as the events it lets count)
         out.append(Rule("engagement", er.id, er.label, points[er.id], int(hit.sum()), int(y[hit].sum()),
                         events=list(er.events), cap=cap))
     return out
@@ -706,10 +707,11 @@ def render_from(base: RuleSet, rules: list[Rule], limits: Thresholds, fits: list
     data["fit"] = [{**rule, "points": new[rule["id"]]} for rule in data.get("fit", [])]
     data["engagement"] = [{**rule, "points": new[rule["id"]]} for rule in data.get("engagement", [])
                           if rule["id"] in new]
-    for rule in data["engagement"]:  # a max_points cap below one award would be refused
+    caps_of = {r.id: r.cap for r in rules}
+    for rule in data["engagement"]:  # a max_points cap keeps letting the same number of events count
         caps = rule.get("caps") or {}
-        if caps.get("max_points") is not None and caps["max_points"] < abs(rule["points"]):
-            caps["max_points"] = abs(rule["points"])
+        if caps.get("max_points") is not None and caps_of.get(rule["id"]) is not None:
+            caps["max_points"] = abs(rule["points"]) * int(caps_of[rule["id"]] or 1)
     data["grades"] = [{"grade": g, "min_fit": v} if v is not None else {"grade": g} for g, v in limits.grades]
     emax, emin = max(engagement, default=0.0), min(engagement, default=0.0)
     stages = data.setdefault("stages", {})
