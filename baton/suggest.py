@@ -257,7 +257,7 @@ class Leak:
     @property
     def message(self) -> str:
         if self.check == "left out by the analyst":
-            return f"{self.field}: left out (--leave-out)"
+            return f"{self.field}: left out on request (--leave-out)"
         if self.check == "first seen after the outcome":
             return f"{self.field}: first known after the outcome for most leads that have it"
         if self.others_auc is None:
@@ -359,13 +359,15 @@ def fit_scorecard(features: list[Feature], x: NDArray[np.float64], y: NDArray[np
 
 # -- 6. the rule set -----------------------------------------------------------------------------------
 
-EVENT_WORDS = {
-    "page_view": "page views", "email_open": "email opens", "email_click": "email clicks",
-    "form_submitted": "forms submitted", "content_download": "downloads", "webinar_registered": "webinar sign-ups",
-    "webinar_attended": "webinars attended", "trial_signup": "trial sign-ups", "demo_request": "demo requests",
-    "contact_sales": "contact-sales requests", "meeting_booked": "meetings booked",
-    "meeting_canceled": "meetings canceled", "unsubscribe": "unsubscribes", "spam_report": "spam reports",
-    "email_bounce": "email bounces",
+EVENT_WORDS = {  # (one, several)
+    "page_view": ("page view", "page views"), "email_open": ("email open", "email opens"),
+    "email_click": ("email click", "email clicks"), "form_submitted": ("form submitted", "forms submitted"),
+    "content_download": ("download", "downloads"), "webinar_registered": ("webinar sign-up", "webinar sign-ups"),
+    "webinar_attended": ("webinar attended", "webinars attended"), "trial_signup": ("trial sign-up", "trial sign-ups"),
+    "demo_request": ("demo request", "demo requests"), "contact_sales": ("contact-sales request", "contact-sales requests"),
+    "meeting_booked": ("meeting booked", "meetings booked"), "meeting_canceled": ("meeting canceled", "meetings canceled"),
+    "unsubscribe": ("unsubscribe", "unsubscribes"), "spam_report": ("spam report", "spam reports"),
+    "email_bounce": ("email bounce", "email bounces"),
 }
 
 
@@ -410,9 +412,10 @@ def rule_of(feature: Feature, values: tuple[Any, ...] | None = None) -> tuple[st
 
 
 def engagement_label(feature: Feature) -> str:
-    words = EVENT_WORDS.get(feature.field, feature.field.replace("_", " "))
+    plain = feature.field.replace("_", " ")
+    one, several = EVENT_WORDS.get(feature.field, (plain, plain + "s"))
     k = int(feature.threshold)
-    return f"At least one of {words}" if k == 1 else f"Each of the first {k} {words}"
+    return f"At least one {one}" if k == 1 else f"Each of the first {k} {several}"
 
 
 def _slug(text: str, taken: set[str]) -> str:
@@ -588,6 +591,13 @@ class _FitTest:
         return bool(self._test(Context(attrs)))
 
 
+def _stage(name: str, when: dict[str, Any]) -> list[str]:
+    """A stage condition in block style, one fit level a line."""
+    if "any" not in when:
+        return [f"  {name}:", f"    when: {_flow(when)}"]
+    return [f"  {name}:", "    when:", "      any:"] + [f"        - {_flow(clause)}" for clause in when["any"]]
+
+
 def render_yaml(rules: list[Rule], limits: Thresholds, fits: list[float], engagement: list[float], *, name: str,
                 description: str, leads: int, base: RuleSet | None, left_out: list[Leak], unusable: list[str]) -> str:
     """The suggested rule set as YAML, each rule with a comment on its support and conversion."""
@@ -599,7 +609,7 @@ def render_yaml(rules: list[Rule], limits: Thresholds, fits: list[float], engage
         f"{POINTS_TO_DOUBLE} points double the odds of winning.",
         "# Check it like any rule set (baton rules validate, baton backtest, notebook 03) before publishing.",
     ]
-    lines += [f"# left out (leaked): {leak.message}" for leak in left_out]
+    lines += [f"# left out: {leak.message}" for leak in left_out]
     if unusable:
         lines.append(f"# event types in the history that rule sets cannot score yet: {', '.join(unusable)}")
     lines += [f"name: {_flow(name)}", f"description: {_flow(description)}", ""]
@@ -625,8 +635,8 @@ def render_yaml(rules: list[Rule], limits: Thresholds, fits: list[float], engage
         "", "stages:",
         f"  # MQL: fit + engagement >= {limits.mql}; SQL: fit + engagement >= {limits.sql} "
         f"(about {limits.share:.1%} of leads, the weekly capacity)",
-        f"  mql: {{when: {_flow(score_condition(limits.mql, fits, emax, emin))}}}",
-        f"  sql: {{when: {_flow(score_condition(limits.sql, fits, emax, emin))}}}",
+        *_stage("mql", score_condition(limits.mql, fits, emax, emin)),
+        *_stage("sql", score_condition(limits.sql, fits, emax, emin)),
         "  sql_requires_mql: false",
     ]
     if base is not None:
