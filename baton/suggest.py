@@ -318,10 +318,9 @@ class Scored:
     won: int  # of them, won
 
 
-def fit_scorecard(features: list[Feature], x: NDArray[np.float64], y: NDArray[np.float64],
-                  max_rules: int) -> tuple[list[Scored], float]:
-    """(rules with their points, the chosen L1 strength C). Rows of ``x`` are in time order: the
-    strength is chosen on the newest quarter, then the model is fit on all of them."""
+def _l1_path(x: NDArray[np.float64], y: NDArray[np.float64], max_rules: int) -> tuple[Any, float]:
+    """The L1 model and its strength C: chosen on the newest quarter of the (time-ordered) rows,
+    the sparsest within 0.002 AUC of the best with at most ``max_rules`` rules; then fit on all."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -340,21 +339,45 @@ def fit_scorecard(features: list[Feature], x: NDArray[np.float64], y: NDArray[np
     else:
         best = max(a for a, _, _ in candidates)
         chosen = min((r, c) for a, r, c in candidates if a >= best - 0.002)[1]
-    model = LogisticRegression(l1_ratio=1.0, C=chosen, solver="liblinear", max_iter=1000)
-    model.fit(x, y)
+    model = LogisticRegression(l1_ratio=1.0, C=chosen, solver="liblinear", max_iter=1000).fit(x, y)
     while np.count_nonzero(model.coef_[0]) > max_rules and chosen > 1e-4:  # the full fit may keep more
         chosen /= 1.5
         model = LogisticRegression(l1_ratio=1.0, C=chosen, solver="liblinear", max_iter=1000).fit(x, y)
+    return model, chosen
+
+
+def fit_scorecard(features: list[Feature], x: NDArray[np.float64], y: NDArray[np.float64],
+                  max_rules: int) -> tuple[list[Scored], float, dict[str, int]]:
+    """(rules with their points, the L1 strength C, the event signals left out as negative).
+
+    A lead's score is the highest fit + engagement it reaches (what moves it to MQL or SQL, and
+    what the backtest ranks by): points an event takes away come after that peak and never lower
+    it. So an event feature that learns negative points is taken out and the model fit again
+    without it; what it would have weighed is returned for the report."""
+    import numpy as np
+
     scale = POINTS_TO_DOUBLE / math.log(2)
+    active = list(range(len(features)))
+    negative: dict[str, int] = {}
+    while True:
+        model, chosen = _l1_path(x[:, np.array(active, dtype=int)], y, max_rules)
+        coefs = dict(zip(active, model.coef_[0], strict=True))
+        dropped = [i for i in active if features[i].engagement and round(float(coefs[i]) * scale) < 0]
+        if not dropped:
+            break
+        for i in dropped:
+            f = features[i]
+            negative[engagement_label(f)] = round(float(coefs[i]) * scale)
+        active = [i for i in active if i not in dropped]
     out = []
-    for i, coef in enumerate(model.coef_[0]):
-        points = round(float(coef) * scale)
+    for i in active:
+        points = round(float(coefs[i]) * scale)
         top = features[i].threshold if features[i].engagement else 1.0
         if points == 0 or abs(points) * top < MIN_EFFECT:
             continue
         hit = x[:, i] > 0
         out.append(Scored(features[i], points, int(hit.sum()), int(y[hit].sum())))
-    return out, chosen
+    return out, chosen, negative
 
 
 # -- 6. the rule set -----------------------------------------------------------------------------------
@@ -811,6 +834,7 @@ class Suggestion:
     logistic_seconds: float
     limits: Thresholds
     c: float | None
+    negative: dict[str, int]  # event signals that learned negative points (label -> points), not written
     seconds: float = 0.0
     diff: str | None = None
 
@@ -834,6 +858,7 @@ class Suggestion:
             "points_to_double": POINTS_TO_DOUBLE, "seconds": round(self.seconds, 3),
             "logistic_seconds": round(self.logistic_seconds, 3),
             "left_out": [leak.field for leak in self.left_out], "not_scorable": self.unusable,
+            "negative_events_left_out": self.negative,
         }
 
 
@@ -908,8 +933,9 @@ def _suggest(
     x = x[:, keep]
     fields = [f for f in fields if f not in out]
     chosen_c: float | None = None
+    negative: dict[str, int] = {}
     if base is None:
-        scored, chosen_c = fit_scorecard(features, x, y, max_rules)
+        scored, chosen_c, negative = fit_scorecard(features, x, y, max_rules)
         rules = rules_of(scored)
     else:
         rules = rules_from(base, refit_points(base, train, y), train, y)
@@ -938,7 +964,7 @@ def _suggest(
         diff = render_diff(diff_rulesets(base, ruleset), "current", "suggested")
     logistic_auc, boosting_auc, logistic_seconds = baselines(train, held, fields, event_types)
     suggestion = Suggestion(text, ruleset, rules, len(train), len(held), left_out, unusable, report, current,
-                            logistic_auc, boosting_auc, logistic_seconds, limits, chosen_c, diff=diff)
+                            logistic_auc, boosting_auc, logistic_seconds, limits, chosen_c, negative, diff=diff)
     suggestion.seconds = time.perf_counter() - started
     return suggestion
 
@@ -958,6 +984,9 @@ def format_suggestion(s: Suggestion, out: str) -> str:
         lines.append(f"left out: {leak.message}")
     if s.unusable:
         lines.append(f"not scorable by rule sets yet: {', '.join(s.unusable)}")
+    if s.negative:
+        lines.append("negative event signals not written (a score is its peak: points taken away later never "
+                     "lower it): " + ", ".join(f"{label} ({points:+d})" for label, points in s.negative.items()))
     lines.append(f"stages: MQL at fit + engagement >= {s.limits.mql}, SQL at >= {s.limits.sql} "
                  f"(aimed at {s.limits.share:.1%} of leads)")
     lines.append(f"holdout (as `baton backtest` scores the file): ROC AUC {f(h['holdout_auc'])}, "

@@ -56,10 +56,15 @@ def _points_by_signal(s: Suggestion, planted: History) -> dict[str, float]:
 
 def test_recovers_the_planted_signals_order_and_sign(suggested: Suggestion, planted: History) -> None:
     effect = _points_by_signal(suggested, planted)
-    for name, weight in PLANTED_WEIGHTS.items():
+    # An unsubscribe comes after the lead's fit: points it took away would never lower the peak
+    # score that moves the lead and that the backtest ranks by. It is learned, then reported, not written.
+    assert suggested.negative["At least one unsubscribe"] < -30
+    assert effect["unsubscribed"] == pytest.approx(0.0, abs=3)
+    held = {k: w for k, w in PLANTED_WEIGHTS.items() if k != "unsubscribed"}
+    for name, weight in held.items():
         assert (effect[name] > 0) == (weight > 0), (name, effect[name])
-    by_weight = sorted(PLANTED_WEIGHTS, key=PLANTED_WEIGHTS.__getitem__)
-    by_points = sorted(effect, key=effect.__getitem__)
+    by_weight = sorted(held, key=held.__getitem__)
+    by_points = sorted(held, key=effect.__getitem__)
     assert by_points == by_weight, effect
 
 
@@ -142,7 +147,7 @@ stages:
     s = suggest(planted.events, planted.outcomes, holdout_fraction=0.3, capacity=30, base=base, workers=1)
     assert [r.id for r in s.ruleset.fit] == ["partner", "industry"]
     points = {r.id: r.points for r in [*s.ruleset.fit, *s.ruleset.engagement]}
-    assert points["partner"] > 40 and points["unsubscribe"] < -30  # the planted weights, on this structure
+    assert points["partner"] > 40 and points["webinar"] > 5  # the planted weights, on this structure
     assert abs(points["industry"]) < 10
     assert s.diff is not None and "partner" in s.diff and "10 -> " in s.diff
     assert s.headline()["current_holdout_auc"] is not None
