@@ -771,10 +771,23 @@ def raw_frame(rows: Sequence[LeadRow], fields: Sequence[str], event_types: Seque
     return pd.DataFrame(data)
 
 
+@dataclass
+class Baselines:
+    """The two baselines on the holdout leads with an outcome (``won``, in the order of ``lead_ids``)."""
+
+    logistic_auc: float | None = None
+    boosting_auc: float | None = None
+    logistic_seconds: float = 0.0
+    lead_ids: list[str] = field(default_factory=list)
+    won: list[bool] = field(default_factory=list)
+    logistic_scores: list[float] = field(default_factory=list)
+    boosting_scores: list[float] = field(default_factory=list)
+
+
 def baselines(train: Sequence[LeadRow], held: Sequence[LeadRow], fields: Sequence[str],
-              event_types: Sequence[str]) -> tuple[float | None, float | None, float]:
-    """(logistic AUC, gradient boosting AUC, the logistic's seconds) on the holdout: categories
-    one-hot, numbers standardized (missing imputed and flagged), on the learning leads."""
+              event_types: Sequence[str]) -> Baselines:
+    """A logistic regression and gradient boosting on the learning leads' raw columns (categories
+    one-hot, numbers standardized with missing values imputed and flagged), scored on the holdout."""
     import numpy as np
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -788,7 +801,7 @@ def baselines(train: Sequence[LeadRow], held: Sequence[LeadRow], fields: Sequenc
     ya = np.array([bool(r.won) for r in train])
     yb = np.array([bool(r.won) for r in held])
     if len(set(ya.tolist())) < 2 or len(set(yb.tolist())) < 2:
-        return None, None, 0.0
+        return Baselines()
     numeric = [c for c in a.columns if c.startswith("events.") or _numeric([v for v in a[c] if _present(v)])]
     categorical = [c for c in a.columns if c not in numeric]
     for frame in (a, b):
@@ -802,11 +815,13 @@ def baselines(train: Sequence[LeadRow], held: Sequence[LeadRow], fields: Sequenc
     ], sparse_threshold=0.0)
     started = time.perf_counter()
     logistic = make_pipeline(prep, LogisticRegression(max_iter=2000)).fit(a, ya)
-    logistic_auc = float(roc_auc_score(yb, logistic.decision_function(b)))
+    logistic_scores = logistic.decision_function(b)
     logistic_seconds = time.perf_counter() - started
     boosting = make_pipeline(prep, HistGradientBoostingClassifier(random_state=0)).fit(a, ya)
-    boosting_auc = float(roc_auc_score(yb, boosting.predict_proba(b)[:, 1]))
-    return logistic_auc, boosting_auc, logistic_seconds
+    boosting_scores = boosting.predict_proba(b)[:, 1]
+    return Baselines(float(roc_auc_score(yb, logistic_scores)), float(roc_auc_score(yb, boosting_scores)),
+                     logistic_seconds, [r.lead_id for r in held], yb.tolist(), logistic_scores.tolist(),
+                     boosting_scores.tolist())
 
 
 def pd_numeric(series: Any) -> Any:
@@ -829,9 +844,7 @@ class Suggestion:
     unusable: list[str]
     report: Report  # the written file's backtest
     current: Report | None
-    logistic_auc: float | None
-    boosting_auc: float | None
-    logistic_seconds: float
+    baseline: Baselines
     limits: Thresholds
     c: float | None
     negative: dict[str, int]  # event signals that learned negative points (label -> points), not written
@@ -851,12 +864,13 @@ class Suggestion:
             "engagement_rules": sum(r.section == "engagement" for r in self.rules),
             "holdout_auc": _round(quality["auc"]), "holdout_pr_auc": _round(quality["pr_auc"]),
             "current_holdout_auc": _round(current),
-            "logistic_holdout_auc": _round(self.logistic_auc), "boosting_holdout_auc": _round(self.boosting_auc),
+            "logistic_holdout_auc": _round(self.baseline.logistic_auc),
+            "boosting_holdout_auc": _round(self.baseline.boosting_auc),
             "precision_at_capacity": _round(cut.get("precision")), "recall_at_capacity": _round(cut.get("recall")),
             "sql_share": _round(held["sql_share"]), "sql_precision": _round(held["sql_quality"]["precision"]),
             "sql_threshold": self.limits.sql, "mql_threshold": self.limits.mql,
             "points_to_double": POINTS_TO_DOUBLE, "seconds": round(self.seconds, 3),
-            "logistic_seconds": round(self.logistic_seconds, 3),
+            "logistic_seconds": round(self.baseline.logistic_seconds, 3),
             "left_out": [leak.field for leak in self.left_out], "not_scorable": self.unusable,
             "negative_events_left_out": self.negative,
         }
@@ -962,9 +976,8 @@ def _suggest(
 
         current = backtested(base, "current")
         diff = render_diff(diff_rulesets(base, ruleset), "current", "suggested")
-    logistic_auc, boosting_auc, logistic_seconds = baselines(train, held, fields, event_types)
     suggestion = Suggestion(text, ruleset, rules, len(train), len(held), left_out, unusable, report, current,
-                            logistic_auc, boosting_auc, logistic_seconds, limits, chosen_c, negative, diff=diff)
+                            baselines(train, held, fields, event_types), limits, chosen_c, negative, diff=diff)
     suggestion.seconds = time.perf_counter() - started
     return suggestion
 

@@ -51,7 +51,7 @@ def main() -> None:
     seconds = time.perf_counter() - started
     headline = s.headline()
     print(f"suggestion: {seconds:.2f} s, {headline['rules']} rules; holdout AUC {headline['holdout_auc']}, "
-          f"logistic {headline['logistic_holdout_auc']} (its fit {s.logistic_seconds:.2f} s), "
+          f"logistic {headline['logistic_holdout_auc']} (its fit {s.baseline.logistic_seconds:.2f} s), "
           f"boosting {headline['boosting_holdout_auc']}; SQL share {headline['sql_share']}")
 
     started = time.perf_counter()
@@ -69,7 +69,7 @@ def main() -> None:
     print(json.dumps({
         "leads": args.leads, "events": len(history.events), "seconds": round(seconds, 3),
         "backtest_seconds": round(backtest_seconds, 3), "ratio_vs_backtest": round(ratio, 3),
-        "learning_ratio_vs_backtest": round(learning, 3), "logistic_seconds": round(s.logistic_seconds, 3),
+        "learning_ratio_vs_backtest": round(learning, 3), "logistic_seconds": round(s.baseline.logistic_seconds, 3),
         "rules": headline["rules"], "holdout_auc": headline["holdout_auc"],
         "logistic_holdout_auc": headline["logistic_holdout_auc"],
         "boosting_holdout_auc": headline["boosting_holdout_auc"], "sql_share": headline["sql_share"],
