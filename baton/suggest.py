@@ -327,7 +327,7 @@ def _l1_path(x: NDArray[np.float64], y: NDArray[np.float64], max_rules: int) -> 
 
     cut = int(len(y) * 0.75)
     candidates: list[tuple[float, int, float]] = []  # (auc, rules, C)
-    for c in np.logspace(-3, 1, 13):
+    for c in np.logspace(-3, 1, 9):
         model = LogisticRegression(l1_ratio=1.0, C=float(c), solver="liblinear", max_iter=1000)
         model.fit(x[:cut], y[:cut])
         rules = int(np.count_nonzero(model.coef_[0]))
@@ -355,12 +355,13 @@ def fit_scorecard(features: list[Feature], x: NDArray[np.float64], y: NDArray[np
     it. So an event feature that learns negative points is taken out and the model fit again
     without it; what it would have weighed is returned for the report."""
     import numpy as np
+    from sklearn.linear_model import LogisticRegression
 
     scale = POINTS_TO_DOUBLE / math.log(2)
     active = list(range(len(features)))
     negative: dict[str, int] = {}
+    model, chosen = _l1_path(x, y, max_rules)
     while True:
-        model, chosen = _l1_path(x[:, np.array(active, dtype=int)], y, max_rules)
         coefs = dict(zip(active, model.coef_[0], strict=True))
         dropped = [i for i in active if features[i].engagement and round(float(coefs[i]) * scale) < 0]
         if not dropped:
@@ -369,6 +370,10 @@ def fit_scorecard(features: list[Feature], x: NDArray[np.float64], y: NDArray[np
             f = features[i]
             negative[engagement_label(f)] = round(float(coefs[i]) * scale)
         active = [i for i in active if i not in dropped]
+        if not active:
+            return [], chosen, negative
+        model = LogisticRegression(l1_ratio=1.0, C=chosen, solver="liblinear", max_iter=1000)  # (the same strength)
+        model.fit(x[:, np.array(active, dtype=int)], y)
     out = []
     for i in active:
         points = round(float(coefs[i]) * scale)
