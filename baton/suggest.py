@@ -81,7 +81,7 @@ class LeadRow:
 
 
 def lead_rows(events: Sequence[Event], outcomes: Sequence[Outcome]) -> tuple[list[LeadRow], dict[str, int]]:
-    """Every lead, in order of first appearance; and per attribute, how many leads had it only
+    """Every lead, in order of first appearance; and per attribute, how many leads first had it
     after their first outcome (the backtest's cheap timing check, on the same timelines)."""
     routed = route(events, sorted(outcomes, key=attrgetter("ts")))
     rows: list[LeadRow] = []
@@ -94,6 +94,7 @@ def lead_rows(events: Sequence[Event], outcomes: Sequence[Outcome]) -> tuple[lis
         first = math.inf
         outcome_seen = False
         won: bool | None = None
+        late_here: set[str] = set()
         for item in timeline.items.values():
             if not isinstance(item, Event):
                 outcome_seen = True
@@ -102,15 +103,17 @@ def lead_rows(events: Sequence[Event], outcomes: Sequence[Outcome]) -> tuple[lis
             first = min(first, item.ts)
             if outcome_seen:
                 if item.traits:
-                    late.update(k for k in item.traits if _flat_name(k) not in _flatten(state.attributes))
+                    late_here.update(_flat_name(k) for k in item.traits)
                 continue
             if item.traits:
                 merge_traits(state, item.traits)
             if item.type not in NOT_SCORED_EVENTS:
                 counts[item.type] += 1
             before.append(item)
-        rows.append(LeadRow(lead_id, first, won, state.attributes, _flatten(state.attributes), counts, before))
-    return rows, {_flat_name(k): n for k, n in late.items()}
+        flat = _flatten(state.attributes)
+        late.update(name for name in late_here if not _present(flat.get(name)))
+        rows.append(LeadRow(lead_id, first, won, state.attributes, flat, counts, before))
+    return rows, dict(late)
 
 
 def _flat_name(key: str) -> str:
@@ -281,11 +284,14 @@ def _oof_auc(x: NDArray[np.float64], y: NDArray[np.float64]) -> float | None:
 
 
 def leaks(features: list[Feature], x: NDArray[np.float64], y: NDArray[np.float64], late: dict[str, int],
-          fields: Sequence[str]) -> list[Leak]:
-    """Fields to leave out, strongest first: each is judged against the fields still in."""
+          before: Counter[str], fields: Sequence[str]) -> list[Leak]:
+    """Fields to leave out: first known after the outcome for most leads that have them (as the
+    backtest's check: at least 5 leads), then by predictive power, strongest first, each judged
+    against the fields still in."""
     import numpy as np
 
-    found = [Leak(name, "first seen after the outcome") for name in fields if late.get(name, 0) >= 5]
+    found = [Leak(name, "first seen after the outcome") for name in fields
+             if late.get(name, 0) >= 5 and late[name] > before[name]]
     out = {leak.field for leak in found}
     by_field: dict[str, list[int]] = {}
     for i, f in enumerate(features):
@@ -938,6 +944,7 @@ def _suggest(
     present = Counter(name for r in train for name, v in r.flat.items() if _present(v))
     min_support = max(20, len(train) // 100)
     fields = sorted(n for n, c in present.items() if c >= min_support and n not in ALWAYS_OUT)
+    fields += sorted(n for n, c in late.items() if c >= 5 and n not in fields)  # (for the timing check)
     seen_types = Counter(t for r in train for t in r.counts)
     event_types = sorted(t for t in seen_types if t in KNOWN_TYPES)
     unusable = sorted(t for t in seen_types if t not in KNOWN_TYPES and t not in NOT_SCORED_EVENTS)
@@ -945,7 +952,8 @@ def _suggest(
     fields = [f for f in fields if f not in leave_out]
     features = candidate_features(train, fields, event_types, min_support)
     x = matrix(features, train)
-    left_out = told + leaks(features, x, y, late, fields)
+    known_before = Counter(n for r in rows for n, v in r.flat.items() if _present(v))
+    left_out = told + leaks(features, x, y, late, known_before, fields)
     out = {leak.field for leak in left_out}
     keep = [i for i, f in enumerate(features) if f.field not in out]
     features = [features[i] for i in keep]

@@ -122,6 +122,14 @@ def test_a_leaked_field_is_left_out_and_listed(planted: History) -> None:
     assert "left out" in s.yaml
 
 
+def test_a_field_first_known_after_the_outcome_is_left_out(planted: History) -> None:
+    after = [Event(f"late-{i}", "identify", o.ts + 3600, o.email, None, {}, {"deal_stage": o.outcome}, "synth")
+             for i, o in enumerate(planted.outcomes)]
+    events = sorted([*planted.events, *after], key=lambda e: e.ts)
+    s = suggest(events, planted.outcomes, holdout_fraction=0.3, workers=1)
+    assert [(leak.field, leak.check) for leak in s.left_out] == [("custom.deal_stage", "first seen after the outcome")]
+
+
 def test_leave_out_by_name(planted: History) -> None:
     s = suggest(planted.events, planted.outcomes, holdout_fraction=0.3, leave_out=["lead_source"], workers=1)
     assert "lead_source" not in s.yaml.split("fit:")[1]
