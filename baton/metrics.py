@@ -244,7 +244,7 @@ def at_share(scores: Sequence[float], labels: Sequence[bool], share: float) -> d
     taken = caught = 0.0
     threshold: float | None = None
     for value, pos, neg in groups:
-        if taken >= take:
+        if take - taken <= 1e-9 * max(1.0, take):  # (float dust left by a pro-rata part is not a next group)
             break
         size = pos + neg
         part = min(1.0, (take - taken) / size)
