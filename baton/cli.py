@@ -342,6 +342,56 @@ def backtest_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- baton rules suggest HISTORY_DIR --out suggested.yaml -------------------------------------------
+
+
+def _configure_suggest(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("history", metavar="HISTORY_DIR",
+                        help="events, outcomes and leads files (baton export, baton import; docs/backtest-data.md)")
+    parser.add_argument("--out", required=True, metavar="FILE.yaml", help="where to write the suggested rule set")
+    holdout = parser.add_mutually_exclusive_group()
+    holdout.add_argument("--holdout-after", metavar="DATE", help="learn from leads created up to DATE, measure on the rest")
+    holdout.add_argument("--holdout-fraction", type=float, metavar="F",
+                         help="measure on the newest F of leads, learn from the others (default 0.3)")
+    parser.add_argument("--capacity", type=float, metavar="N", help="SQLs a week sales can work (sets the thresholds)")
+    parser.add_argument("--from", dest="current", metavar="CURRENT.yaml",
+                        help="keep this rule set's structure; suggest its points and thresholds")
+    parser.add_argument("--max-rules", type=int, default=30, metavar="N", help="at most this many rules (default 30)")
+    parser.add_argument("--leave-out", action="append", default=[], metavar="FIELD",
+                        help="a field not to learn from (e.g. one sales fills in after contact); repeatable")
+    parser.add_argument("--workers", type=int, default=2, help="processes replaying leads (default 2)")
+
+
+def rules_suggest(args: argparse.Namespace) -> int:
+    """Learn points from outcomes, write them as a rule set, measure it on the holdout; never publishes."""
+    from baton.backtest.io import parse_time, read_history
+    from baton.suggest import format_suggestion, suggest
+
+    current = _load_or_report(args.current) if args.current else None
+    if args.current and current is None:
+        return EXIT_INVALID
+    if args.holdout_fraction is not None and not 0 < args.holdout_fraction < 1:
+        print("--holdout-fraction must be between 0 and 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.max_rules < 1:
+        print("--max-rules must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        after = parse_time(args.holdout_after) if args.holdout_after is not None else None
+        events, outcomes = read_history(args.history)
+        result = suggest(events, outcomes, holdout_after=after, holdout_after_text=args.holdout_after,
+                         holdout_fraction=args.holdout_fraction, capacity=args.capacity, base=current,
+                         max_rules=args.max_rules, leave_out=args.leave_out, name=Path(args.out).stem, history=args.history,
+                         workers=args.workers)
+    except (OSError, ValueError) as exc:
+        print(f"{args.history}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    _out(result.yaml, args.out, sys.stdout)
+    print(format_suggestion(result, args.out))
+    print(json.dumps(result.headline()))
+    return EXIT_OK
+
+
 # --- baton handoff redrive ---------------------------------------------------------------------------
 
 
@@ -455,6 +505,8 @@ COMMANDS: list[Command] = [
             rules_publish, _configure_publish),
     Command(("rules", "diff"), "what changes between two rule sets (files or API versions), rule by rule",
             rules_diff, _configure_diff),
+    Command(("rules", "suggest"), "learn points from outcomes; write them as a rule set measured on a holdout",
+            rules_suggest, _configure_suggest),
     Command(("export",), "export live events and outcomes from DynamoDB to Parquet (for backtests)", export,
             _configure_export),
     Command(("import",), "turn a CRM or marketing export (CSV, Parquet) into history for backtests",

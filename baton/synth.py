@@ -490,3 +490,81 @@ def _visitors(b: _Builder, budget: int) -> None:
             t += r.uniform(20, 300)
             budget -= 1
         i += 1
+
+
+# -- a history with planted, known weights (what ``baton rules suggest`` must recover) -----------------
+
+# Log-odds of winning each planted signal adds, on top of PLANTED_BASE. Every signal is drawn
+# independently of the others; industry, page views and email opens are drawn too and weigh nothing.
+PLANTED_BASE = -1.5
+PLANTED_WEIGHTS: dict[str, float] = {
+    "lead_source is partner": 2.0,  # 20 % of leads
+    "company_size 200 or more": 1.2,  # about 40 % (log-normal sizes around 120)
+    "attended a webinar": 0.6,  # 30 %
+    "country outside the covered markets": -0.8,  # 30 %: india, brazil, japan, mexico, nigeria, indonesia
+    "unsubscribed": -1.6,  # 15 %
+}
+PLANTED_SOURCES = ("partner", "ads", "organic", "event")
+PLANTED_INDUSTRIES = ("software", "retail", "finance", "health", "education")
+
+
+def planted_signals(traits: dict[str, Any], types: set[str]) -> dict[str, bool]:
+    """Which planted signals hold for a lead with these attributes and event types."""
+    return {
+        "lead_source is partner": traits.get("lead_source") == "partner",
+        "company_size 200 or more": int(traits.get("company_size") or 0) >= 200,
+        "attended a webinar": "webinar_attended" in types,
+        "country outside the covered markets": traits.get("country") in UNCOVERED,
+        "unsubscribed": "unsubscribe" in types,
+    }
+
+
+def planted_history(n_leads: int, seed: int = 7, *, events_per_lead: float = 8.0, days: float = 180,
+                    start: float = DEFAULT_START) -> History:
+    """``n_leads`` leads created evenly over ``days``, each with an identify (lead source, company
+    size, country, industry), page views and email opens (no weight), the planted events, and a
+    won or lost outcome 21 days after creation drawn from the logistic model of PLANTED_WEIGHTS.
+    About ``events_per_lead`` events a lead (page views make up the rest)."""
+    if n_leads < 1:
+        raise ValueError("n_leads must be at least 1")
+    r = random.Random(seed)
+    events: list[Event] = []
+    outcomes: list[Outcome] = []
+    page_views = max(events_per_lead - 1 - 2.0 - 0.3 - 0.15, 0.0)
+    with paused_gc():
+        for i in range(n_leads):
+            created = round(start + days * DAY * i / n_leads, 3)
+            email = f"lead{i}@{r.choice(WORDS)}{i % 97}.example"
+            traits = {
+                "lead_source": r.choices(PLANTED_SOURCES, weights=(20, 35, 30, 15))[0],
+                "company_size": max(1, int(r.lognormvariate(math.log(120), 1.2))),
+                "country": r.choice(UNCOVERED) if r.random() < 0.3 else r.choice(COVERED),
+                "industry": r.choice(PLANTED_INDUSTRIES),
+            }
+            lead_events = [Event(f"p{seed}-{i}-id", "identify", created, email, None, {}, traits, "synth")]
+            kinds = ["page_view"] * _poisson(r, page_views) + ["email_open"] * _poisson(r, 2.0)
+            if r.random() < 0.3:
+                kinds.append("webinar_attended")
+            if r.random() < 0.15:
+                kinds.append("unsubscribe")
+            for n, kind in enumerate(kinds):
+                ts = round(created + 60 + r.random() * 14 * DAY, 3)
+                lead_events.append(Event(f"p{seed}-{i}-{n}", kind, ts, email, None, {}, {}, "synth"))
+            signals = planted_signals(traits, set(kinds))
+            log_odds = PLANTED_BASE + sum(PLANTED_WEIGHTS[k] for k, on in signals.items() if on)
+            won = r.random() < 1 / (1 + math.exp(-log_odds))
+            outcomes.append(Outcome("won" if won else "lost", round(created + 21 * DAY, 3), email=email))
+            events += lead_events
+        events.sort(key=lambda e: e.ts)
+    return History(events, sorted(outcomes, key=lambda o: o.ts), start, start + (days + 21) * DAY, n_leads, seed)
+
+
+def _poisson(r: random.Random, mean: float) -> int:
+    """Knuth's method (means here are small)."""
+    if mean <= 0:
+        return 0
+    limit, k, p = math.exp(-mean), 0, r.random()
+    while p > limit:
+        k += 1
+        p *= r.random()
+    return k

@@ -17,7 +17,9 @@ from typing import Any
 from baton.backtest.io import parse_time, read_history, read_lead_keys
 from baton.backtest.replay import BacktestResult, backtest
 from baton.metrics import split_holdout, summary
+from chalicelib.events import Event
 from chalicelib.rules.model import RuleSet
+from chalicelib.timeline import Outcome
 
 
 @dataclass
@@ -40,9 +42,23 @@ def run_report(
     """Read ``history`` (docs/backtest-data.md), replay it under ``ruleset``, measure it."""
     started = time.perf_counter()
     events, outcomes = read_history(history)
+    report = measure(events, outcomes, ruleset, history=str(history), ruleset_label=ruleset_label,
+                     capacity=capacity, holdout_after=holdout_after, holdout_fraction=holdout_fraction,
+                     handoff_share=handoff_share, workers=workers, lead_keys=read_lead_keys(history))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def measure(
+    events: list[Event], outcomes: list[Outcome], ruleset: RuleSet, *, history: str = "", ruleset_label: str = "default",
+    capacity: float | None = None, holdout_after: str | None = None, holdout_fraction: float | None = None,
+    handoff_share: float = 0.1, workers: int = 2, lead_keys: dict[str, str] | None = None,
+) -> Report:
+    """``run_report`` on a history already read: what ``baton rules suggest`` measures its file with."""
+    started = time.perf_counter()
     result = backtest(events, ruleset, outcomes, workers=workers)
     metrics = summary(result, weekly_capacity=capacity, handoff_share=handoff_share)
-    report = Report(str(history), ruleset_label, result, metrics, lead_keys=read_lead_keys(history))
+    report = Report(history, ruleset_label, result, metrics, lead_keys=lead_keys or {})
     if holdout_after is not None or holdout_fraction is not None:
         after = parse_time(holdout_after) if holdout_after is not None else None
         _, held = split_holdout(result, after=after, fraction=holdout_fraction)

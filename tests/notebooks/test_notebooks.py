@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ("01-author-ruleset", "02-backtest", "03-compare-and-publish")
+NAMES = ("01-author-ruleset", "02-backtest", "03-compare-and-publish", "04-suggest-from-outcomes")
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +147,20 @@ def test_compare_and_publish(kernel: str, tmp_path: Path) -> None:
     assert out["target"] == "the library's RulesetService"
     text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert "as version 1" in text
+
+
+def test_suggest_from_outcomes(kernel: str, tmp_path: Path) -> None:
+    out_path = tmp_path / "suggested.yaml"
+    out, executed = run("04-suggest-from-outcomes", tmp_path, n_leads=1500, seed=5, weekly_capacity=6.0,
+                        out_path=str(out_path), workers=1)
+    assert out["train_leads"] == 1050 and out["holdout_leads"] == 450
+    assert 0 < out["rules"] <= 30 and out["holdout_auc"] > out["current_holdout_auc"]
+    assert out["logistic_holdout_auc"] is not None and out["boosting_holdout_auc"] is not None
+    assert out["changed_leads"] > 0
+    from chalicelib.rules import load_ruleset
+
+    assert load_ruleset(out_path).fit  # the written file is an ordinary rule set
+    assert images(executed) >= 3  # ROC (current, suggested, logistic, boosting), calibration, weekly SQLs
 
 
 # -- the stored notebooks ------------------------------------------------------------------------------

@@ -1,0 +1,229 @@
+"""``baton rules suggest``: the planted signals come back, the file is an ordinary rule set, the
+holdout AUC is the backtest's, leaks are left out, ``--from`` keeps the structure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from baton import cli
+from baton.backtest.io import write_events, write_outcomes
+from baton.backtest.report import run_report
+from baton.suggest import Feature, LeadRow, Suggestion, lead_rows, score_condition, suggest, threshold_for
+from baton.synth import PLANTED_WEIGHTS, History, planted_history, planted_signals
+from chalicelib.events import Event
+from chalicelib.rules.conditions import Context, compile_condition
+from chalicelib.rules.loader import load_ruleset, parse_ruleset
+from chalicelib.rules.model import StageRule
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def planted() -> History:
+    return planted_history(5000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def suggested(planted: History) -> Suggestion:
+    return suggest(planted.events, planted.outcomes, holdout_fraction=0.3, capacity=30, workers=1)
+
+
+def _points_by_signal(s: Suggestion, planted: History) -> dict[str, float]:
+    """Each planted signal's effect in the suggested points: the mean score of the leads that have
+    it minus the mean of those that do not (signals are drawn independently, so the difference is
+    the points the rules give that signal)."""
+    rows, _ = lead_rows(sorted(planted.events, key=lambda e: e.ts), planted.outcomes)
+    compiled = {r.id: compile_condition(rule.when, {}) for r, rule in
+                zip(s.ruleset.fit, s.ruleset.fit, strict=True)}
+    scores, signals = [], []
+    for row in rows:
+        fit = sum(r.points for r in s.ruleset.fit if compiled[r.id](Context(row.attrs)))
+        engagement = sum(r.points * min(row.counts[r.events[0]], r.caps.max_count if r.caps and r.caps.max_count
+                                        else 10**9) for r in s.ruleset.engagement)
+        scores.append(fit + engagement)
+        traits = {k: v for k, v in row.attrs.items() if k != "custom"}
+        signals.append(planted_signals(traits, set(row.counts)))
+    effect = {}
+    for name in PLANTED_WEIGHTS:
+        on = [sc for sc, sig in zip(scores, signals, strict=True) if sig[name]]
+        off = [sc for sc, sig in zip(scores, signals, strict=True) if not sig[name]]
+        effect[name] = sum(on) / len(on) - sum(off) / len(off)
+    return effect
+
+
+def test_recovers_the_planted_signals_order_and_sign(suggested: Suggestion, planted: History) -> None:
+    effect = _points_by_signal(suggested, planted)
+    # An unsubscribe comes after the lead's fit: points it took away would never lower the peak
+    # score that moves the lead and that the backtest ranks by. It is learned, then reported, not written.
+    assert suggested.negative["At least one unsubscribe"] < -30
+    assert effect["unsubscribed"] == pytest.approx(0.0, abs=3)
+    held = {k: w for k, w in PLANTED_WEIGHTS.items() if k != "unsubscribed"}
+    for name, weight in held.items():
+        assert (effect[name] > 0) == (weight > 0), (name, effect[name])
+    by_weight = sorted(held, key=held.__getitem__)
+    by_points = sorted(held, key=effect.__getitem__)
+    assert by_points == by_weight, effect
+
+
+def test_holdout_auc_close_to_the_logistic_regression(suggested: Suggestion) -> None:
+    headline = suggested.headline()
+    assert headline["logistic_holdout_auc"] is not None and headline["holdout_auc"] is not None
+    assert headline["holdout_auc"] >= headline["logistic_holdout_auc"] - 0.02, headline
+    assert headline["boosting_holdout_auc"] > 0.6
+    assert headline["rules"] <= 30
+    assert 0.03 <= headline["sql_share"] <= 0.25
+
+
+def test_the_file_is_an_ordinary_rule_set(suggested: Suggestion, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "suggested.yaml"
+    target.write_text(suggested.yaml)
+    assert cli.main(["rules", "validate", str(target)]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+    ruleset = load_ruleset(target)
+    assert ruleset.fit and ruleset.engagement
+    assert all(r.label and r.points for r in ruleset.fit)
+    labels = [r.label for r in ruleset.fit]
+    assert "Lead source is partner" in labels
+    assert "points double the odds" in suggested.yaml
+    assert "learning leads" in suggested.yaml and "% won" in suggested.yaml  # support and conversion
+
+
+def test_holdout_auc_is_what_baton_backtest_gives(suggested: Suggestion, planted: History, tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    history.mkdir()
+    write_events(history / "events.parquet", planted.events)
+    write_outcomes(history / "outcomes.parquet", planted.outcomes)
+    (tmp_path / "s.yaml").write_text(suggested.yaml)
+    report = run_report(history, load_ruleset(tmp_path / "s.yaml"), capacity=30, holdout_fraction=0.3, workers=1)
+    assert report.holdout is not None
+    assert report.holdout["quality"]["auc"] == pytest.approx(suggested.headline()["holdout_auc"], abs=1e-4)
+
+
+def _with_leak(history: History) -> tuple[list[Event], list]:
+    """The planted history plus a field sales fills in after the call: it says how it went."""
+    won = {o.email for o in history.outcomes if o.outcome == "won"}
+    extra = []
+    for i, e in enumerate(e for e in history.events if e.type == "identify"):
+        verdict = "good call" if (e.email in won) == (i % 10 != 0) else "bad call"
+        extra.append(Event(f"leak-{i}", "identify", e.ts + 1, e.email, None, {}, {"call_notes": verdict}, "synth"))
+    return sorted([*history.events, *extra], key=lambda e: e.ts), history.outcomes
+
+
+def test_a_leaked_field_is_left_out_and_listed(planted: History) -> None:
+    events, outcomes = _with_leak(planted)
+    s = suggest(events, outcomes, holdout_fraction=0.3, workers=1)
+    assert [leak.field for leak in s.left_out] == ["custom.call_notes"]
+    assert "call_notes" not in s.yaml.split("fit:")[1]
+    assert s.headline()["left_out"] == ["custom.call_notes"]
+    assert "left out" in s.yaml
+
+
+def test_a_field_first_known_after_the_outcome_is_left_out(planted: History) -> None:
+    after = [Event(f"late-{i}", "identify", o.ts + 3600, o.email, None, {}, {"deal_stage": o.outcome}, "synth")
+             for i, o in enumerate(planted.outcomes)]
+    events = sorted([*planted.events, *after], key=lambda e: e.ts)
+    s = suggest(events, planted.outcomes, holdout_fraction=0.3, workers=1)
+    assert [(leak.field, leak.check) for leak in s.left_out] == [("custom.deal_stage", "first seen after the outcome")]
+
+
+def test_leave_out_by_name(planted: History) -> None:
+    s = suggest(planted.events, planted.outcomes, holdout_fraction=0.3, leave_out=["lead_source"], workers=1)
+    assert "lead_source" not in s.yaml.split("fit:")[1]
+    assert s.headline()["left_out"] == ["lead_source"]
+
+
+def test_from_keeps_the_structure_and_prints_the_diff(planted: History, tmp_path: Path) -> None:
+    current = tmp_path / "current.yaml"
+    current.write_text("""\
+name: current
+grades: [{grade: A, min_fit: 50}, {grade: D}]
+fit:
+  - {id: partner, label: Partner, when: {field: lead_source, op: eq, value: partner}, points: 10}
+  - {id: industry, label: Software, when: {field: industry, op: eq, value: software}, points: 30}
+engagement:
+  - {id: webinar, label: Webinar, events: [webinar_attended], points: 5}
+  - {id: unsubscribe, label: Unsubscribed, events: [unsubscribe], points: 20}
+stages:
+  mql: {when: {field: fit, op: gte, value: 30}}
+  sql: {when: {field: fit, op: gte, value: 50}}
+""")
+    base = load_ruleset(current)
+    s = suggest(planted.events, planted.outcomes, holdout_fraction=0.3, capacity=30, base=base, workers=1)
+    assert [r.id for r in s.ruleset.fit] == ["partner", "industry"]
+    points = {r.id: r.points for r in [*s.ruleset.fit, *s.ruleset.engagement]}
+    assert points["partner"] > 40 and points["webinar"] > 5  # the planted weights, on this structure
+    assert abs(points["industry"]) < 10
+    assert s.diff is not None and "partner" in s.diff and "10 -> " in s.diff
+    assert s.headline()["current_holdout_auc"] is not None
+    assert s.headline()["holdout_auc"] > s.headline()["current_holdout_auc"]
+
+
+def test_cli_writes_the_file_and_ends_with_json(planted: History, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    history = tmp_path / "history"
+    history.mkdir()
+    write_events(history / "events.parquet", planted.events[: len(planted.events) // 2])
+    write_outcomes(history / "outcomes.parquet", planted.outcomes)
+    out = tmp_path / "out" / "suggested.yaml"
+    assert cli.main(["rules", "suggest", str(history), "--out", str(out), "--capacity", "20",
+                     "--holdout-after", "2026-03-01", "--max-rules", "8", "--workers", "1"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    last = json.loads(printed[-1])
+    for key in ("train_leads", "holdout_leads", "rules", "holdout_auc", "current_holdout_auc",
+                "logistic_holdout_auc", "boosting_holdout_auc", "precision_at_capacity", "sql_share", "seconds",
+                "left_out"):
+        assert key in last
+    assert last["rules"] <= 8
+    assert last["current_holdout_auc"] is None
+    assert load_ruleset(out).name == "suggested"
+    assert any(line.startswith("holdout (as `baton backtest` scores the file)") for line in printed)
+
+
+def test_cli_refuses_a_history_without_outcomes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    history = tmp_path / "history"
+    history.mkdir()
+    generated = planted_history(50)
+    write_events(history / "events.parquet", generated.events)
+    write_outcomes(history / "outcomes.parquet", [])
+    assert cli.main(["rules", "suggest", str(history), "--out", str(tmp_path / "s.yaml")]) == 1
+    assert "too few to learn from" in capsys.readouterr().err
+
+
+def test_score_condition_is_fit_plus_engagement_at_the_levels() -> None:
+    fits = [0, 10, 20, 30, 45, 60]
+    cond = StageRule.model_validate({"when": score_condition(50, fits, 40, -10)}).when
+    test = compile_condition(cond, {})
+    for fit in range(-10, 80, 5):
+        for engagement in range(-10, 45, 5):
+            holds = test(Context({}, fit=fit, engagement=engagement))
+            if fit + engagement < 50:
+                assert not holds, (fit, engagement)  # never below the threshold
+            elif fit in fits and fit >= 10:
+                assert holds, (fit, engagement)  # exact at the lead's own fit levels
+
+
+def test_threshold_for_keeps_to_the_share() -> None:
+    scores = [float(s) for s in range(100)]
+    t = threshold_for(scores, 0.1)
+    assert sum(s >= t for s in scores) <= 10
+    assert sum(s >= t - 1 for s in scores) > 10
+
+
+def test_features_read_values_as_the_engine_does() -> None:
+    from baton.suggest import column, rule_of
+
+    rows = [LeadRow(str(i), float(i), True, {"country": v}, {"country": v}, __import__("collections").Counter())
+            for i, v in enumerate(["US", "us", "Germany", None])]
+    feature = Feature("value", "country", ("us",))
+    label, when = rule_of(feature)
+    assert label == "Country is us"
+    ruleset = parse_ruleset({"name": "t", "grades": [{"grade": "D"}],
+                             "fit": [{"id": "us", "label": label, "when": when, "points": 1}],
+                             "stages": {"mql": {"when": {"field": "fit", "op": "gte", "value": 1}},
+                                        "sql": {"when": {"field": "fit", "op": "gte", "value": 2}}}})
+    test = compile_condition(ruleset.fit[0].when, {})
+    assert column(feature, rows) == [1.0 if test(Context(r.attrs)) else 0.0 for r in rows] == [1, 1, 0, 0]
