@@ -21,6 +21,8 @@ def apply_outcome(
     """Apply sales feedback at ``now``; returns the transition it caused, if any."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
+    if state.last_outcome_at is None or now > state.last_outcome_at:
+        state.last_outcome_at = now  # (an event dated before it, arriving after, replays the lead)
     why = f"sales: {outcome}" + (f" ({reason})" if reason else "")
     if outcome == "accepted":
         if state.accepted_at is None:
