@@ -305,3 +305,15 @@ def test_an_event_dated_before_a_recycle_counts_before_it(
     assert calls_for(store, lambda: service.ingest([ev("trial", 2, "trial_signup")])) == 3
     state = store.get(ANA).state  # type: ignore[union-attr]
     assert state.stage == "recycled" and state.engagement_by_rule == {}, "the recycle reset it, in event time"
+
+
+def test_a_late_event_after_an_erasure_keeps_the_tombstone(service: LeadService, store: InMemoryLeads) -> None:
+    service.ingest([ev("old", 1, traits=VP)])
+    store.erase(ANA, T0 + 2 * DAY)
+    service.ingest([ev("new", 6)])  # a new signup after the erasure
+    service.ingest([ev("late", 4)])  # late (replays), and after the erasure: it counts
+    service.ingest([ev("before", 1.5)])  # dated before the erasure: dropped
+    state = store.get(ANA).state  # type: ignore[union-attr]
+    assert state.erased_at == T0 + 2 * DAY
+    assert [e.event_id for e in store.events(ANA)] == ["late", "new"]
+    assert state.event_count == 2
