@@ -97,9 +97,10 @@ def _post_each(sender: Sender, events: list[dict[str, Any]]) -> list[tuple[int, 
 def test_eight_senders_on_one_lead_lose_no_update(sender: Sender) -> None:
     email = f"hot-{uuid.uuid4().hex[:8]}@gmail.com"  # free mail: grade D, no stage change on the way
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
-    # Events at one instant, shuffled: each one after the first replays the lead (ties go by event id).
+    # Events at one instant, shuffled: each one after the first replays the lead (ties go by event id),
+    # reading up to all 200 events: a history's worth of late events costs O(n^2) reads.
     events = [{"event_id": f"{email}-{n}", "type": ("trial_signup", "meeting_canceled")[n % 2], "email": email,
-               "occurred_at": at} for n in range(THREADS * 50)]  # fmt: skip
+               "occurred_at": at} for n in range(THREADS * 25)]  # fmt: skip
     random.shuffle(events)
     answers = _post_each(sender, events)
     assert sender.server_errors == [], sender.server_errors
@@ -256,7 +257,8 @@ def test_a_history_delivered_three_times_in_any_order_scores_and_alerts_once(
     assert [lead["stage"] for lead in leads.values()] == ["sql", "mql", "lead", "disqualified"]
 
     sql_lead = next(iter(leads.values()))
-    transitions = [(sql_lead["lead_id"], h["transition_id"]) for h in sql_lead["stage_history"] if h["stage"] == "sql"]
+    transitions = [(sql_lead["lead_id"], h["transition_id"]) for h in sql_lead["stage_history"]
+                   if h["stage"] == "sql" and "transition_id" in h]  # (not a late event's note)
     ids = {lead["lead_id"] for lead in leads.values()}
     deadline = time.monotonic() + 45
     while not (_alerts(live_stack, ids) and _quiet(live_stack)):
