@@ -3,6 +3,9 @@
 A batch is read through the lead timeline (``chalicelib.timeline``: routing, dedupe, adoption of
 anonymous visits, time order), with what the store knows of its visitors (links, waiting events).
 Per lead and per write: one read of the state, one conditional write of state + events + outbox.
+Scores follow event time: an event older than the newest event or outcome the lead has seen (a
+late one) costs one more read, the lead's stored history, which is replayed with it
+(``timeline.replay_late``: stages forward-only, a changed past noted in the stage history).
 Redelivered events are dropped (by the timeline within the batch, by the state's recent-id memory,
 or by the store's per-event condition for older ones); a concurrent writer makes us re-read and
 re-apply, a bounded number of times.
@@ -38,7 +41,17 @@ from chalicelib.store.base import (
     OutboxRepository,
     StoredLead,
 )
-from chalicelib.timeline import Routed, Timeline, apply, in_time_order, route
+from chalicelib.timeline import (
+    Outcome,
+    Routed,
+    Timeline,
+    apply,
+    in_time_order,
+    is_late,
+    replay_late,
+    route,
+    store_order,
+)
 
 MAX_ATTEMPTS = 8
 log = logging.getLogger(__name__)
@@ -176,11 +189,14 @@ class LeadService:
                 state.erased_at = found.at
             if email and state.email is None:
                 set_email(state, email)
-            fresh = [e for e in events if e.event_id not in known_dupes and not state.seen(e.event_id)
-                     and not state.predates_erasure(e.ts)]
+            fresh = sorted((e for e in events if e.event_id not in known_dupes and not state.seen(e.event_id)
+                            and not state.predates_erasure(e.ts)), key=store_order)
+            if stored is not None and fresh and is_late(state, fresh[0]):
+                state, transitions, fresh = self._replay_late(state, fresh, rs, now)
+            else:
+                transitions = apply(state, fresh, rs, now)
             fresh_ids = {e.event_id for e in fresh}
             dupes = [e.event_id for e in events if e.event_id not in fresh_ids]
-            transitions = apply(state, fresh, rs, now)
             shadow_rs = self.rulesets.shadow()
             if shadow_rs is not None and fresh:
                 shadow.score(state, fresh, shadow_rs, now)
@@ -204,6 +220,21 @@ class LeadService:
                 continue
             return _result(state, transitions, [e.event_id for e in fresh], dupes, explained)
         raise Unavailable("too many concurrent updates to this lead; retry shortly", retry_after=1)
+
+    def _replay_late(self, state: LeadState, fresh: list[Event], rs: CompiledRuleset, now: float
+                     ) -> tuple[LeadState, list[Transition], list[Event]]:
+        """Events older than what the lead has seen: its stored history, with them, replayed in event
+        time (one more read); returns the state, the transitions to announce and the events that were
+        new (a redelivery the state no longer remembers is in the history already)."""
+        events, records = self.leads.history(state.lead_id)
+        held = {e.event_id for e in events}
+        fresh = [e for e in fresh if e.event_id not in held]
+        if not fresh:
+            return state, [], fresh
+        metric("LateEvents", len(fresh))
+        outcomes = [Outcome.from_record(state.lead_id, r) for r in records if r.get("outcome")]
+        replayed, transitions = replay_late(state, [*events, *fresh], outcomes, fresh[0], rs, now)
+        return replayed, transitions, fresh
 
     # -- sales feedback --------------------------------------------------------------------------
     def record_outcome(
@@ -287,7 +318,7 @@ class LeadService:
             "email": state.email,
             "attributes": state.attributes,
             "stage": state.stage,
-            "stage_history": [{**h, "at": iso(h["at"])} for h in state.stage_history],
+            "stage_history": [_history_entry(h) for h in state.stage_history],
             "fit": explained["fit"]["score"],
             "grade": explained["fit"]["grade"],
             "engagement": shown_score(explained["engagement"]["score"]),
@@ -324,6 +355,13 @@ def _result(
         engagement=explained["engagement"]["score"], fit=explained["fit"]["score"],
         grade=explained["fit"]["grade"],
     )
+
+
+def _history_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    out = {**entry, "at": iso(entry["at"])}
+    if "revised" in entry:  # a late event's note: the transitions as the event-time replay has them
+        out["revised"] = [{**r, "at": iso(r["at"])} for r in entry["revised"]]
+    return out
 
 
 def alert_status(state: LeadState, deliveries: OutboxRepository | None) -> dict[str, Any]:

@@ -89,6 +89,7 @@ class LeadState:
     stage: str = "lead"
     stage_history: list[dict[str, Any]] = field(default_factory=list)
     last_seen: float = 0.0  # the newest event time: engagement is evaluated here, never in the past
+    last_outcome_at: float | None = None  # the newest sales outcome: an event before it arrives late
     first_seen: float | None = None
     # rule id -> [value at ref time, ref time]: decays lazily, so an event touches only its rules
     engagement_by_rule: dict[str, list[float]] = field(default_factory=dict)
@@ -132,7 +133,8 @@ class LeadState:
     def to_dict(self) -> dict[str, Any]:
         return {
             "lead_id": self.lead_id, "email": self.email, "attributes": self.attributes, "stage": self.stage,
-            "stage_history": self.stage_history, "last_seen": self.last_seen, "first_seen": self.first_seen,
+            "stage_history": self.stage_history, "last_seen": self.last_seen,
+            "last_outcome_at": self.last_outcome_at, "first_seen": self.first_seen,
             "engagement_by_rule": self.engagement_by_rule, "engagement_totals": self.engagement_totals,
             "totals_basis": self.totals_basis, "caps": self.caps, "frequency_matches": self.frequency_matches,
             "recent_ids": list(self.recent_ids),

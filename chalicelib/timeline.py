@@ -16,7 +16,11 @@ The live service (``leads.LeadService``), the re-score (``rescore.replay``) and 
 - **merge**: events in time order (stable: events at the same instant keep their order), sales
   outcomes interleaved by time, events first at the same instant;
 - **replay**: ``apply_event`` / ``apply_outcome`` in that order, ``now`` being each item's own time
-  (events arriving live are applied at the service's clock instead: ``apply``).
+  (events arriving live are applied at the service's clock instead: ``apply``);
+- **event time**: a lead's scores are a function of the set of its events and outcomes, whatever
+  order they arrive in. Events newer than everything the lead has seen (``horizon``) are applied
+  on top of its state; a late one (``is_late``) replays its whole stored history (``replay_late``).
+  Stages stay forward-only: the further of the replayed stage and the one already announced.
 
 ``route`` reads a stream (a batch, or a whole history) into one ``Timeline`` per lead; ``merge``
 orders one lead's stored history; ``replay`` applies a history to a state, one ``step`` per item
@@ -31,10 +35,10 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from chalicelib.engine import apply_event, apply_outcome
-from chalicelib.events import Event
+from chalicelib.engine import apply_event, apply_outcome, new_lead, record_transition
+from chalicelib.events import Event, iso
 from chalicelib.rules.compile import CompiledRuleset
-from chalicelib.state import LeadState, Transition, lead_id_for
+from chalicelib.state import HISTORY, STAGE_ORDER, LeadState, Transition, lead_id_for
 
 _ts = attrgetter("ts")
 
@@ -106,6 +110,19 @@ class Routed:
     outcomes_applied: int = 0  # to this share's leads
     unmatched_outcomes: int = 0  # for leads that did not exist (yet)
     unsorted: bool = False  # events were not in time order: nothing was routed
+
+
+def in_event_time(timeline: Timeline) -> Iterable[Item]:
+    """A timeline's items in the order they apply: as routed, except that a visitor's events adopted
+    at an identify count at their own time among the lead's other events, in the order the live
+    service replays them (the store's: time, then event id; outcomes after events at one instant)."""
+    if timeline.adopted is None:
+        return timeline.items.values()
+    return sorted(timeline.items.values(), key=_event_time)
+
+
+def _event_time(item: Item) -> tuple[float, bool, str]:
+    return (item.ts, False, item.event_id) if type(item) is Event else (item.ts, True, "")
 
 
 def store_order(event: Event) -> tuple[float, str]:
@@ -296,3 +313,91 @@ def apply(state: LeadState, events: Iterable[Event], rs: CompiledRuleset, now: f
         if found:
             transitions += found
     return transitions
+
+
+# -- event time ----------------------------------------------------------------------------------
+
+def horizon(state: LeadState) -> float:
+    """The time up to which the lead's history is settled: its newest event or sales outcome."""
+    last_outcome = state.last_outcome_at
+    return state.last_seen if last_outcome is None or last_outcome < state.last_seen else last_outcome
+
+
+def is_late(state: LeadState, event: Event) -> bool:
+    """Does ``event`` belong before what the lead has already seen? One at the very instant of the
+    newest counts too: events at one instant apply in event-id order, which only the store knows."""
+    return event.ts <= horizon(state)
+
+
+def rebuild(lead_id: str, email: str | None, events: Iterable[Event], outcomes: Iterable[Outcome],
+            rs: CompiledRuleset) -> tuple[LeadState, list[Transition]]:
+    """A lead built from nothing by its whole history in event time; the transitions on the way."""
+    state = new_lead(lead_id, email)
+    return state, replay(state, merge(events, outcomes), rs)
+
+
+# What a lead's journey owns (what sales was told and did), as opposed to what scoring recomputes.
+JOURNEY = (
+    "stage", "stage_history", "transitions_count", "handed_off_at", "route", "sla_deadline", "sla_reminders",
+    "accepted_at", "owner", "recycled_at", "disqualified_reason", "fast_track", "shadow",
+)
+# Set outside the rules (the shadow pilot, the re-score, an erasure's tombstone): a replay cannot
+# make them.
+_KEPT = ("shadow", "rescored_version", "erased_at")
+_SLA = ("sla_deadline", "sla_reminders")
+_PRE_SALES = frozenset({"lead", "recycled", "mql"})
+
+
+def forward_only(old: LeadState, replayed: LeadState, rs: CompiledRuleset, now: float, why: str
+                 ) -> tuple[LeadState, list[Transition]]:
+    """The lead with the scores of ``replayed`` and the journey of ``old``, moved on to the replayed
+    stage when that is further (or disqualified, from before sales): stages never move back, and a
+    stage already announced is not announced again. A move is recorded at ``now``, because ``why``."""
+    state = replayed.copy()
+    for name in (*JOURNEY, *_KEPT):
+        setattr(state, name, getattr(old, name))
+    state.attributes = {**old.attributes, **replayed.attributes}
+    state.ruleset_version = rs.version
+    reason = replayed.stage_history[-1]["reason"] if replayed.stage_history else ""
+    transitions: list[Transition] = []
+    if old.stage in _PRE_SALES:
+        if replayed.stage == "disqualified":
+            state.disqualified_reason = replayed.disqualified_reason
+            transitions.append(record_transition(state, rs, "disqualified", now, f"{why}: {reason}"))
+        elif replayed.stage != "recycled" and STAGE_ORDER[replayed.stage] > STAGE_ORDER[old.stage]:
+            state.fast_track = replayed.fast_track
+            transitions.append(record_transition(state, rs, replayed.stage, now, f"{why}: {reason}"))
+    return state, transitions
+
+
+def replay_late(old: LeadState, events: Sequence[Event], outcomes: Sequence[Outcome], late: Event,
+                rs: CompiledRuleset, now: float) -> tuple[LeadState, list[Transition]]:
+    """The lead after ``late`` arrived: its whole history (``events`` include ``late``) replayed in
+    event time, and the transitions to announce.
+
+    When the transitions already recorded are the replay's first ones, the replay is what in-order
+    arrival would have made: it stands, and its further transitions are announced. Otherwise the
+    late event changed a past transition: the journey stays (``forward_only``) and the lead's stage
+    history gets a note with the transitions as the replay has them (once per revision)."""
+    replayed, steps = rebuild(old.lead_id, old.email, sorted(events, key=store_order), outcomes, rs)
+    for name in _KEPT:
+        setattr(replayed, name, getattr(old, name))
+    count = old.transitions_count
+    recorded = [(h["transition_id"], h["at"]) for h in old.stage_history if "transition_id" in h]
+    if len(steps) >= count and [(t.id, t.at) for t in steps[count - len(recorded) : count]] == recorded:
+        fresh = steps[count:]
+        if not fresh:
+            for name in _SLA:
+                setattr(replayed, name, getattr(old, name))
+        return replayed, fresh
+    state, transitions = forward_only(old, replayed, rs, now, f"late event {late.event_id}")
+    revised = [{"stage": t.to_stage, "at": t.at} for t in steps][-HISTORY:]
+    noted = next((h["revised"] for h in reversed(old.stage_history) if "revised" in h), None)
+    if noted != revised:
+        state.stage_history.append({
+            "stage": state.stage, "at": now, "ruleset_version": rs.version, "revised": revised,
+            "reason": f"late event {late.event_id} (occurred {iso(late.ts)}) changed past transitions; "
+                      "stages already announced stand",
+        })
+        del state.stage_history[:-HISTORY]
+    return state, transitions

@@ -34,7 +34,7 @@ from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledRuleset, compile_ruleset
 from chalicelib.rules.model import FORM_EVENT_TYPES, RuleSet
 from chalicelib.state import STAGE_ORDER, LeadState, Transition
-from chalicelib.timeline import Outcome, Routed, Timeline, in_time_order, route, step
+from chalicelib.timeline import Outcome, Routed, Timeline, in_event_time, in_time_order, route, step
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -231,7 +231,7 @@ def _replay_lead(lead_id: str, timeline: Timeline, rs: CompiledRuleset, keep_sta
     before_outcome: float | None = None
     pending = False  # the score may have risen since it was last evaluated
     last = -math.inf
-    for item in timeline.items.values():
+    for item in in_event_time(timeline):
         if type(item) is not Event:  # an outcome (a type test is cheaper than isinstance, once per event)
             assert isinstance(item, Outcome)
             if pending:  # sales feedback may reset engagement: take the peak first

@@ -7,9 +7,10 @@ whatever the lead's history, and arrival order does not change the decayed sum.
 Accumulators with the same half-life also add up into one running total, so the score itself costs
 one term per half-life (stage rules read it on every event).
 
-Caps and frequency rules count hits in arrival order (the backtest replays in time order; the
-online path sorts each batch by time): a late event never pushes any rolling window over its cap,
-but which of several capped events counted can depend on arrival order.
+Caps and frequency rules count hits in the order events are applied: event time, because the live
+service replays a lead's history when an event arrives late (``timeline.replay_late``), as the
+backtest and the re-score do. (A late event applied on top would never push a rolling window over
+its cap, but which of several capped events counted would depend on arrival order.)
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ def apply_outcome(
     first accepts the lead (or moves it on) becomes its owner, until it is recycled."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
+    if state.last_outcome_at is None or now > state.last_outcome_at:
+        state.last_outcome_at = now  # (an event dated before it, arriving after, replays the lead)
     why = f"sales: {outcome}" + (f" ({reason})" if reason else "")
     if outcome == "accepted":
         if state.accepted_at is None:

@@ -33,7 +33,7 @@ def sql_transition(state: LeadState) -> Transition | None:
     history = state.stage_history
     for n in range(len(history) - 1, -1, -1):
         entry = history[n]
-        if entry["stage"] == "sql":
+        if entry["stage"] == "sql" and "transition_id" in entry:  # (not a late event's note)
             return Transition(
                 id=entry["transition_id"], lead_id=state.lead_id,
                 from_stage=history[n - 1]["stage"] if n else "lead", to_stage="sql",

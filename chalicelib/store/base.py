@@ -69,6 +69,11 @@ class LeadRepository(Protocol):
 
     def outcomes(self, lead_id: str) -> list[dict[str, Any]]: ...
 
+    def history(self, lead_id: str) -> tuple[list[Event], list[dict[str, Any]]]:
+        """The lead's events (oldest first) and outcomes read together, strongly consistent, in one
+        round trip (paged for long histories): what a late event replays."""
+        ...
+
     def linked_lead(self, anonymous_id: str) -> str | None: ...
 
     def save_anonymous(self, anonymous_id: str, events: Sequence[Event]) -> int:

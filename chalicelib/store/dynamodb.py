@@ -233,6 +233,22 @@ class DynamoDBLeads:
         )
         return [json.loads(i["data"]["S"]) for i in items]
 
+    def history(self, lead_id: str) -> tuple[list[Event], list[dict[str, Any]]]:
+        # EVT# < LINK# < OUTCOME# in the sort key's order: one range holds both (and the few links).
+        try:
+            items = list(_query(
+                self.table, ConsistentRead=True,
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+                ExpressionAttributeValues={":pk": _s(f"LEAD#{lead_id}"), ":first": _s("EVT#"),
+                                           ":last": _s("OUTCOME$")},
+                ProjectionExpression="sk, #d", ExpressionAttributeNames={"#d": "data"},
+            ))
+        except ClientError as exc:
+            raise _translate(exc) from None
+        events = [Event.from_dict(json.loads(i["data"]["S"])) for i in items if i["sk"]["S"].startswith("EVT#")]
+        outcomes = [json.loads(i["data"]["S"]) for i in items if i["sk"]["S"].startswith("OUTCOME#")]
+        return sorted(events, key=lambda e: (e.ts, e.event_id)), outcomes
+
     def linked_lead(self, anonymous_id: str) -> str | None:
         try:
             found = client("dynamodb").get_item(

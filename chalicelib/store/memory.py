@@ -92,6 +92,12 @@ class InMemoryLeads:
         with self._lock:
             return list(self._outcomes.get(lead_id, []))
 
+    def history(self, lead_id: str) -> tuple[list[Event], list[dict[str, Any]]]:
+        with self._lock:
+            self.calls += 1
+            events = sorted(self._events.get(lead_id, {}).values(), key=lambda e: (e.ts, e.event_id))
+            return events, list(self._outcomes.get(lead_id, []))
+
     def linked_lead(self, anonymous_id: str) -> str | None:
         with self._lock:
             self.calls += 1

@@ -88,6 +88,19 @@ def test_outcomes_links_and_anonymous_events(repos: dict[str, Any]) -> None:
     assert leads.outcomes("L1") == [{"outcome": "won", "at": 7.0}]
 
 
+def test_history_reads_events_and_outcomes_together(repos: dict[str, Any]) -> None:
+    """What a late event replays: the lead's events (time, then id) and outcomes, links left out."""
+    leads = repos["leads"]
+    events = [Event(i, "page_view", ts, "x@acme.io", None, {}, {}, "api") for i, ts in (("b", 5.0), ("a", 5.0), ("c", 1.0))]
+    leads.commit(Commit(LeadState("L1"), 0, events, outcomes=[{"outcome": "won", "at": 7.0}], link_anonymous="v1"))
+    leads.commit(Commit(LeadState("L1"), 1, outcomes=[{"outcome": "lost", "at": 9.0}]))
+    leads.commit(Commit(LeadState("L2"), 0, [Event("z", "page_view", 2.0, "y@acme.io", None, {}, {}, "api")]))
+    found, outcomes = leads.history("L1")
+    assert [e.event_id for e in found] == ["c", "a", "b"]
+    assert [o["outcome"] for o in outcomes] == ["won", "lost"]
+    assert leads.history("L3") == ([], [])
+
+
 def test_sla_due_lists_unaccepted_sqls_past_deadline(repos: dict[str, Any]) -> None:
     leads = repos["leads"]
     leads.commit(Commit(LeadState("L1", stage="sql", sla_deadline=100.0), 0))
