@@ -31,6 +31,7 @@ class Settings:
     delivery_retry_seconds: float = 86400.0
     slack_pace_seconds: float = 1.0  # at most one post per channel per this many seconds
     delivery_sweep_seconds: float = 55.0  # how long one delivery_sweeper run (every minute) keeps posting
+    form_posts_per_hour: int = 20  # public form posts per address (lead) and hour; more answer 429
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -57,6 +58,7 @@ class Settings:
             delivery_retry_seconds=_seconds(e, "BATON_DELIVERY_RETRY_SECONDS", 86400.0),
             slack_pace_seconds=_seconds(e, "BATON_SLACK_PACE_SECONDS", 1.0),
             delivery_sweep_seconds=_seconds(e, "BATON_DELIVERY_SWEEP_SECONDS", 55.0, minimum=0.0),
+            form_posts_per_hour=_count(e, "BATON_FORM_POSTS_PER_HOUR", 20),
         )
 
 
@@ -68,6 +70,17 @@ def _seconds(env: dict[str, str], name: str, default: float, minimum: float = 0.
         raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
     if not minimum <= value < float("inf"):
         raise ValueError(f"{name} must be at least {minimum:g} seconds, not {raw!r}")
+    return value
+
+
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    try:
+        value = int(raw) if raw.strip() else default
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {raw!r}")
     return value
 
 

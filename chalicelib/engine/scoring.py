@@ -15,22 +15,18 @@ from chalicelib.engine.stages import SETTLED, climb
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledEngagement, CompiledRuleset
 from chalicelib.rules.conditions import Context
-from chalicelib.state import RECENT_IDS, LeadState, Transition
+from chalicelib.state import LeadState, Transition
 
 FUTURE_SKEW = 300.0  # seconds: a sender's clock may run a little fast; beyond that we clamp
-_RECENT_MAX = 2 * RECENT_IDS
 
 
 def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float) -> list[Transition]:
     """Score one event into ``state`` (in place); returns the stage transitions it caused. A
     redelivered event changes nothing."""
     event_id = event.event_id
-    recent = state.recent_ids
-    if event_id in recent:
+    if event_id in state.recent_ids:
         return []
-    recent[event_id] = None  # (bounded as state.RECENT_IDS says)
-    if len(recent) > _RECENT_MAX:
-        state.recent_ids = dict.fromkeys(list(recent)[-RECENT_IDS:])
+    state.remember(event_id)  # (bounded as state.RECENT_IDS says)
     state.event_count += 1
     ts = event.ts
     if ts > now + FUTURE_SKEW:
@@ -44,10 +40,10 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
     changed: set[str] | None = None
     if state.fit_version != version:
         if event.traits:
-            merge_traits(state, event.traits)
+            merge_traits(state, event.traits, event.source, ts)
         compute_fit(state, rs)  # (which drops the lead's plan)
     elif event.traits:
-        changed = merge_traits(state, event.traits)
+        changed = merge_traits(state, event.traits, event.source, ts)
         if changed:
             refit(state, rs, changed)
     state.ruleset_version = version
