@@ -168,21 +168,18 @@ class LeadState:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def remember(self, event_id: str) -> None:
-        """Add ``event_id`` to the dedupe memory, bounded by count and by bytes (see RECENT_IDS)."""
-        recent = self.recent_ids
-        recent[event_id] = None
-        self.recent_bytes += len(event_id)
-        if len(recent) > 2 * RECENT_IDS or self.recent_bytes > 2 * RECENT_ID_BYTES:
-            kept: list[str] = []
-            size = 0
-            for kept_id in reversed(recent):
-                size += len(kept_id)
-                if len(kept) == RECENT_IDS or (kept and size > RECENT_ID_BYTES):
-                    break
-                kept.append(kept_id)
-            self.recent_ids = dict.fromkeys(reversed(kept))
-            self.recent_bytes = sum(map(len, kept))
+    def trim_recent(self) -> None:
+        """Keep the newest ids of the dedupe memory: at most RECENT_IDS, within RECENT_ID_BYTES (the
+        engine calls this once the memory holds twice either; it adds ids inline, on the hot path)."""
+        kept: list[str] = []
+        size = 0
+        for kept_id in reversed(self.recent_ids):
+            size += len(kept_id)
+            if len(kept) == RECENT_IDS or (kept and size > RECENT_ID_BYTES):
+                break
+            kept.append(kept_id)
+        self.recent_ids = dict.fromkeys(reversed(kept))
+        self.recent_bytes = sum(map(len, kept))
 
     def copy(self) -> "LeadState":
         import copy

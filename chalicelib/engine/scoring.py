@@ -15,18 +15,24 @@ from chalicelib.engine.stages import SETTLED, climb
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledEngagement, CompiledRuleset
 from chalicelib.rules.conditions import Context
-from chalicelib.state import LeadState, Transition
+from chalicelib.state import RECENT_ID_BYTES, RECENT_IDS, LeadState, Transition
 
 FUTURE_SKEW = 300.0  # seconds: a sender's clock may run a little fast; beyond that we clamp
+_RECENT_MAX = 2 * RECENT_IDS
+_RECENT_BYTES_MAX = 2 * RECENT_ID_BYTES
 
 
 def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float) -> list[Transition]:
     """Score one event into ``state`` (in place); returns the stage transitions it caused. A
     redelivered event changes nothing."""
     event_id = event.event_id
-    if event_id in state.recent_ids:
+    recent = state.recent_ids
+    if event_id in recent:
         return []
-    state.remember(event_id)  # (bounded as state.RECENT_IDS says)
+    recent[event_id] = None  # (bounded as state.RECENT_IDS says, by count and by bytes)
+    state.recent_bytes += len(event_id)
+    if len(recent) > _RECENT_MAX or state.recent_bytes > _RECENT_BYTES_MAX:
+        state.trim_recent()
     state.event_count += 1
     ts = event.ts
     if ts > now + FUTURE_SKEW:
