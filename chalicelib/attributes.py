@@ -57,6 +57,18 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("utm_content", "text", "campaign content (utm_content)"),
 )
 
+# Sources nobody vouches for: a public web form can be posted by anyone, with anyone's address. What
+# they send fills attributes that are blank and never replaces a value (``engine.fit.merge_traits``);
+# every other source is verified (a vendor's signature, the Mailchimp key, the ingest or admin
+# token, an import by an operator) and replaces values.
+PUBLIC_SOURCES = frozenset({"form"})
+
+
+def verified(source: str | None) -> bool:
+    """Whether attributes from ``source`` replace values (a public form's only fill blanks)."""
+    return source not in PUBLIC_SOURCES
+
+
 BY_NAME: dict[str, Attribute] = {a.name: a for a in ATTRIBUTES}
 # The attributes a rule condition may name directly (anything else is ``custom.<name>``).
 LEAD_FIELDS = frozenset(BY_NAME)

@@ -47,9 +47,11 @@ class Container:
     @property
     def leads(self) -> LeadService:
         if self._leads is None:
+            from chalicelib.forms import FormRateLimit
             from chalicelib.leads import LeadService
 
-            self._leads = LeadService(self.leads_repo, self.rulesets, self.clock, deliveries=self.outbox)
+            self._leads = LeadService(self.leads_repo, self.rulesets, self.clock, deliveries=self.outbox,
+                                      form_limit=FormRateLimit(self.settings.form_posts_per_hour))
         return self._leads
 
     @property

@@ -33,6 +33,7 @@ class Settings:
     delivery_sweep_seconds: float = 55.0  # how long one delivery_sweeper run (every minute) keeps posting
     public_url: str = ""  # the API's base URL as people reach it: lead-page links in Slack alerts
     lead_link_seconds: float = 14 * 86400.0  # how long a lead-page link in an alert opens the page
+    form_posts_per_hour: int = 20  # public form posts per address (lead) and hour; more answer 429
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -61,6 +62,7 @@ class Settings:
             delivery_sweep_seconds=_seconds(e, "BATON_DELIVERY_SWEEP_SECONDS", 55.0, minimum=0.0),
             public_url=e.get("BATON_PUBLIC_URL", "").rstrip("/"),
             lead_link_seconds=_seconds(e, "BATON_LEAD_LINK_SECONDS", 14 * 86400.0, minimum=60.0),
+            form_posts_per_hour=_count(e, "BATON_FORM_POSTS_PER_HOUR", 20),
         )
 
 
@@ -72,6 +74,17 @@ def _seconds(env: dict[str, str], name: str, default: float, minimum: float = 0.
         raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
     if not minimum <= value < float("inf"):
         raise ValueError(f"{name} must be at least {minimum:g} seconds, not {raw!r}")
+    return value
+
+
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    try:
+        value = int(raw) if raw.strip() else default
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {raw!r}")
     return value
 
 

@@ -80,6 +80,17 @@ class Unavailable(BatonError):
         self.retry_after = retry_after
 
 
+class RateLimited(BatonError):
+    """Too many requests of one kind (public form posts for one address); retry after ``retry_after`` s."""
+
+    code = "too_many_requests"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
 def aws_unavailable(exc: Exception) -> Unavailable | None:
     """An AWS call that failed after the SDK's own retries (unreachable, timed out, throttled,
     failing) as the retryable 503 a client should see; None for anything that is not AWS's."""

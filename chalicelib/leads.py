@@ -21,11 +21,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib import shadow
+from chalicelib.attributes import verified
 from chalicelib.display import shown_score
 from chalicelib.emails import normalize_email
 from chalicelib.engine import apply_outcome, explain, explanation_answer, new_lead, set_email
 from chalicelib.errors import ConcurrencyConflict, Conflict, DuplicateEvents, NotFound, Unavailable
 from chalicelib.events import Event, iso
+from chalicelib.forms import FormRateLimit
 from chalicelib.handoff.body import outbox_items
 from chalicelib.handoff.reminders import sla_overdue, sql_transition
 from chalicelib.lead_list import LeadQuery, encode_cursor, row
@@ -98,12 +100,14 @@ class LeadService:
         clock: Callable[[], float] = time.time,
         backoff: Callable[[int], None] | None = None,
         deliveries: OutboxRepository | None = None,  # where the SQL alerts stand with Slack
+        form_limit: FormRateLimit | None = None,  # public form posts per address
     ) -> None:
         self.leads = leads
         self.rulesets = rulesets
         self.clock = clock
         self.backoff = backoff or _jittered_sleep
         self.deliveries = deliveries
+        self.form_limit = form_limit
 
     # -- ingestion -------------------------------------------------------------------------------
     def ingest(self, events: Sequence[Event]) -> dict[str, Any]:
@@ -134,24 +138,28 @@ class LeadService:
 
     def _score(self, events: Sequence[Event]) -> tuple[Routed, list[LeadResult]]:
         ordered = in_time_order(events)
-        links, stored = self._visitors(ordered)
-        routed = route(ordered, links=links, waiting=stored)
+        links, unverified, stored = self._visitors(ordered)
+        routed = route(ordered, links=links, unverified=unverified, waiting=stored)
         results = [self._apply(routed.timelines[lead_id], stored) for lead_id in routed.order]
         return routed, results
 
-    def _visitors(self, events: Sequence[Event]) -> tuple[dict[str, str], dict[str, list[Event]]]:
-        """What the store knows of the batch's visitors: their links, and the waiting events of those
-        identified now (an anonymous event alone costs one read, as before)."""
+    def _visitors(self, events: Sequence[Event]) -> tuple[dict[str, str], set[str], dict[str, list[Event]]]:
+        """What the store knows of the batch's visitors: their links (and which of them a public form
+        made), and the waiting events of those identified now (an anonymous event alone costs one
+        read, as before)."""
         identified = {e.anonymous_id for e in events if e.email and e.anonymous_id}
         links: dict[str, str] = {}
+        unverified: set[str] = set()
         stored: dict[str, list[Event]] = {}
         for visitor in dict.fromkeys(e.anonymous_id for e in events if e.anonymous_id):
-            lead_id = self.leads.linked_lead(visitor)
-            if lead_id is not None:
-                links[visitor] = lead_id
+            link = self.leads.visitor_link(visitor)
+            if link is not None:
+                links[visitor] = link.lead_id
+                if not link.verified:
+                    unverified.add(visitor)
             elif visitor in identified:
                 stored[visitor] = self.leads.anonymous_events(visitor)
-        return links, stored
+        return links, unverified, stored
 
     def _apply(self, timeline: Timeline, stored: Mapping[str, Sequence[Event]]) -> LeadResult:
         result: LeadResult | None = None
@@ -174,7 +182,7 @@ class LeadService:
         email: str | None,
         events: Sequence[Event],
         *,
-        link: str | None,
+        link: Event | None,
         consumed: Sequence[tuple[str, str]],
     ) -> LeadResult:
         known_dupes: set[str] = set()
@@ -191,6 +199,8 @@ class LeadService:
                 set_email(state, email)
             fresh = sorted((e for e in events if e.event_id not in known_dupes and not state.seen(e.event_id)
                             and not state.predates_erasure(e.ts)), key=store_order)
+            if self.form_limit is not None:
+                self.form_limit.admit(state, fresh, now)  # (before anything is applied or stored)
             if stored is not None and fresh and is_late(state, fresh[0]):
                 state, transitions, fresh = self._replay_late(state, fresh, rs, now)
             else:
@@ -208,7 +218,8 @@ class LeadService:
             commit = Commit(
                 state=state, expected_version=version, events=fresh,
                 outbox=outbox_items(state, transitions, rs, source, now, explained),
-                link_anonymous=link, consumed_anonymous=consumed,
+                link_anonymous=link.anonymous_id if link else None,
+                link_verified=link is None or verified(link.source), consumed_anonymous=consumed,
             )
             try:
                 self.leads.commit(commit)
@@ -317,6 +328,8 @@ class LeadService:
             "lead_id": lead_id,
             "email": state.email,
             "attributes": state.attributes,
+            "attribute_sources": {k: {"source": source, "at": iso(at)}
+                                  for k, (source, at) in state.attribute_sources.items()},
             "stage": state.stage,
             "stage_history": [_history_entry(h) for h in state.stage_history],
             "fit": explained["fit"]["score"],
@@ -378,8 +391,9 @@ def alert_status(state: LeadState, deliveries: OutboxRepository | None) -> dict[
 
 def _writes(
     timeline: Timeline, stored: Mapping[str, Sequence[Event]]
-) -> Iterator[tuple[list[Event], str | None, list[tuple[str, str]]]]:
-    """A lead's events in writes: each within a transaction's item budget, with at most one new link.
+) -> Iterator[tuple[list[Event], Event | None, list[tuple[str, str]]]]:
+    """A lead's events in writes: each within a transaction's item budget, with at most one new link
+    (the identify that made it).
 
     A link goes with the write holding the identify that made it (after the events it adopts), so a
     failure in between leaves the visitor unlinked and its waiting events stored: a redelivered
@@ -391,7 +405,7 @@ def _writes(
     waited = {(visitor, e.event_id) for visitor, events in stored.items() for e in events}
     events: list[Event] = []
     consumed: list[tuple[str, str]] = []
-    link: str | None = None
+    link: Event | None = None
     size = 0
     for item in timeline.items.values():
         assert isinstance(item, Event)  # a batch carries no outcomes
@@ -409,7 +423,7 @@ def _writes(
         if waiting_copy:
             consumed.append(waiting_copy)
         if linking:
-            link = linking
+            link = item
     yield events, link, consumed
 
 

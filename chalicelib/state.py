@@ -16,8 +16,12 @@ STAGE_ORDER = {"lead": 0, "recycled": 0, "mql": 1, "sql": 2, "opportunity": 3, "
 
 # Dedupe memory in the state: the last RECENT_IDS event ids at least, 2 * RECENT_IDS at most (trimmed
 # in one go: deleting the oldest id one at a time leaves a dict slower to iterate with every delete).
-# The store's conditional writes cover older ids.
+# The store's conditional writes cover older ids. Ids come from senders (a public form's
+# _submission_id up to events.MAX_ID_LENGTH), so the memory is bounded by bytes too: it is trimmed to
+# the newest RECENT_ID_BYTES when its ids take more than twice that (ordinary 34-character ids never
+# reach it: 512 of them take 17 KB).
 RECENT_IDS = 256
+RECENT_ID_BYTES = 16 * 1024
 HISTORY = 20
 KEY_EVENTS = 10
 
@@ -86,6 +90,10 @@ class LeadState:
     lead_id: str
     email: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    # attribute (custom ones as "custom.<name>") -> [source, event time] of the value it holds. States
+    # stored before it have none: their values count as set (a public form fills blanks only, so it
+    # cannot replace them either way) and show no source until a sender sets them again.
+    attribute_sources: dict[str, list[Any]] = field(default_factory=dict)
     stage: str = "lead"
     stage_history: list[dict[str, Any]] = field(default_factory=list)
     last_seen: float = 0.0  # the newest event time: engagement is evaluated here, never in the past
@@ -102,6 +110,8 @@ class LeadState:
     # rule id -> [last award time, match times since]
     frequency_matches: dict[str, list[float]] = field(default_factory=dict)
     recent_ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
+    # The characters of ``recent_ids`` (kept as they change, never stored: from_dict sums them).
+    recent_bytes: int = field(default=0, compare=False, repr=False)
     key_events: list[dict[str, Any]] = field(default_factory=list)
     fit: float = 0.0
     fit_rules: list[str] = field(default_factory=list)
@@ -119,6 +129,9 @@ class LeadState:
     event_count: int = 0
     ruleset_version: int | None = None
     rescored_version: int | None = None  # the version a publish-time re-score last replayed us under
+    # [window start, posts]: public form posts counted for the per-address limit (forms.FormRateLimit);
+    # kept by the live service at its clock, never by replays.
+    form_window: list[float] | None = None
     # A pilot rule set's view of this lead: {"version": n, "state": {...}}; scored, never alerted.
     shadow: dict[str, Any] | None = None
     # An earlier lead at this address was erased then: its events (replayed or late) stay out.
@@ -132,7 +145,8 @@ class LeadState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "lead_id": self.lead_id, "email": self.email, "attributes": self.attributes, "stage": self.stage,
+            "lead_id": self.lead_id, "email": self.email, "attributes": self.attributes,
+            "attribute_sources": self.attribute_sources, "stage": self.stage,
             "stage_history": self.stage_history, "last_seen": self.last_seen,
             "last_outcome_at": self.last_outcome_at, "first_seen": self.first_seen,
             "engagement_by_rule": self.engagement_by_rule, "engagement_totals": self.engagement_totals,
@@ -144,7 +158,8 @@ class LeadState:
             "route": self.route, "sla_deadline": self.sla_deadline, "sla_reminders": self.sla_reminders,
             "accepted_at": self.accepted_at, "owner": self.owner, "transitions_count": self.transitions_count,
             "event_count": self.event_count, "ruleset_version": self.ruleset_version,
-            "rescored_version": self.rescored_version, "shadow": self.shadow, "erased_at": self.erased_at,
+            "rescored_version": self.rescored_version, "form_window": self.form_window, "shadow": self.shadow,
+            "erased_at": self.erased_at,
         }
 
     @classmethod
@@ -152,8 +167,22 @@ class LeadState:
         """A stored state; states stored before the fields were renamed load under the new names."""
         data = {_RENAMED.get(k, k): v for k, v in d.items()}
         data["recent_ids"] = dict.fromkeys(data.get("recent_ids") or ())
+        data["recent_bytes"] = sum(map(len, data["recent_ids"]))
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def trim_recent(self) -> None:
+        """Keep the newest ids of the dedupe memory: at most RECENT_IDS, within RECENT_ID_BYTES (the
+        engine calls this once the memory holds twice either; it adds ids inline, on the hot path)."""
+        kept: list[str] = []
+        size = 0
+        for kept_id in reversed(self.recent_ids):
+            size += len(kept_id)
+            if len(kept) == RECENT_IDS or (kept and size > RECENT_ID_BYTES):
+                break
+            kept.append(kept_id)
+        self.recent_ids = dict.fromkeys(reversed(kept))
+        self.recent_bytes = sum(map(len, kept))
 
     def copy(self) -> "LeadState":
         import copy

@@ -9,8 +9,12 @@ The live service (``leads.LeadService``), the re-score (``rescore.replay``) and 
   else it waits; one with none of these is dropped;
 - **adoption**: an identify (email + anonymous id) links its visitor to the email's lead; the
   visitor's waiting events then count, oldest first (ties by event id, as the store returns them),
-  before the identify itself. A visitor already linked keeps its first link (a shared computer):
-  the identify counts for its own email only. Visitors never identified count nowhere;
+  before the identify itself. The first *verified* link wins (a shared computer): a visitor linked
+  by a verified source keeps that lead, and a later identify counts for its own email only. A link
+  made by a public form (``attributes.verified``: anyone can post any visitor id with any address)
+  holds only until a verified identify names the visitor, which re-points it (the events already
+  counted stay where they counted); it never blocks or replaces a verified link. Visitors never
+  identified count nowhere;
 - **dedupe**: an event id a lead (or a waiting visitor) already has is a redelivery and changes
   nothing: the first delivery wins;
 - **merge**: events in time order (stable: events at the same instant keep their order), sales
@@ -35,6 +39,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
+from chalicelib.attributes import verified
 from chalicelib.engine import apply_event, apply_outcome, new_lead, record_transition
 from chalicelib.events import Event, iso
 from chalicelib.rules.compile import CompiledRuleset
@@ -140,6 +145,7 @@ def route(
     outcomes: Sequence[Outcome] = (),
     *,
     links: Mapping[str, str] | None = None,
+    unverified: Iterable[str] = (),
     waiting: Mapping[str, Iterable[Event]] | None = None,
     share: int = 0,
     workers: int = 1,
@@ -148,7 +154,8 @@ def route(
 
     ``links`` (visitor -> lead id) and ``waiting`` (visitor -> events, oldest first) are what was
     known before the stream: the live service reads them from its store; a whole history starts
-    with neither. An outcome for a lead not seen yet is not applied (the API refuses it).
+    with neither. ``unverified``: the visitors among ``links`` linked by a public form (a verified
+    identify re-points them). An outcome for a lead not seen yet is not applied (the API refuses it).
 
     With ``workers > 1`` only every ``workers``-th lead by first appearance, from ``share``, gets a
     timeline: each worker scans the whole stream (links and waiting visitors need it) and keeps its
@@ -159,6 +166,7 @@ def route(
     by_id: dict[str, Timeline] = {}
     order: list[str] = []
     linked: dict[str, Timeline] = {}  # visitors linked in this stream -> their lead's timeline
+    weak = set(unverified)  # visitors whose link a public form made: a verified identify re-points them
     pending: dict[str, dict[str, Event]] = {}
     for visitor, stored in (waiting or {}).items():
         held = pending.setdefault(visitor, {})
@@ -212,8 +220,15 @@ def route(
             if lane is None:
                 lane = by_email[email] = timeline_for(lead_id_for(email), email)
             anonymous = event.anonymous_id
-            if anonymous and anonymous not in linked and anonymous not in known:
+            if anonymous and (
+                (anonymous not in linked and anonymous not in known)
+                or (anonymous in weak and verified(event.source))
+            ):
                 # An identify: the visitor's earlier events count now, before the identify itself.
+                if verified(event.source):
+                    weak.discard(anonymous)
+                else:
+                    weak.add(anonymous)
                 linked[anonymous] = lane
                 earlier = pending.pop(anonymous, None)
                 if lane is not elsewhere:
@@ -341,9 +356,9 @@ JOURNEY = (
     "stage", "stage_history", "transitions_count", "handed_off_at", "route", "sla_deadline", "sla_reminders",
     "accepted_at", "owner", "recycled_at", "disqualified_reason", "fast_track", "shadow",
 )
-# Set outside the rules (the shadow pilot, the re-score, an erasure's tombstone): a replay cannot
-# make them.
-_KEPT = ("shadow", "rescored_version", "erased_at")
+# Set outside the rules (the shadow pilot, the re-score, an erasure's tombstone, the public form
+# limit): a replay cannot make them.
+_KEPT = ("shadow", "rescored_version", "erased_at", "form_window")
 _SLA = ("sla_deadline", "sla_reminders")
 _PRE_SALES = frozenset({"lead", "recycled", "mql"})
 
@@ -357,6 +372,7 @@ def forward_only(old: LeadState, replayed: LeadState, rs: CompiledRuleset, now: 
     for name in (*JOURNEY, *_KEPT):
         setattr(state, name, getattr(old, name))
     state.attributes = {**old.attributes, **replayed.attributes}
+    state.attribute_sources = {**old.attribute_sources, **replayed.attribute_sources}
     state.ruleset_version = rs.version
     reason = replayed.stage_history[-1]["reason"] if replayed.stage_history else ""
     transitions: list[Transition] = []

@@ -12,7 +12,7 @@ from chalicelib.handoff import body
 from chalicelib.leads import LeadService
 from chalicelib.rulesets import RulesetService
 from chalicelib.state import lead_id_for
-from chalicelib.store.base import Commit
+from chalicelib.store.base import Commit, VisitorLink
 from chalicelib.store.memory import InMemoryLeads, InMemoryRulesets
 
 T0 = 1_767_571_200.0
@@ -64,7 +64,7 @@ def test_an_identify_adopts_the_visits_before_it_in_the_batch_and_takes_those_af
     assert stored_ids(store, ANA) == ["a1", "a2", "i1", "a3"]
     state = store.get(ANA).state  # type: ignore[union-attr]
     assert list(state.recent_ids) == ["a1", "a2", "i1", "a3"]  # applied in time order, adopted before the identify
-    assert store.linked_lead("v1") == ANA and store.anonymous_events("v1") == []
+    assert store.visitor_link("v1") == VisitorLink(ANA) and store.anonymous_events("v1") == []
     # Adopted visits are stored with the lead's email; a linked visitor's later ones as they came.
     assert [e.email for e in store.events(ANA)] == ["ana@acme.io", "ana@acme.io", "ana@acme.io", None]
 
@@ -77,7 +77,7 @@ def test_stored_visits_are_adopted_and_consumed_within_a_transaction_s_limits(
     result = service.identify(identify("i1", 500, "ana@acme.io", "v1"))
     assert len(result.scored) == 121 and result.state.event_count == 121
     assert max(store.sizes) <= 100 and len(store.sizes) == 3  # each adopted visit is a put and a delete
-    assert store.anonymous_events("v1") == [] and store.linked_lead("v1") == ANA
+    assert store.anonymous_events("v1") == [] and store.visitor_link("v1") == VisitorLink(ANA)
     assert stored_ids(store, ANA)[-1] == "i1"
 
 
@@ -86,7 +86,7 @@ def test_one_batch_may_link_two_visitors_to_one_lead(service: LeadService, store
     answer = service.ingest([identify("i1", 10, "ana@acme.io", "v1"), identify("i2", 11, "ana@acme.io", "v2")])
     assert [lead["lead_id"] for lead in answer["leads"]] == [ANA]
     assert answer["accepted"] == 4 and len(store.sizes) == 2  # one link per write
-    assert (store.linked_lead("v1"), store.linked_lead("v2")) == (ANA, ANA)
+    assert (store.visitor_link("v1"), store.visitor_link("v2")) == (VisitorLink(ANA), VisitorLink(ANA))
     assert stored_ids(store, ANA) == ["a1", "b1", "i1", "i2"]
 
 
@@ -94,7 +94,7 @@ def test_a_shared_computer_keeps_its_first_link(service: LeadService, store: Tra
     service.ingest([view("a1", 0, visitor="v1"), identify("i1", 10, "ana@acme.io", "v1")])
     result = service.identify(identify("i2", 20, "bo@acme.io", "v1"))
     assert result.lead_id == BO and result.scored == ["i2"]
-    assert store.linked_lead("v1") == ANA
+    assert store.visitor_link("v1") == VisitorLink(ANA)
     answer = service.ingest([view("a2", 30, visitor="v1")])
     assert [lead["lead_id"] for lead in answer["leads"]] == [ANA]
 

@@ -215,6 +215,23 @@ def test_api_gateway_answers_in_the_app_error_shape(sam: dict[str, Any]) -> None
 # -- wiring to the data plane ------------------------------------------------------------------
 
 @pytest.mark.slow
+def test_a_waf_rate_based_rule_limits_form_posts_per_client_on_the_api_stage(sam: dict[str, Any]) -> None:
+    resources = sam["Resources"]
+    acl = resources["PublicWebAcl"]["Properties"]
+    assert acl["Scope"] == "REGIONAL" and "Allow" in acl["DefaultAction"]
+    (rule,) = acl["Rules"]
+    rate = rule["Statement"]["RateBasedStatement"]
+    assert rate["AggregateKeyType"] == "IP" and rate["Limit"] == {"Ref": "FormPostsPerClient"}
+    assert rate["ScopeDownStatement"]["ByteMatchStatement"]["SearchString"] == "/v1/forms/"
+    block = rule["Action"]["Block"]["CustomResponse"]
+    assert block["ResponseCode"] == 429 and block["ResponseHeaders"][0]["Name"] == "Retry-After"
+    body = json.loads(acl["CustomResponseBodies"][block["CustomResponseBodyKey"]]["Content"])
+    assert body["error"]["code"] == "too_many_requests"  # the app's error shape
+    association = resources["PublicWebAclAssociation"]["Properties"]
+    assert association["WebACLArn"] == {"Fn::GetAtt": ["PublicWebAcl", "Arn"]}
+    assert association["ResourceArn"]["Fn::Sub"].endswith("/restapis/${RestAPI}/stages/${RestAPI.Stage}")
+
+
 def test_functions_get_the_data_plane_through_its_exports(sam: dict[str, Any]) -> None:
     resources = sam["Resources"]
     assert {n for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"} == set(FUNCTIONS)

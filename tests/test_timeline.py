@@ -207,3 +207,63 @@ def test_an_outcome_as_the_store_keeps_it() -> None:
     assert Outcome.from_record(ANA, record) == Outcome("rejected", T0, lead_id=ANA, reason="no budget", actor="rep-1")
     with pytest.raises(ValueError):
         _ = Outcome("won", T0).lead_key
+
+
+# -- unverified sources: a public form fills blanks and never holds a visitor against a verified source
+
+
+def _by(source: str, event_id: str, t: float, email: str | None = None, visitor: str | None = None,
+        **traits: Any) -> Event:
+    return Event(event_id, "identify" if visitor else "form_submitted", T0 + t, email, visitor, {}, traits, source)
+
+
+def test_a_form_link_is_re_pointed_by_a_verified_identify_in_one_history() -> None:
+    routed = route([
+        _by("form", "f1", 0, "bo@acme.io", "v1"),  # the attacker claims the visitor first
+        ev("a1", 1, visitor="v1"),
+        _by("segment", "i1", 2, "ana@acme.io", "v1"),  # the owner, signed: the link moves
+        ev("a2", 3, visitor="v1"),
+        _by("form", "f2", 4, "bo@acme.io", "v1"),  # and a form cannot take it back
+        ev("a3", 5, visitor="v1"),
+    ])
+    assert ids(routed, BO) == ["f1", "a1", "f2"]
+    assert ids(routed, ANA) == ["i1", "a2", "a3"]
+
+
+def test_the_first_verified_link_wins_against_forms_and_later_identifies() -> None:
+    routed = route([
+        _by("api", "i1", 0, "ana@acme.io", "v1"),
+        _by("form", "f1", 1, "bo@acme.io", "v1"),
+        _by("hubspot", "i2", 2, "bo@acme.io", "v1"),  # a shared computer: the first verified link holds
+        ev("a1", 3, visitor="v1"),
+    ])
+    assert ids(routed, ANA) == ["i1", "a1"]
+    assert ids(routed, BO) == ["f1", "i2"]
+
+
+def test_a_link_the_store_knows_a_form_made_is_re_pointed_by_a_verified_identify() -> None:
+    events = [_by("api", "i1", 0, "ana@acme.io", "v1"), ev("a1", 1, visitor="v1")]
+    routed = route(events, links={"v1": BO}, unverified={"v1"})
+    assert ids(routed, ANA) == ["i1", "a1"] and routed.timelines[ANA].links == {"i1": "v1"}
+    held = route(events, links={"v1": BO})  # made by a verified source: it holds
+    assert ids(held, ANA) == ["i1"] and ids(held, BO) == ["a1"]
+
+
+def test_a_public_form_fills_blank_attributes_only_whatever_the_order() -> None:
+    verified = _by("api", "i1", 10, "ana@acme.io", company="Acme", job_title="CTO")
+    form = _by("form", "f1", 0, "ana@acme.io", company="Evil Inc", phone="+1 555 6666", job_title="")
+    for order in ([form, verified], [verified, form]):
+        state = new_lead(ANA, "ana@acme.io")
+        replay(state, order, RS)
+        assert {k: state.attributes.get(k) for k in ("company", "job_title", "phone")} == {
+            "company": "Acme", "job_title": "CTO", "phone": "+1 555 6666"}
+        assert state.attribute_sources["company"] == ["api", T0 + 10]
+        assert state.attribute_sources["phone"] == ["form", T0]
+    later = new_lead(ANA, "ana@acme.io")
+    replay(later, [verified, _by("form", "f2", 20, "ana@acme.io", company="Evil Inc", how_heard="x")], RS)
+    assert later.attributes["company"] == "Acme" and later.attributes["custom"] == {"how_heard": "x"}
+    replay(later, [_by("form", "f3", 30, "ana@acme.io", how_heard="y")], RS)
+    assert later.attributes["custom"] == {"how_heard": "x"}  # a custom field a form filled stays too
+    replay(later, [_by("typeform", "t1", 40, "ana@acme.io", how_heard="z", company="Acme Corp")], RS)
+    assert later.attributes["custom"] == {"how_heard": "z"} and later.attributes["company"] == "Acme Corp"
+    assert later.attribute_sources["custom.how_heard"] == ["typeform", T0 + 40]

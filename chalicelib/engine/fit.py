@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.attributes import LEAD_FIELDS
+from chalicelib.attributes import LEAD_FIELDS, verified
 from chalicelib.emails import scored_domain
 from chalicelib.rules.compile import CompiledRuleset
 from chalicelib.rules.conditions import Context
@@ -53,31 +53,61 @@ def _clean(key: str, value: Any) -> Any:
     return value
 
 
-def merge_traits(state: LeadState, traits: dict[str, Any] | Any) -> set[str]:
+def merge_traits(state: LeadState, traits: dict[str, Any] | Any, source: str | None = None, ts: float = 0.0
+                 ) -> set[str]:
     """Fold attribute updates in (blank values never erase); returns the attributes that changed
-    ("custom" for custom fields): the caller refits from them, and the stage plan is made again from them."""
+    ("custom" for custom fields): the caller refits from them, and the stage plan is made again from them.
+
+    A verified ``source`` replaces values; a public one (a web form anyone can post with anyone's
+    address) fills blank attributes only. Each value set records its source and time in
+    ``state.attribute_sources`` (custom fields as ``custom.<name>``). ``source`` None: verified,
+    unrecorded (callers outside an event)."""
     changed: set[str] = set()
     attrs = state.attributes
+    sources = state.attribute_sources
+    trusted = verified(source)
     for key, raw in traits.items():
         if raw is None or raw == "" or key in ("email", "email_domain"):
             continue
         if key in LEAD_FIELDS:
-            if attrs.get(key) == raw:  # unchanged (what is stored is already clean, so raw is too)
+            held = attrs.get(key)
+            if held is not None and held != "" and not trusted:
+                continue  # a public form does not replace what is known
+            if held == raw:  # unchanged (what is stored is already clean, so raw is too)
+                _vouch(sources, key, source, ts)
                 continue
             value = _clean(key, raw)
-            if attrs.get(key) != value:
+            if held != value:
                 attrs[key] = value
                 changed.add(key)
+                _record(sources, key, source, ts)
+            else:
+                _vouch(sources, key, source, ts)
         else:
             value = _clean(key, raw)
             custom = attrs.setdefault("custom", {})
+            if key in custom and not trusted:
+                continue
             if custom.get(key) != value and (key in custom or len(custom) < MAX_CUSTOM):
                 custom[key] = value
                 changed.add("custom")
+                _record(sources, "custom." + key, source, ts)
     if state.email is None and isinstance(traits.get("email"), str) and "@" in traits["email"]:
         _set_email(state, traits["email"].strip().lower())
         changed.update(("email", "email_domain"))
     return changed
+
+
+def _record(sources: dict[str, list[Any]], key: str, source: str | None, ts: float) -> None:
+    if source is not None:
+        sources[key] = [source, ts]
+
+
+def _vouch(sources: dict[str, list[Any]], key: str, source: str | None, ts: float) -> None:
+    # A verified source confirming a value a public form gave makes the value verified.
+    held = sources.get(key)
+    if source is not None and held is not None and not verified(held[0]) and verified(source):
+        sources[key] = [source, ts]
 
 
 def compute_fit(state: LeadState, rs: CompiledRuleset) -> None:

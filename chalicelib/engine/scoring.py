@@ -16,10 +16,11 @@ from chalicelib.engine.stages import SETTLED, climb
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledEngagement, CompiledRuleset
 from chalicelib.rules.conditions import Context
-from chalicelib.state import RECENT_IDS, LeadState, Transition
+from chalicelib.state import RECENT_ID_BYTES, RECENT_IDS, LeadState, Transition
 
 FUTURE_SKEW = 300.0  # seconds: a sender's clock may run a little fast; beyond that we clamp
 _RECENT_MAX = 2 * RECENT_IDS
+_RECENT_BYTES_MAX = 2 * RECENT_ID_BYTES
 
 
 def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float) -> list[Transition]:
@@ -29,9 +30,10 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
     recent = state.recent_ids
     if event_id in recent:
         return []
-    recent[event_id] = None  # (bounded as state.RECENT_IDS says)
-    if len(recent) > _RECENT_MAX:
-        state.recent_ids = dict.fromkeys(list(recent)[-RECENT_IDS:])
+    recent[event_id] = None  # (bounded as state.RECENT_IDS says, by count and by bytes)
+    state.recent_bytes += len(event_id)
+    if len(recent) > _RECENT_MAX or state.recent_bytes > _RECENT_BYTES_MAX:
+        state.trim_recent()
     state.event_count += 1
     ts = event.ts
     if ts > now + FUTURE_SKEW:
@@ -45,10 +47,10 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
     changed: set[str] | None = None
     if state.fit_version != version:
         if event.traits:
-            merge_traits(state, event.traits)
+            merge_traits(state, event.traits, event.source, ts)
         compute_fit(state, rs)  # (which drops the lead's plan)
     elif event.traits:
-        changed = merge_traits(state, event.traits)
+        changed = merge_traits(state, event.traits, event.source, ts)
         if changed:
             refit(state, rs, changed)
     state.ruleset_version = version

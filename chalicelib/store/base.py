@@ -33,6 +33,15 @@ class Erased:
 
 
 @dataclass(frozen=True)
+class VisitorLink:
+    """Which lead an anonymous visitor is linked to, and whether a verified source made the link
+    (links stored before the flag existed count as verified: they keep their lead, as they did)."""
+
+    lead_id: str
+    verified: bool = True
+
+
+@dataclass(frozen=True)
 class Commit:
     """Everything one conditional write stores for a lead, all or nothing."""
 
@@ -41,7 +50,8 @@ class Commit:
     events: Sequence[Event] = ()
     outbox: Sequence[OutboxItem] = ()
     outcomes: Sequence[dict[str, Any]] = ()
-    link_anonymous: str | None = None  # anonymous id to link to this lead
+    link_anonymous: str | None = None  # anonymous id to link to this lead (made again: re-pointed)
+    link_verified: bool = True  # whether a verified source made that link (a public form's: False)
     consumed_anonymous: Sequence[tuple[str, str]] = field(default_factory=tuple)  # (anonymous id, event id)
 
 
@@ -74,7 +84,7 @@ class LeadRepository(Protocol):
         round trip (paged for long histories): what a late event replays."""
         ...
 
-    def linked_lead(self, anonymous_id: str) -> str | None: ...
+    def visitor_link(self, anonymous_id: str) -> VisitorLink | None: ...
 
     def save_anonymous(self, anonymous_id: str, events: Sequence[Event]) -> int:
         """Keep events of a not-yet-known visitor; returns how many were new."""

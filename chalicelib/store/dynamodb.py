@@ -55,6 +55,7 @@ from chalicelib.store.base import (
     Erased,
     RulesetVersion,
     StoredLead,
+    VisitorLink,
 )
 
 ANONYMOUS_TTL = 90 * 86400
@@ -181,7 +182,8 @@ class DynamoDBLeads:
             }
             items.append({"Put": {"TableName": self.table, "Item": item}})
         if commit.link_anonymous:
-            link = {"pk": _s(f"ANON#{commit.link_anonymous}"), "sk": _s("LINK"), "lead_id": _s(commit.state.lead_id)}
+            link = {"pk": _s(f"ANON#{commit.link_anonymous}"), "sk": _s("LINK"), "lead_id": _s(commit.state.lead_id),
+                    "verified": {"BOOL": commit.link_verified}}
             items.append({"Put": {"TableName": self.table, "Item": link}})
             # The reverse entry lets an erasure find every link without scanning the table.
             reverse = {"pk": _s(pk), "sk": _s(f"LINK#{commit.link_anonymous}")}
@@ -249,7 +251,7 @@ class DynamoDBLeads:
         outcomes = [json.loads(i["data"]["S"]) for i in items if i["sk"]["S"].startswith("OUTCOME#")]
         return sorted(events, key=lambda e: (e.ts, e.event_id)), outcomes
 
-    def linked_lead(self, anonymous_id: str) -> str | None:
+    def visitor_link(self, anonymous_id: str) -> VisitorLink | None:
         try:
             found = client("dynamodb").get_item(
                 TableName=self.table, Key={"pk": _s(f"ANON#{anonymous_id}"), "sk": _s("LINK")}
@@ -257,7 +259,9 @@ class DynamoDBLeads:
         except ClientError as exc:
             raise _translate(exc) from None
         item = found.get("Item")
-        return item["lead_id"]["S"] if item else None
+        if item is None:
+            return None
+        return VisitorLink(item["lead_id"]["S"], item.get("verified", {}).get("BOOL", True))
 
     def save_anonymous(self, anonymous_id: str, events: Sequence[Event]) -> int:
         new = 0
@@ -398,16 +402,29 @@ class DynamoDBLeads:
                             ExpressionAttributeValues={":pk": pk}, ProjectionExpression="pk, sk")
             if i["sk"]["S"] != "STATE"
         ]
-        keys += [
-            {"pk": _s(f"ANON#{k['sk']['S'].removeprefix('LINK#')}"), "sk": _s("LINK")}
-            for k in list(keys) if k["sk"]["S"].startswith("LINK#")
-        ]
+        visitors = [k["sk"]["S"].removeprefix("LINK#") for k in keys if k["sk"]["S"].startswith("LINK#")]
         for start in range(0, len(keys), 25):
             batch = [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]
             pending: dict[str, Any] = {self.table: batch}
             while pending:
                 pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-        return 1 + len(keys) + DynamoDBOutbox(self.outbox_table).erase_lead(lead_id)
+        return 1 + len(keys) + self._unlink(lead_id, visitors) + DynamoDBOutbox(self.outbox_table).erase_lead(lead_id)
+
+    def _unlink(self, lead_id: str, visitors: Sequence[str]) -> int:
+        """Delete the visitors' links that still name this lead: a verified identify may have
+        re-pointed a public form's link to another lead since."""
+        removed = 0
+        for visitor in visitors:
+            try:
+                client("dynamodb").delete_item(
+                    TableName=self.table, Key={"pk": _s(f"ANON#{visitor}"), "sk": _s("LINK")},
+                    ConditionExpression="lead_id = :me", ExpressionAttributeValues={":me": _s(lead_id)},
+                )
+                removed += 1
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise _translate(exc) from None
+        return removed
 
 
 def _listing(item: dict[str, Any]) -> dict[str, Any]:

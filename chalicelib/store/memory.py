@@ -28,6 +28,7 @@ from chalicelib.store.base import (
     Erased,
     RulesetVersion,
     StoredLead,
+    VisitorLink,
 )
 
 
@@ -37,7 +38,7 @@ class InMemoryLeads:
         self._states: dict[str, tuple[str, int]] = {}
         self._events: dict[str, dict[str, Event]] = {}
         self._outcomes: dict[str, list[dict[str, Any]]] = {}
-        self._links: dict[str, str] = {}
+        self._links: dict[str, VisitorLink] = {}
         self._anonymous: dict[str, dict[str, Event]] = {}
         self._erased: dict[str, float] = {}  # tombstones: lead id -> erased at
         self.outbox = InMemoryOutbox()
@@ -77,7 +78,7 @@ class InMemoryLeads:
                 events[event.event_id] = event
             self._outcomes.setdefault(lead_id, []).extend(commit.outcomes)
             if commit.link_anonymous:
-                self._links[commit.link_anonymous] = lead_id
+                self._links[commit.link_anonymous] = VisitorLink(lead_id, commit.link_verified)
             for anonymous_id, event_id in commit.consumed_anonymous:
                 self._anonymous.get(anonymous_id, {}).pop(event_id, None)
             for item in commit.outbox:
@@ -98,7 +99,7 @@ class InMemoryLeads:
             events = sorted(self._events.get(lead_id, {}).values(), key=lambda e: (e.ts, e.event_id))
             return events, list(self._outcomes.get(lead_id, []))
 
-    def linked_lead(self, anonymous_id: str) -> str | None:
+    def visitor_link(self, anonymous_id: str) -> VisitorLink | None:
         with self._lock:
             self.calls += 1
             return self._links.get(anonymous_id)
@@ -148,7 +149,7 @@ class InMemoryLeads:
             count = int(self._states.pop(lead_id, None) is not None)
             self._erased[lead_id] = at
             count += len(self._events.pop(lead_id, {})) + len(self._outcomes.pop(lead_id, []))
-            for anonymous_id in [a for a, linked in self._links.items() if linked == lead_id]:
+            for anonymous_id in [a for a, linked in self._links.items() if linked.lead_id == lead_id]:
                 del self._links[anonymous_id]
                 count += 2  # the link and its reverse entry, as DynamoDB stores them
             count += self.outbox.erase_lead(lead_id)

@@ -42,13 +42,15 @@
     });
   }
 
-  function confirmation(formId, data, answer) {
+  // The API's answer says only that the submission arrived (ok, a message): never anything about
+  // the lead, since anyone can post anyone's address.
+  function confirmation(formId, data) {
     var name = data.first_name ? ", " + escapeHtml(data.first_name) : "";
     if (formId === "demo") {
-      var when = answer && answer.handed_to_sales
-        ? "A product specialist already has your request and will email you shortly to pick a time."
-        : "A product specialist will email you within one business day to pick a time.";
-      return { title: "Thanks" + name + "! Your demo is on its way.", body: when };
+      return {
+        title: "Thanks" + name + "! Your demo is on its way.",
+        body: "A product specialist will email you within one business day to pick a time.",
+      };
     }
     return {
       title: "Thanks" + name + "! The playbook is yours.",
@@ -56,13 +58,12 @@
     };
   }
 
-  function showConfirmation(form, formId, data, answer) {
-    var text = confirmation(formId, data, answer);
+  function showConfirmation(form, formId, data) {
+    var text = confirmation(formId, data);
     var box = document.createElement("div");
     box.className = "confirmation";
     box.setAttribute("role", "status");
     box.setAttribute("tabindex", "-1");
-    box.dataset.leadId = (answer && answer.lead_id) || "";
     box.innerHTML = '<div class="check" aria-hidden="true">&#10003;</div>' +
       "<h3>" + text.title + "</h3><p>" + text.body + "</p>";
     form.replaceWith(box);
@@ -120,8 +121,8 @@
             return body;
           });
         })
-        .then(function (answer) {
-          showConfirmation(form, formId, data, answer);
+        .then(function () {
+          showConfirmation(form, formId, data);
         })
         .catch(function (error) {
           button.disabled = false;

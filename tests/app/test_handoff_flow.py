@@ -15,11 +15,13 @@ import pytest
 from chalicelib.errors import DeliveryFailed
 from chalicelib.outbox.items import OutboxItem
 from chalicelib.outbox.relay import SnsPublisher
+from chalicelib.state import lead_id_for
 from tests.app.conftest import ADMIN, FORM_HEADERS, Api
 
 SIGNING_SECRET = "test-signing-secret"
 FORM = "email=ada%40acme.io&first_name=Ada&last_name=%3C%21channel%3E&job_title=CTO&company_size=300" \
        "&industry=software&country=US"
+ADA = lead_id_for("ada@acme.io")  # (a form's answer names no lead)
 
 
 @pytest.fixture
@@ -77,8 +79,8 @@ def test_sql_is_announced_once_even_when_sns_fails_for_a_while(api: Api, slack_f
 
     flaky = FlakyPublisher(failures=2)
     container().extras["publisher"] = flaky
-    lead = api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS).json_body
-    assert lead["handed_to_sales"]
+    assert api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS).json_body["ok"]
+    assert api.get(f"/v1/leads/{ADA}", headers=ADMIN).json_body["stage"] == "sql"
     sweep = _tick(api, "outbox_sweeper")
     assert sweep == {"sent": 0, "failed": 1}
     assert _tick(api, "outbox_sweeper") == {"sent": 0, "failed": 1}
@@ -130,8 +132,8 @@ def _handoff_id(api: Api, lead_id: str) -> str:
 
 
 def test_slack_buttons_record_outcomes_only_when_signed(api: Api, slack_file: Path) -> None:
-    lead = api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS).json_body
-    lead_id = lead["lead_id"]
+    api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS)
+    lead_id = ADA
     handoff = _handoff_id(api, lead_id)
     body = _interaction(lead_id, "baton_accept", {"l": lead_id, "t": handoff})
     unsigned = api.client.http.post("/v1/slack/interactions", headers={"Content-Type":
@@ -156,7 +158,8 @@ def test_slack_buttons_record_outcomes_only_when_signed(api: Api, slack_file: Pa
 
 def test_one_outcome_per_decision_however_often_the_click_arrives(api: Api, slack_file: Path) -> None:
     """A double click, or the same signed request replayed within Slack's five minutes."""
-    lead_id = api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS).json_body["lead_id"]
+    api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS)
+    lead_id = ADA
     body = _interaction(lead_id, "baton_accept", {"l": lead_id, "t": _handoff_id(api, lead_id)})
     answers = [api.client.http.post("/v1/slack/interactions", headers=_signed(body), body=body) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 200]
@@ -166,7 +169,8 @@ def test_one_outcome_per_decision_however_often_the_click_arrives(api: Api, slac
 
 
 def test_a_click_acts_only_on_the_hand_off_its_alert_was_about(api: Api, slack_file: Path) -> None:
-    lead_id = api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS).json_body["lead_id"]
+    api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS)
+    lead_id = ADA
     made_up = _interaction(lead_id, "baton_recycle", {"l": lead_id, "t": "t_madeup"})
     r = api.client.http.post("/v1/slack/interactions", headers=_signed(made_up), body=made_up)
     assert r.status_code == 200 and "out of date" in r.json_body["ignored"]
@@ -175,7 +179,8 @@ def test_a_click_acts_only_on_the_hand_off_its_alert_was_about(api: Api, slack_f
 
 
 def test_answers_go_only_to_slack_hosts(api: Api, slack_file: Path) -> None:
-    lead_id = api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS).json_body["lead_id"]
+    api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS)
+    lead_id = ADA
     value = {"l": lead_id, "t": _handoff_id(api, lead_id)}
     for url in ("https://evil.example/hook", "http://hooks.slack.com/actions/x", "https://hooks.slack.com.evil.io/a",
                 "https://hooks.slack.com@evil.io/a"):
@@ -189,7 +194,8 @@ def test_sla_reminder_then_escalation(api: Api, slack_file: Path, monkeypatch: p
     from chalicelib.bootstrap import container
 
     form = FORM.replace("company_size=300", "company_size=5000")  # the enterprise route escalates
-    lead_id = api.post("/v1/forms/demo", raw=form, headers=FORM_HEADERS).json_body["lead_id"]
+    api.post("/v1/forms/demo", raw=form, headers=FORM_HEADERS)
+    lead_id = ADA
     c = container()
     start = time.time()
     c.clock = lambda: start + 5 * 3600  # 4 h SLA on the enterprise route: overdue
@@ -215,7 +221,8 @@ def test_sla_reminder_then_escalation(api: Api, slack_file: Path, monkeypatch: p
 def test_erasure_removes_the_pending_alert_and_nothing_is_posted_after(api: Api, slack_file: Path) -> None:
     from chalicelib.bootstrap import container
 
-    lead_id = api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS).json_body["lead_id"]
+    api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS)
+    lead_id = ADA
     flaky = FlakyPublisher(failures=0)
     container().extras["publisher"] = flaky
     assert _tick(api, "outbox_sweeper")["sent"] == 1  # on SNS; Slack not reached yet

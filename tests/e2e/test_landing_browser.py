@@ -91,11 +91,11 @@ def test_demo_form_with_javascript_confirms_in_place_and_alerts_sales(
             form.get_by_role("button", name="Request my demo").click()
         answer = posted.value.json()
         assert posted.value.status == 200, answer
-        assert answer["ok"] is True and answer["stage"] == "sql" and answer["handed_to_sales"] is True, answer
+        # The public answer says the post arrived and nothing about the lead (anyone can post any address).
+        assert answer["ok"] is True and set(answer) <= {"ok", "message", "redirect"}, answer
         confirmation = page.locator("#demo .confirmation")
         confirmation.wait_for(state="visible", timeout=5000)
         assert "Thanks, Morgan!" in confirmation.inner_text()
-        assert confirmation.get_attribute("data-lead-id") == answer["lead_id"]
         assert page.url.startswith(f"{local_stack.landing_url}/index.html")  # no navigation: fetch did it
         assert not errors, errors
         page.screenshot(path=str(tmp_path / "demo-confirmation.png"), full_page=True)

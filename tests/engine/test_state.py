@@ -49,7 +49,10 @@ def test_a_state_stored_under_the_old_names_loads_under_the_new_ones() -> None:
     assert old.engagement_by_rule["pricing-view"] == [19.99053788596776, T0 + 3600]
     assert old.engagement_totals[0] == [20.552767847772458, T0 + 86400] and old.totals_basis == RS.decay_basis
     assert old.frequency_matches == {"pricing-burst": [float("-inf"), T0 + 60, T0 + 3600]}
-    assert old.to_dict() == _replayed().to_dict()
+    # Stored before attributes had sources: the values load, with no source recorded.
+    replayed = _replayed()
+    assert old.attribute_sources == {} and replayed.attribute_sources["job_title"] == ["api", T0]
+    assert old.to_dict() == {**replayed.to_dict(), "attribute_sources": {}}
 
 
 def test_an_old_state_is_written_back_with_the_new_names_and_scores_on() -> None:
@@ -59,5 +62,28 @@ def test_an_old_state_is_written_back_with_the_new_names_and_scores_on() -> None
     assert {"last_seen", "engagement_by_rule", "engagement_totals", "totals_basis", "frequency_matches"} <= set(written)
     burst = Event("e5", "page_view", T0 + 2 * 86400, properties={"path": "/pricing"})  # the third view: a burst
     assert apply_event(old, burst, RS, burst.ts) == apply_event(new, burst, RS, burst.ts)
-    assert old.to_dict() == new.to_dict()
+    assert old.to_dict() == {**new.to_dict(), "attribute_sources": {}}
     assert "pricing-burst" in old.engagement_by_rule
+
+
+def test_the_dedupe_memory_is_bounded_by_bytes_as_well_as_by_count() -> None:
+    from chalicelib.events import MAX_ID_LENGTH
+    from chalicelib.state import RECENT_ID_BYTES, RECENT_IDS
+
+    state = new_lead("L1", "pat@acme.io")
+    longest = 0
+    for n in range(3 * RECENT_IDS):
+        apply_event(state, Event(f"form:{n:06d}".ljust(MAX_ID_LENGTH + 5, "x"), "page_view", T0 + n), RS, T0 + n)
+        stored = len(json.dumps(state.to_dict()["recent_ids"]))
+        longest = max(longest, stored)
+        assert state.recent_bytes == sum(map(len, state.recent_ids))
+    # Long ids: at most twice the byte budget (plus JSON's quotes and commas), the newest kept.
+    assert longest <= 2 * RECENT_ID_BYTES + 4 * (2 * RECENT_ID_BYTES // MAX_ID_LENGTH), longest
+    assert f"form:{3 * RECENT_IDS - 1:06d}".ljust(MAX_ID_LENGTH + 5, "x") in state.recent_ids
+    assert len(state.recent_ids) >= RECENT_ID_BYTES // (MAX_ID_LENGTH + 5)
+    # Ordinary ids: the count bound, as before (the newest RECENT_IDS at least).
+    short = new_lead("L2", "pat@acme.io")
+    for n in range(2 * RECENT_IDS + 1):
+        apply_event(short, Event(f"h_{n:032d}", "page_view", T0 + n), RS, T0 + n)
+    assert len(short.recent_ids) == RECENT_IDS
+    assert LeadState.from_dict(json.loads(json.dumps(short.to_dict()))).recent_bytes == short.recent_bytes

@@ -12,7 +12,7 @@ from chalicelib.errors import ConcurrencyConflict, Conflict, DuplicateEvents, No
 from chalicelib.events import Event
 from chalicelib.outbox.items import OutboxItem
 from chalicelib.state import LeadState
-from chalicelib.store.base import ActivePointer, Commit
+from chalicelib.store.base import ActivePointer, Commit, VisitorLink
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
@@ -78,12 +78,12 @@ def test_outcomes_links_and_anonymous_events(repos: dict[str, Any]) -> None:
     assert leads.save_anonymous("anon-1", [anon, anon]) == 1
     assert leads.save_anonymous("anon-1", [anon]) == 0
     assert [e.event_id for e in leads.anonymous_events("anon-1")] == ["a1"]
-    assert leads.linked_lead("anon-1") is None
+    assert leads.visitor_link("anon-1") is None
     leads.commit(
         Commit(LeadState("L1"), 0, [anon], outcomes=[{"outcome": "won", "at": 7.0}],
                link_anonymous="anon-1", consumed_anonymous=[("anon-1", "a1")])
     )
-    assert leads.linked_lead("anon-1") == "L1"
+    assert leads.visitor_link("anon-1") == VisitorLink("L1")
     assert leads.anonymous_events("anon-1") == []
     assert leads.outcomes("L1") == [{"outcome": "won", "at": 7.0}]
 
@@ -149,7 +149,7 @@ def test_erase_removes_everything_about_a_lead(repos: dict[str, Any]) -> None:
     leads.commit(Commit(LeadState("L2"), 0, [_event(2)]))
     assert leads.erase("L1", 100.0) == 6  # state (now its tombstone), event, outcome, link + reverse link, outbox message
     assert leads.get("L1") is None and leads.events("L1") == [] and leads.outcomes("L1") == []
-    assert leads.linked_lead("anon-1") is None
+    assert leads.visitor_link("anon-1") is None
     assert repos["outbox"].pending() == []
     assert leads.get("L2") is not None
 
