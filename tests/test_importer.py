@@ -332,3 +332,27 @@ def test_gzipped_csv(tmp_path: Path) -> None:
     mapping, lines = parse_mapping_text(TRICKY_MAPPING)
     summary = import_file(source, mapping, tmp_path / "out", lines=lines)
     assert (summary.leads, sum(summary.events.values()), summary.skipped_rows) == (3, 8, 0)
+
+
+def test_imported_amounts_score_through_an_amount_rule(tmp_path: Path) -> None:
+    """An amount column's events carry the amount as the property an amount rule reads."""
+    from baton.backtest import backtest
+    from baton.backtest.io import read_history
+    from chalicelib.engine import engagement_at
+    from chalicelib.rules import default_ruleset, parse_ruleset
+    from chalicelib.rules.compile import compile_ruleset
+
+    mapping = TRICKY_MAPPING.replace("type: site_visit_time", "type: webinar_attended")
+    summary, out = run(tmp_path, TRICKY, mapping)
+    assert summary.events["webinar_attended"] == 3  # a1: 120 seconds over 3 visits
+    events, outcomes = read_history(out)
+    assert [e.properties for e in events if e.type == "webinar_attended"] == [{"seconds": 40.0}] * 3
+    body = default_ruleset().model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["engagement"] = [{"id": "time-on-site", "label": "Time on site", "events": ["webinar_attended"],
+                           "points": 1, "amount": {"property": "seconds", "per": 30},
+                           "caps": {"max_points": 3, "window_days": 30}}]
+    ruleset = parse_ruleset({**body, "decay": {"half_life_days": None}})
+    result = backtest(events, ruleset, outcomes)
+    state = result.state(lead_id_for_key("import", "a1"))
+    assert state is not None
+    assert engagement_at(state, compile_ruleset(ruleset), state.last_seen) == pytest.approx(3)  # 4, capped at 3

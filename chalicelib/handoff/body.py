@@ -45,7 +45,8 @@ def handoff_body(
     attrs = state.attributes
     reasons = [{**r, "kind": "fit"} for r in explained["fit"]["rules"]]
     reasons += [
-        {**r, "points": round(r["points"], 1),
+        {"rule": r["rule"], "label": f"{r['label']} ({r['rate']})" if "rate" in r else r["label"],
+         "points": round(r["points"], 1),
          "kind": "frequency" if rs.engagement_by_id[r["rule"]].freq_count else "engagement"}
         for r in explained["engagement"]["rules"]
     ]

@@ -41,6 +41,21 @@ class CompiledEngagement:
     freq_count: int | None
     freq_window: float | None
     group: int = 0  # index of its half-life in CompiledRuleset.half_lives (its running total)
+    # An amount rule: ``points`` per ``amount_per`` of the event property at ``amount`` (its path);
+    # its cap_count is max_count alone and cap_points caps the points themselves.
+    amount: tuple[str, ...] | None = None
+    amount_per: float = 1.0
+    cap_points: float | None = None
+    # Frequency or amount: the award loop checks this one flag before either (a plain rule pays nothing more).
+    gated: bool = False
+
+    @property
+    def rate(self) -> str | None:
+        """How an amount rule awards, for people: ``1 point per 30 seconds``."""
+        if self.amount is None:
+            return None
+        unit = "point" if abs(self.points) == 1 else "points"
+        return f"{self.points} {unit} per {self.amount_per:g} {'.'.join(self.amount)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,13 +175,17 @@ def _engagement(rule: EngagementRule, default_half_life: float | None, lists: di
     half_life_days = rule.half_life_days if rule.half_life_days is not None else default_half_life
     cap_count: int | None = None
     cap_window: float | None = None
+    cap_points: float | None = None
     if rule.caps is not None:
         limits = []
         if rule.caps.max_count is not None:
             limits.append(rule.caps.max_count)
         if rule.caps.max_points is not None:
-            limits.append(max(1, rule.caps.max_points // abs(rule.points)))
-        cap_count = min(limits)
+            if rule.amount is not None:  # awards vary with the amount: the points are capped, not the hits
+                cap_points = float(rule.caps.max_points)
+            else:
+                limits.append(max(1, rule.caps.max_points // abs(rule.points)))
+        cap_count = min(limits) if limits else None
         cap_window = rule.caps.window_days * DAY if rule.caps.window_days is not None else None
     return CompiledEngagement(
         id=rule.id,
@@ -178,6 +197,10 @@ def _engagement(rule: EngagementRule, default_half_life: float | None, lists: di
         cap_window=cap_window,
         freq_count=rule.frequency.count if rule.frequency else None,
         freq_window=rule.frequency.within_days * DAY if rule.frequency else None,
+        amount=tuple(rule.amount.property.split(".")) if rule.amount is not None else None,
+        amount_per=rule.amount.per if rule.amount is not None else 1.0,
+        cap_points=cap_points,
+        gated=rule.frequency is not None or rule.amount is not None,
     )
 
 

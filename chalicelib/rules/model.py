@@ -172,8 +172,23 @@ class Frequency(BaseModel):
     within_days: float = Field(gt=0, le=365)
 
 
+_PROPERTY_PATH = r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,3}$"
+
+
+class Amount(BaseModel):
+    """Points by amount: the rule's ``points`` for every ``per`` units of the event property
+    ``property`` ("1 point per 30 seconds on site": ``points: 1``, ``amount: {property: seconds, per: 30}``).
+    Awards are in proportion (45 seconds: 1.5 points); an event without a positive number there
+    scores nothing and counts toward no cap."""
+
+    model_config = _Strict
+    property: str = Field(pattern=_PROPERTY_PATH)  # a key of event.properties (dots for nested ones)
+    per: float = Field(gt=0, le=1e9)
+
+
 class EngagementRule(BaseModel):
-    """What they do: points per matching event, with optional caps, frequency and its own half-life."""
+    """What they do: points per matching event (or per amount of one of its properties), with
+    optional caps, frequency and its own half-life."""
 
     model_config = _Strict
     id: _ID
@@ -181,6 +196,7 @@ class EngagementRule(BaseModel):
     events: list[str] = Field(min_length=1)
     when: Condition | None = None
     points: int = Field(ge=-1000, le=1000)
+    amount: Amount | None = None
     caps: Caps | None = None
     frequency: Frequency | None = None
     half_life_days: float | None = Field(default=None, gt=0, le=3650)
@@ -197,6 +213,11 @@ class EngagementRule(BaseModel):
     def _points_not_zero(self) -> "EngagementRule":
         if self.points == 0:
             raise ValueError("points must not be 0 (delete the rule instead)")
+        if self.amount is not None:
+            if self.frequency is not None:
+                raise ValueError("amount and frequency cannot be combined: a frequency bonus is one award per "
+                                 "count of events, not per amount")
+            return self  # awards in proportion to the amount: max_points caps their sum, not whole awards
         # Awards are whole: a cap below one award would be exceeded by the first hit.
         if self.caps is not None and self.caps.max_points is not None and self.caps.max_points < abs(self.points):
             raise ValueError(f"caps.max_points ({self.caps.max_points}) is less than one award ({abs(self.points)} points)")
