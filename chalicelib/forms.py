@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.attributes import UTM_KEYS, attribute_for, coerce
+from chalicelib.attributes import UTM_KEYS, Declared, attribute_for, coerce, coerce_declared
 from chalicelib.emails import normalize_email
 from chalicelib.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from chalicelib.events import MAX_ID_LENGTH, Event, content_event_id, is_plain_id
@@ -127,6 +127,7 @@ def parse_submission(
     ruleset: RuleSet,
     now: float,
     redirect_allowlist: tuple[str, ...] = (),
+    declared: dict[str, Declared] | None = None,
 ) -> Submission:
     spec = ruleset.forms.get(form_id)
     if spec is None and not ruleset.accept_unknown_forms:
@@ -152,7 +153,12 @@ def parse_submission(
             email = email or value
             continue
         text = ", ".join(map(str, value)) if isinstance(value, list) else value
-        traits[key] = coerce(key, text, name) if text not in (None, "") else text
+        if text in (None, ""):
+            traits[key] = text
+        elif declared and key in declared:  # a custom attribute the rule set types
+            traits[key] = coerce_declared(declared[key], text, name)
+        else:
+            traits[key] = coerce(key, text, name)
     if "name" in traits and "first_name" not in traits and isinstance(traits["name"], str):
         first, _, last = traits.pop("name").strip().partition(" ")
         traits["first_name"], traits["last_name"] = first, last
@@ -195,8 +201,9 @@ def submit(
     form_id: str, content_type: str, raw_body: bytes, leads: LeadService, redirect_allowlist: tuple[str, ...] = (),
 ) -> FormReply:
     """A web form post, read against the active rule set's forms and scored like any event."""
-    submission = parse_submission(form_id, content_type, raw_body, leads.rulesets.active().source, leads.clock(),
-                                  redirect_allowlist)
+    active = leads.rulesets.active()
+    submission = parse_submission(form_id, content_type, raw_body, active.source, leads.clock(), redirect_allowlist,
+                                  active.declared)
     body: dict[str, Any] = {"ok": True}
     if submission.event is not None:
         result = leads.ingest([submission.event])

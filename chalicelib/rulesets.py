@@ -11,7 +11,6 @@ from typing import Any
 from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from chalicelib.rules.compile import CompiledRuleset, compile_ruleset
 from chalicelib.rules.loader import default_ruleset, parse_ruleset
-from chalicelib.rules.model import RuleSet
 from chalicelib.store.base import ActivePointer, RulesetRepository, RulesetVersion
 
 # A version is one DynamoDB item (at most 400 KB with its keys and attributes): a larger body was a
@@ -100,7 +99,7 @@ class RulesetService:
         stored = self.repo.get(version)
         if stored is None:
             raise NotFound(f"rule set version {version} does not exist")
-        compiled = compile_ruleset(RuleSet.model_validate(stored.body), version)
+        compiled = compile_ruleset(parse_ruleset(stored.body, stored=True), version)  # (warns what it reads undeclared)
         with self._lock:
             self._compiled[version] = compiled
         return compiled

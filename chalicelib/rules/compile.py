@@ -12,7 +12,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from chalicelib.attributes import LEAD_FIELDS
+from chalicelib.attributes import LEAD_FIELDS, Declared
+from chalicelib.events import KNOWN_TYPES
 from chalicelib.rules.conditions import Context, Predicate, compile_condition, condition_fields
 from chalicelib.rules.model import Condition, EngagementRule, Route, RuleSet
 from chalicelib.rules.plans import EventMemo, FitMemo, LeadPlans, StagePlan, StagePlanner, attribute_key
@@ -121,6 +122,10 @@ class CompiledRuleset:
     decay_rates: tuple[float, ...] = ()  # ln 2 / half-life per half-life, 0.0 for no decay
     # Names the rules' grouping by half-life: a lead's totals made under another grouping are rebuilt.
     decay_basis: str = ""
+    # The vocabulary: event types the API and imports accept (Baton's own and the declared ones), and
+    # the declared custom attributes by name (after ``custom.``), whose values are coerced to their type.
+    event_types: frozenset[str] = KNOWN_TYPES
+    declared: dict[str, Declared] = field(default_factory=dict, repr=False, compare=False)
     # Derived from the rules above to decide faster, not part of them (an empty one: the long way).
     caches: RulesetCaches = field(default_factory=RulesetCaches, repr=False, compare=False)
     # The disqualifiers and stage rules as a plan of whole conditions: what the stage ladder walks
@@ -265,12 +270,20 @@ def compile_ruleset(ruleset: RuleSet, version: int | None = None) -> CompiledRul
         half_lives=half_lives,
         decay_rates=tuple(math.log(2) / h if h is not None else 0.0 for h in half_lives),
         decay_basis=hashlib.sha256(grouping.encode()).hexdigest()[:16],
+        event_types=KNOWN_TYPES | frozenset(ruleset.event_types),
+        declared=declared_attributes(ruleset),
         caches=RulesetCaches(
             fit=FitMemo(fit, [r.when for r in ruleset.fit]),
             events={k: EventMemo(rules, when[k], lists) for k, rules in engagement_by_type.items()},
             planner=planner,
         ),
     )
+
+
+def declared_attributes(ruleset: RuleSet) -> dict[str, Declared]:
+    """The rule set's custom attribute declarations, by name after ``custom.``."""
+    return {name.removeprefix("custom."): Declared(name.removeprefix("custom."), spec.type, tuple(spec.values or ()))
+            for name, spec in ruleset.attributes.items()}
 
 
 def event_types(ruleset: RuleSet) -> Iterable[str]:
