@@ -9,6 +9,8 @@ one term per half-life (stage rules read it on every event).
 
 An amount rule awards its points per amount of an event property, in proportion; its ``max_points``
 caps the points themselves (kept as (time, points) pairs), ``max_count`` the events that scored.
+Like hit times, awards are kept while they lie within two windows of the lead's newest event: an
+event arriving later than that is capped against what is kept.
 
 Caps and frequency rules count hits in arrival order (the backtest replays in time order; the
 online path sorts each batch by time): a late event never pushes any rolling window over its cap,

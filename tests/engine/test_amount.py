@@ -169,7 +169,9 @@ histories = st.lists(st.tuples(st.sampled_from([0.0, 60.0, DAY / 2, DAY, 3 * DAY
 caps = st.one_of(
     st.none(),
     st.fixed_dictionaries({"max_points": st.integers(1, 60)},
-                          optional={"window_days": st.sampled_from([1, 7, 30]), "max_count": st.integers(1, 5)}),
+                          # (windows longer than half the lateness: caps keep what lies within two
+                          # windows of the newest event, as engagement.capped does)
+                          optional={"window_days": st.sampled_from([7, 30]), "max_count": st.integers(1, 5)}),
 )
 
 
