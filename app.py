@@ -156,7 +156,8 @@ def post_events() -> Response:
     from chalicelib.schemas import parse_events
 
     c = container()
-    events = parse_events(_json_body(), c.clock())
+    active = c.rulesets.active()  # (cached: the types and attributes it declares are the vocabulary)
+    events = parse_events(_json_body(), c.clock(), active.event_types, active.declared)
     return Response(body=c.leads.ingest(events), status_code=202)
 
 
@@ -165,7 +166,7 @@ def identify() -> Response:
     from chalicelib.schemas import parse_identify
 
     c = container()
-    result = c.leads.identify(parse_identify(_json_body(), c.clock()))
+    result = c.leads.identify(parse_identify(_json_body(), c.clock(), c.rulesets.active().declared))
     return Response(body=result.summary(), status_code=200)
 
 

@@ -272,6 +272,8 @@ def _configure_import(parser: argparse.ArgumentParser) -> None:
                         help="what the columns mean (docs/importing.md; examples in docs/mappings/)")
     parser.add_argument("--out", required=True, metavar="DIR", help="directory for leads, events and outcomes")
     parser.add_argument("--strict", action="store_true", help="refuse the file at the first row that cannot be read")
+    parser.add_argument("--rules", metavar="FILE",
+                        help="the rule set whose event types and attribute types the import uses (default: the shipped one)")
 
 
 def import_export(args: argparse.Namespace) -> int:
@@ -286,8 +288,11 @@ def import_export(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"{args.mapping}: cannot read: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return EXIT_INVALID
+    ruleset = _load_or_report(args.rules) if args.rules else None
+    if args.rules and ruleset is None:
+        return EXIT_INVALID
     try:
-        summary = import_file(args.file, mapping, args.out, lines=lines, strict=args.strict)
+        summary = import_file(args.file, mapping, args.out, lines=lines, strict=args.strict, ruleset=ruleset)
     except ValidationFailed as exc:  # the mapping names columns the file does not have
         _report_invalid(args.mapping, exc)
         return EXIT_INVALID

@@ -49,11 +49,20 @@ from pydantic import (
     model_validator,
 )
 
-from chalicelib.attributes import BY_NAME, LEAD_FIELDS, non_negative_number, whole_number
+from chalicelib.attributes import (
+    BY_NAME,
+    LEAD_FIELDS,
+    boolean,
+    enum_value,
+    non_negative_number,
+    number,
+    whole_number,
+)
 from chalicelib.engine import OUTCOMES
 from chalicelib.errors import ValidationFailed
 from chalicelib.events import KNOWN_TYPES
 from chalicelib.rules.loader import Lines, failed, read_document, validation_errors
+from chalicelib.rules.model import AttributeDeclaration, RuleSet, unknown_event_type
 from chalicelib.state import lead_id_for, lead_ids_for_keys
 
 if TYPE_CHECKING:
@@ -138,8 +147,16 @@ class AttributeSpec(BaseModel):
     format: str = "ISO8601"  # for type: date
 
 
-def attribute_type(name: str, spec: AttributeSpec) -> str:
-    """The type an attribute is read as: ``text``, ``number``, ``integer``, ``boolean`` or ``date``."""
+def attribute_type(name: str, spec: AttributeSpec, declared: AttributeDeclaration | None = None) -> str:
+    """The type an attribute is read as: ``text``, ``number``, ``integer``, ``boolean``, ``date``,
+    ``signed`` (a custom number the rule set declares: any number, as ``attributes.number`` reads
+    it) or ``enum`` (one of the declared values)."""
+    if declared is not None:  # the rule set's type wins; the mapping may only repeat it
+        kind = {"number": "signed"}.get(declared.type, declared.type)
+        if spec.type is not None and spec.type != declared.type and not (
+                spec.type == "integer" and declared.type == "number"):
+            raise ValueError(f"the rule set declares {name} as {declared.type}: leave type: out")
+        return kind
     known = BY_NAME.get(name)
     if known is None:
         return spec.type or "text"
@@ -346,6 +363,37 @@ def parse_mapping_text(text: str) -> tuple[Mapping, Lines]:
 
 def load_mapping(path: str | Path) -> tuple[Mapping, Lines]:
     return parse_mapping_text(Path(path).read_text(encoding="utf-8"))
+
+
+def check_vocabulary(mapping: Mapping, ruleset: RuleSet, lines: Lines | None = None) -> None:
+    """The event types the mapping makes must be Baton's own or declared by the rule set, and its
+    custom attributes' types agree with the rule set's declarations: a ``ValidationFailed`` naming
+    the mapping key (and line), with the closest known type."""
+    known = KNOWN_TYPES | frozenset(ruleset.event_types)
+    errors: list[dict[str, Any]] = []
+
+    def error(path: tuple[str | int, ...], message: str) -> None:
+        found: dict[str, Any] = {"path": _path(path), "message": message}
+        line = _line(path, lines or {})
+        if line is not None:
+            found["line"] = line
+        errors.append(found)
+
+    for i, spec in enumerate(mapping.events):
+        made = [(("events", i, "values", value), kind) for value, kind in spec.values.items() if kind is not None] \
+            if isinstance(spec, ValueEvents) else [(("events", i, "type"), spec.type)]
+        for path, kind in made:
+            if kind not in known:
+                error(path, unknown_event_type(kind, known) + f" (rule set {ruleset.name!r})")
+    for name, attribute in mapping.attributes.items():
+        declared = ruleset.attributes.get(name)
+        if declared is not None:
+            try:
+                attribute_type(name, attribute, declared)
+            except ValueError as exc:
+                error(("attributes", name, "type"), str(exc))
+    if errors:
+        raise failed(errors)
 
 
 # -- the summary --------------------------------------------------------------------------------------
@@ -575,7 +623,7 @@ def _numbers(values: Any, kind: str = "amount") -> np.ndarray:
 
     ``kind`` is how a value is read, as everywhere in Baton (chalicelib/attributes.py): ``integer``
     a whole number >= 0 (a range such as 50-200 or 1000+ counts as its lower bound), ``number`` a
-    number >= 0, ``amount`` any number (event columns; negatives are refused by the caller). Arrow
+    number >= 0, ``signed`` any number (a declared custom number), ``amount`` any number (event columns; negatives are refused by the caller). Arrow
     casts the column when every cell is a plain number; pandas reads the others, and the cells it
     cannot go through the vocabulary's own functions one by one.
     """
@@ -590,29 +638,36 @@ def _numbers(values: Any, kind: str = "amount") -> np.ndarray:
         text = values.to_pandas()
         numbers = np.array(pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan))
         retry = np.flatnonzero(np.isnan(numbers) & text.notna().to_numpy())
-        parse = whole_number if kind == "integer" else non_negative_number
+        parse = {"integer": whole_number, "signed": number}.get(kind, non_negative_number)
         for i, cell in zip(retry, text.iloc[retry].tolist(), strict=True):
             found = parse(cell)
             numbers[i] = np.nan if found is None else float(found)
     with np.errstate(invalid="ignore"):
-        if kind != "amount":
+        if kind not in ("amount", "signed"):
             numbers[numbers < 0] = np.nan
         if kind == "integer":
             numbers[numbers != np.floor(numbers)] = np.nan
     return numbers
 
 
-_TRUE = ("true", "t", "yes", "y", "1")
-_FALSE = ("false", "f", "no", "n", "0")
-
-
 def _booleans(values: Any) -> Any:
+    """Yes/no values as the vocabulary reads them (``attributes.boolean``), once per distinct value."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    lowered = pc.utf8_lower(values)
-    yes, no = pc.is_in(lowered, value_set=pa.array(_TRUE)), pc.is_in(lowered, value_set=pa.array(_FALSE))
-    return pc.if_else(yes, True, pc.if_else(no, False, pa.scalar(None, pa.bool_())))
+    distinct = pc.unique(pc.drop_null(values)).to_pylist()
+    read = pa.array([boolean(v) for v in distinct], pa.bool_())
+    return read.take(pc.index_in(values, value_set=pa.array(distinct, values.type)))
+
+
+def _enum(values: Any, options: tuple[str, ...]) -> Any:
+    """Each value as the declared enum value it names (``attributes.enum_value``), null for none."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    distinct = pc.unique(pc.drop_null(values)).to_pylist()
+    named = pa.array([enum_value(v, options) for v in distinct], pa.string())
+    return named.take(pc.index_in(values, value_set=pa.array(distinct, values.type)))
 
 
 def _times(values: Any, fmt: str) -> np.ndarray:
@@ -740,11 +795,13 @@ def _line(path: tuple[str | int, ...], lines: Lines) -> int | None:
 
 
 def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, lines: Lines | None = None,
-                strict: bool = False) -> ImportSummary:
+                strict: bool = False, ruleset: RuleSet | None = None) -> ImportSummary:
     """Import one export into ``out_dir`` (created if needed); returns what happened.
 
-    Raises ``ImportRefused`` for a file that cannot be imported and ``ValidationFailed`` when the
-    mapping names a column the file does not have.
+    ``ruleset`` (default: the shipped one) is the vocabulary: the event types it declares may be
+    made, and its custom attributes are read as the types it declares. Raises ``ImportRefused`` for
+    a file that cannot be imported and ``ValidationFailed`` when the mapping names a column the file
+    does not have, or an event type or attribute type the rule set does not declare.
     """
     import numpy as np
     import pyarrow as pa
@@ -754,6 +811,11 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
     source = Path(path)
     if not source.exists():
         raise ImportRefused(f"{source}: no such file")
+    if ruleset is None:
+        from chalicelib.rules.loader import default_ruleset
+
+        ruleset = default_ruleset()
+    check_vocabulary(mapping, ruleset, lines)
     summary = ImportSummary(file=str(source))
     layout = _layout(source, mapping)
     used = _check_columns(mapping, layout.header, lines or {})
@@ -807,11 +869,16 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
     attributes: dict[str, Any] = {}
     for name, spec in mapping.attributes.items():
         values = column(spec.column)
-        kind = attribute_type(name, spec)
+        declared = ruleset.attributes.get(name)
+        kind = attribute_type(name, spec, declared)
         typed: Any
         if kind == "text":
             typed = values
-        elif kind in ("number", "integer"):
+        elif kind == "enum":
+            assert declared is not None and declared.values
+            typed = _enum(values, tuple(declared.values))
+            rows.drop(~_valid(typed) & _valid(values), "not a declared value", spec.column, values)
+        elif kind in ("number", "integer", "signed"):
             numbers = _numbers(values, kind)
             reason = "not a whole number" if kind == "integer" else "not a number"
             rows.drop(np.isnan(numbers) & _valid(values), reason, spec.column, values)
@@ -903,9 +970,6 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
     summary.written = {"leads": str(out / "leads.parquet"), "events": str(out / "events.parquet")}
     if outcome_kinds is not None:
         summary.written["outcomes"] = str(out / "outcomes.parquet")
-    undeclared = sorted(kind for kind in summary.events if kind not in KNOWN_TYPES)
-    if undeclared:
-        summary.notes.append(f"event types rule sets cannot score yet (not built in): {', '.join(undeclared)}")
     summary.seconds = time.perf_counter() - started
     (out / "import-summary.json").write_text(json.dumps(summary.to_dict(), indent=1, default=str) + "\n")
     summary.written["summary"] = str(out / "import-summary.json")

@@ -314,6 +314,13 @@ def ranking_quality(
 
 LEAK_AUC = 0.95  # a field that alone ranks outcomes this well was probably filled in after them
 _MAX_CATEGORIES = 50
+# A sales disposition ("Closed by ...", "Ringing", "Already a student") sorts many leads into values
+# whose outcome is all but certain, while its other values (and its blanks) are mixed, so its AUC
+# alone stays under LEAK_AUC. Facts known before contact rarely settle that many leads: the X Education
+# export's Tags puts 35 % of its leads in such values, its lead source 1.5 %, the others none.
+PURE_RATE = 0.97  # a value whose leads were won (or not) at least this often decides the outcome
+PURE_SHARE = 0.25  # flagged when values that decide it hold this share of the leads with an outcome
+_PURE_MIN_LEADS = 30  # a value counts with at least this many leads (and 1 % of them)
 
 
 def _field_scan(result: BacktestResult) -> tuple[dict[str, dict[str, Any]], dict[str, list[int]]]:
@@ -381,10 +388,30 @@ def _field_auc(values: Mapping[str, Any], judged: Sequence[LeadReport]) -> float
     return roc_auc(rates, [r.won for r in judged])
 
 
+def _decided_share(values: Mapping[str, Any], judged: Sequence[LeadReport]) -> float | None:
+    """The share of leads with an outcome whose value of this (categorical) field decides it: held by
+    at least 1 % of them (and 30) and won at least PURE_RATE of the time, or at most 1 - PURE_RATE.
+    Blanks are no value. None for numbers."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()):
+        return None
+    seen: Counter[str] = Counter()
+    won: Counter[str] = Counter()
+    for r in judged:
+        if r.lead_id in values:
+            category = str(values[r.lead_id]).strip().lower()
+            seen[category] += 1
+            won[category] += r.won
+    least = max(_PURE_MIN_LEADS, len(judged) / 100)
+    decided = sum(n for c, n in seen.items()
+                  if n >= least and (won[c] >= PURE_RATE * n or won[c] <= (1 - PURE_RATE) * n))
+    return decided / len(judged)
+
+
 def leak_checks(result: BacktestResult) -> list[dict[str, Any]]:
     """Attributes that look filled in after the outcome: first seen after it for most leads that
-    have them, or predicting it almost perfectly alone (AUC >= 0.95). Cheap checks; a field they
-    flag should not be in the rules."""
+    have them, predicting it almost perfectly alone (AUC >= 0.95), or with values that decide it for
+    a quarter of the leads (``_decided_share``). Cheap checks; a field they flag should not be in the
+    rules."""
     judged = labeled(result.leads)
     if not judged:
         return []
@@ -402,6 +429,13 @@ def leak_checks(result: BacktestResult) -> list[dict[str, Any]]:
             found.append({"field": name, "check": "predicts the outcome alone", "auc": auc,
                           "message": f"{name}: predicts the outcome almost perfectly by itself (AUC {auc:.3f}): "
                                      "probably filled in by sales after contact"})
+            continue
+        decided = _decided_share(values[name], judged)
+        if decided is not None and decided >= PURE_SHARE:
+            found.append({"field": name, "check": "values decide the outcome", "share": decided,
+                          "message": f"{name}: {decided:.0%} of leads with an outcome have a value of it that "
+                                     f"decides the outcome ({PURE_RATE:.0%} one way or the other): probably a "
+                                     "sales disposition, filled in after contact"})
     return found
 
 

@@ -226,7 +226,7 @@ def summary(section: str, value: Any) -> str:
         parts.append(f"on {', '.join(value['events'])}")
     if value.get("when"):
         parts.append(f"when {condition_text(value['when'])}")
-    for extra in ("caps", "frequency", "half_life_days", "event", "offer"):
+    for extra in ("amount", "caps", "frequency", "half_life_days", "event", "offer"):
         if value.get(extra) is not None:
             parts.append(f"{extra} {_value(value[extra])}")
     return " ".join(parts) or _value(value)

@@ -322,7 +322,7 @@ def render_sla(ruleset: RuleSet, *, version: int | None = None) -> str:
                 rule.label,
                 _choices([_event_name(t) for t in rule.events], bare=True),
                 describe(rule.when, said) if rule.when is not None else "any",
-                _points(rule.points),
+                _points(rule.points) + (f" per {rule.amount.per:g} {rule.amount.property}" if rule.amount else ""),
                 limits or "no limit",
                 _half_life(rule, default_half_life),
             ])

@@ -5,7 +5,9 @@ Every path that writes attributes reads names and coerces values here (web forms
 and ``/v1/identify``, vendor webhooks, imported history), so ``company_size: "50-200"`` is 50
 whichever way it arrives, and a value that cannot be read is refused naming its field. Rule sets
 read the same list: a condition names one of these attributes directly, anything else lives
-under ``custom.<name>``.
+under ``custom.<name>``. A rule set may declare custom attributes with a type (``Declared``: text,
+number, boolean, date, or enum with its values); their values are coerced here too
+(``coerce_declared``), and custom attributes nobody declared pass through as sent.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from chalicelib.emails import normalize_email
 from chalicelib.errors import ValidationFailed
 
 AttributeType = Literal["text", "email", "integer", "number"]
+DeclaredType = Literal["text", "number", "boolean", "date", "enum"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +147,117 @@ def non_negative_number(value: Any) -> float | None:
     else:
         return None
     return number if math.isfinite(number) and number >= 0 else None
+
+
+# -- custom attributes a rule set declares -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A custom attribute as a rule set declares it (``custom.<name>``: ``name`` is the part after)."""
+
+    name: str
+    type: DeclaredType
+    values: tuple[str, ...] = ()  # an enum's values, as declared
+
+
+_TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
+_FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
+_NUMBER = re.compile(r"-?\d{1,18}(\.\d+)?")
+
+
+def number(value: Any) -> int | float | None:
+    """A number as sent: 12, -3.5, "1,200", "$1,200.50", " 7 " (whole numbers stay int); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return (int(value) if value.is_integer() else value) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    text = value.replace(",", "").replace("$", "").replace(" ", "")
+    if not _NUMBER.fullmatch(text):
+        return None
+    parsed = float(text)
+    return int(parsed) if parsed.is_integer() and abs(parsed) < 2**53 else parsed
+
+
+def boolean(value: Any) -> bool | None:
+    """true/false, t/f, yes/no, y/n, 1/0, on/off (a checked HTML checkbox sends "on"), any case; else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        folded = value.strip().casefold()
+        if folded in _TRUE:
+            return True
+        if folded in _FALSE:
+            return False
+    return None
+
+
+def iso_date(value: Any) -> str | None:
+    """A date as ``YYYY-MM-DD`` (UTC) from ISO 8601 text (a date or a date and time); else None."""
+    from datetime import datetime, timezone
+
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc)
+    return parsed.date().isoformat()
+
+
+def enum_value(value: Any, values: tuple[str, ...]) -> str | None:
+    """The declared value ``value`` names (case and blanks ignored), or None."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    folded = str(value).strip().casefold()
+    for option in values:
+        if option.casefold() == folded:
+            return option
+    return None
+
+
+def coerce_declared(declared: Declared, value: Any, path: str) -> Any:
+    """``value`` as the declared attribute's type; a ``ValidationFailed`` naming ``path`` when it cannot be."""
+    kind = declared.type
+    if kind == "text":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ValidationFailed(f"{path} must be text, got {value!r:.40}", field=path)
+    result: Any
+    if kind == "number":
+        result, wanted = number(value), "a number"
+    elif kind == "boolean":
+        result, wanted = boolean(value), "true or false (yes/no, 1/0, on/off)"
+    elif kind == "date":
+        result, wanted = iso_date(value), "a date (ISO 8601, e.g. 2024-05-31)"
+    else:
+        import difflib  # (only to word a refusal)
+
+        result = enum_value(value, declared.values)
+        close = difflib.get_close_matches(str(value), declared.values, n=1) if isinstance(value, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        wanted = f"one of {', '.join(repr(v) for v in declared.values[:12])}{hint}"
+    if result is None:
+        raise ValidationFailed(f"{path} must be {wanted}, got {value!r:.40}", field=path)
+    return result
+
+
+def coerce_traits(traits: dict[str, Any], declared: dict[str, Declared], path: str) -> dict[str, Any]:
+    """Traits with the declared custom attributes coerced (others as they are: already coerced by
+    ``coerce_all`` where they are Baton's own, kept as sent where nobody declared them)."""
+    if not declared or not any(k in declared for k in traits):
+        return traits
+    prefix = f"{path}." if path else ""
+    return {k: coerce_declared(declared[k], v, prefix + k) if k in declared and v not in (None, "") else v
+            for k, v in traits.items()}

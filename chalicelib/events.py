@@ -40,6 +40,19 @@ KNOWN_TYPES = frozenset(
 )
 
 
+EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")  # the shape of any event type, built in or declared
+
+
+def unknown_type(kind: str, known: frozenset[str]) -> str:
+    """Why ``kind`` is refused, naming the closest known type."""
+    import difflib
+
+    close = difflib.get_close_matches(kind, sorted(known), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (f"unknown event type {kind!r:.70}{hint}; the active rule set knows {', '.join(sorted(known))} "
+            "(a rule set declares more under event_types)")
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One thing a lead did (or one update of who they are).

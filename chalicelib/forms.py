@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.attributes import PUBLIC_SOURCES, UTM_KEYS, attribute_for, coerce
+from chalicelib.attributes import PUBLIC_SOURCES, UTM_KEYS, Declared, attribute_for, coerce, coerce_declared
 from chalicelib.emails import normalize_email
 from chalicelib.errors import (
     BadRequest,
@@ -137,6 +137,7 @@ def parse_submission(
     ruleset: RuleSet,
     now: float,
     redirect_allowlist: tuple[str, ...] = (),
+    declared: dict[str, Declared] | None = None,
 ) -> Submission:
     spec = ruleset.forms.get(form_id)
     if spec is None and not ruleset.accept_unknown_forms:
@@ -162,7 +163,12 @@ def parse_submission(
             email = email or value
             continue
         text = ", ".join(map(str, value)) if isinstance(value, list) else value
-        traits[key] = coerce(key, text, name) if text not in (None, "") else text
+        if text in (None, ""):
+            traits[key] = text
+        elif declared and key in declared:  # a custom attribute the rule set types
+            traits[key] = coerce_declared(declared[key], text, name)
+        else:
+            traits[key] = coerce(key, text, name)
     if "name" in traits and "first_name" not in traits and isinstance(traits["name"], str):
         first, _, last = traits.pop("name").strip().partition(" ")
         traits["first_name"], traits["last_name"] = first, last
@@ -211,8 +217,9 @@ def submit(
 
     The answer says the post arrived and nothing about the lead: anyone can post anyone's address,
     so a stage, a score or a hand-off in it would tell a stranger how sales sees that person."""
-    submission = parse_submission(form_id, content_type, raw_body, leads.rulesets.active().source, leads.clock(),
-                                  redirect_allowlist)
+    active = leads.rulesets.active()
+    submission = parse_submission(form_id, content_type, raw_body, active.source, leads.clock(), redirect_allowlist,
+                                  active.declared)
     if submission.event is not None:
         leads.ingest([submission.event])
     body: dict[str, Any] = {"ok": True, "message": THANKS}

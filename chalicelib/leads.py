@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib import shadow
-from chalicelib.attributes import verified
+from chalicelib.attributes import coerce_traits, verified
 from chalicelib.display import shown_score
 from chalicelib.emails import normalize_email
 from chalicelib.engine import apply_outcome, explain, explanation_answer, new_lead, set_email
@@ -112,7 +112,7 @@ class LeadService:
     # -- ingestion -------------------------------------------------------------------------------
     def ingest(self, events: Sequence[Event]) -> dict[str, Any]:
         """Score a batch: one read and one write per lead (per 90 events)."""
-        routed, results = self._score(events)
+        routed, results = self._score(self._typed(events))
         waiting = routed.waiting.items()  # visitors not identified yet: their events wait in the store
         pending = sum(self.leads.save_anonymous(visitor, list(held.values())) for visitor, held in waiting)
         scored = sum(len(r.scored) for r in results)
@@ -133,8 +133,18 @@ class LeadService:
     def identify(self, event: Event) -> LeadResult:
         """Link an anonymous visitor to an email; what they did anonymously now counts."""
         assert event.email and event.anonymous_id
-        _, (result,) = self._score([event])
+        _, (result,) = self._score(self._typed([event]))
         return result
+
+    def _typed(self, events: Sequence[Event]) -> Sequence[Event]:
+        """The events with the custom attributes the active rule set declares coerced to their types,
+        whichever path they came by (the API and forms did it already, naming their fields; vendor
+        webhooks meet the declarations here). Undeclared custom attributes stay as sent."""
+        declared = self.rulesets.active().declared
+        if not declared:
+            return events
+        return [replace(e, traits=coerce_traits(dict(e.traits), declared, "traits"))
+                if any(k in declared for k in e.traits) else e for e in events]
 
     def _score(self, events: Sequence[Event]) -> tuple[Routed, list[LeadResult]]:
         ordered = in_time_order(events)

@@ -12,7 +12,6 @@ from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, ValidationFai
 from chalicelib.events import iso
 from chalicelib.rules.compile import CompiledRuleset, compile_ruleset
 from chalicelib.rules.loader import default_ruleset, parse_ruleset
-from chalicelib.rules.model import RuleSet
 from chalicelib.store.base import ActivePointer, RulesetRepository, RulesetVersion
 
 # A version is one DynamoDB item (at most 400 KB with its keys and attributes): a larger body was a
@@ -101,7 +100,7 @@ class RulesetService:
         stored = self.repo.get(version)
         if stored is None:
             raise NotFound(f"rule set version {version} does not exist")
-        compiled = compile_ruleset(RuleSet.model_validate(stored.body), version)
+        compiled = compile_ruleset(parse_ruleset(stored.body, stored=True), version)  # (warns what it reads undeclared)
         with self._lock:
             self._compiled[version] = compiled
         return compiled

@@ -18,11 +18,11 @@ from pydantic import (
     model_validator,
 )
 
-from chalicelib.attributes import coerce_all
+from chalicelib.attributes import Declared, coerce_all, coerce_traits
 from chalicelib.emails import normalize_email
 from chalicelib.engine import OUTCOMES
 from chalicelib.errors import ValidationFailed
-from chalicelib.events import IDENTIFY, KNOWN_TYPES, Event, content_event_id, to_epoch
+from chalicelib.events import IDENTIFY, KNOWN_TYPES, Event, content_event_id, to_epoch, unknown_type
 from chalicelib.rules.loader import format_path
 
 MAX_BATCH = 500
@@ -70,9 +70,10 @@ class EventIn(BaseModel):
 
     @field_validator("type")
     @classmethod
-    def _known_type(cls, v: str) -> str:
-        if v not in KNOWN_TYPES:
-            raise ValueError(f"unknown event type {v!r}; known: {', '.join(sorted(KNOWN_TYPES))}")
+    def _known_type(cls, v: str, info: ValidationInfo) -> str:
+        known = (info.context or {}).get("event_types", KNOWN_TYPES)
+        if v not in known:
+            raise ValueError(unknown_type(v, known))
         return v
 
     @model_validator(mode="after")
@@ -143,10 +144,10 @@ class OutcomeIn(BaseModel):
 assert set(OUTCOMES) == set(OutcomeIn.model_fields["outcome"].annotation.__args__)  # type: ignore[union-attr]
 
 
-def validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
+def validate(model: type[BaseModel], data: Any, prefix: str = "", context: dict[str, Any] | None = None) -> Any:
     """Validate with pydantic; the first error becomes a 422 naming the field path."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         errors = [
             {"field": (prefix + format_path(tuple(e["loc"]))).replace("$", "").rstrip(".") or "body",
@@ -158,17 +159,21 @@ def validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
                                details={"errors": errors[:20]}) from None
 
 
-def to_event(item: EventIn, source: str = "api", now: float | None = None) -> Event:
+def to_event(item: EventIn, source: str = "api", now: float | None = None,
+             declared: dict[str, Declared] | None = None) -> Event:
     ts = to_epoch(item.occurred_at) if item.occurred_at else (now if now is not None else time.time())
     email = normalize_email(item.email) if item.email else None
     subject = email or item.anonymous_id or ""
     event_id = item.event_id or content_event_id(source, item.type, ts, subject, item.properties)
-    traits = coerce_all(item.traits, "traits")
+    traits = coerce_traits(coerce_all(item.traits, "traits"), declared or {}, "traits")
     return Event(event_id, item.type, ts, email, item.anonymous_id, item.properties, traits, source)
 
 
-def parse_events(data: Any, now: float) -> list[Event]:
-    """One event object, ``{"events": [...]}``, or a bare list; at most 500."""
+def parse_events(data: Any, now: float, event_types: frozenset[str] = KNOWN_TYPES,
+                 declared: dict[str, Declared] | None = None) -> list[Event]:
+    """One event object, ``{"events": [...]}``, or a bare list; at most 500. ``event_types`` and
+    ``declared`` are the active rule set's vocabulary (``CompiledRuleset.event_types``, ``.declared``):
+    a type outside it is refused naming the closest, a declared attribute coerced to its type."""
     if isinstance(data, dict) and "events" in data:
         items, prefix = data["events"], "events"
     elif isinstance(data, list):
@@ -184,19 +189,19 @@ def parse_events(data: Any, now: float) -> list[Event]:
     events = []
     for i, raw in enumerate(items):
         where = "" if prefix is None else f"{prefix}[{i}]." if prefix else f"[{i}]."
-        item = validate(EventIn, raw, where)
+        item = validate(EventIn, raw, where, {"event_types": event_types})
         try:
-            events.append(to_event(item, now=now))
+            events.append(to_event(item, now=now, declared=declared))
         except ValidationFailed as exc:
             raise ValidationFailed(f"{where}{exc.message}", field=f"{where}{exc.field}") from None
     return events
 
 
-def parse_identify(data: Any, now: float) -> Event:
+def parse_identify(data: Any, now: float, declared: dict[str, Declared] | None = None) -> Event:
     item = validate(IdentifyIn, data)
     email = normalize_email(item.email)
     ts = to_epoch(item.occurred_at) if item.occurred_at else now
     # (the id hashes the traits as sent: a redelivery from before coercion existed hashes the same)
     event_id = item.event_id or content_event_id("api", IDENTIFY, ts, f"{item.anonymous_id}>{email}", item.traits)
-    traits = coerce_all(item.traits, "traits")
+    traits = coerce_traits(coerce_all(item.traits, "traits"), declared or {}, "traits")
     return Event(event_id, IDENTIFY, ts, email, item.anonymous_id, {}, traits, "api")

@@ -14,12 +14,23 @@ from baton import cli
 from baton.backtest.io import read_events
 from baton.importer import ImportRefused, ImportSummary, import_file, load_mapping, parse_mapping_text
 from chalicelib.errors import ValidationFailed
+from chalicelib.rules import RuleSet, default_ruleset, parse_ruleset
 from chalicelib.state import lead_id_for, lead_id_for_key
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDED = REPO / "tests" / "payloads" / "crm"
 MAPPINGS = REPO / "docs" / "mappings"
 DAY = 86400.0
+
+
+def _declaring() -> RuleSet:
+    """The shipped rule set, declaring the event types the tricky export makes."""
+    body = default_ruleset().model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["event_types"] = {"chat_message": "a chat with an advisor", "site_visit_time": "time on the website"}
+    return parse_ruleset(body)
+
+
+RULES = _declaring()
 
 
 def table(path: Path) -> list[dict[str, Any]]:
@@ -32,7 +43,7 @@ def run(tmp_path: Path, text: str, mapping: str, name: str = "export.csv", stric
     source.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
     parsed, lines = parse_mapping_text(mapping)
     out = tmp_path / "out"
-    return import_file(source, parsed, out, lines=lines, strict=strict), out
+    return import_file(source, parsed, out, lines=lines, strict=strict, ruleset=RULES), out
 
 
 def vendor_export(tmp_path: Path, recorded_header: str, rows: list[str], mapping_file: str) -> ImportSummary:
@@ -285,9 +296,10 @@ def test_row_numbers_as_keys(tmp_path: Path) -> None:
 def test_cli_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "export.csv").write_text(TRICKY, encoding="utf-8")
     (tmp_path / "mapping.yaml").write_text(TRICKY_MAPPING)
+    (tmp_path / "rules.json").write_text(json.dumps(RULES.model_dump(mode="json", by_alias=True)))
     out = tmp_path / "history"
     assert cli.main(["import", str(tmp_path / "export.csv"), "--mapping", str(tmp_path / "mapping.yaml"),
-                     "--out", str(out)]) == 0
+                     "--out", str(out), "--rules", str(tmp_path / "rules.json")]) == 0
     printed = capsys.readouterr().out
     assert "3 rows read, 3 leads (0 with an email)" in printed and "outcomes: 3" in printed
     last = json.loads(printed.strip().splitlines()[-1])
@@ -330,5 +342,29 @@ def test_gzipped_csv(tmp_path: Path) -> None:
     with gzip.open(source, "wt", encoding="utf-8", newline="") as handle:
         handle.write(TRICKY)
     mapping, lines = parse_mapping_text(TRICKY_MAPPING)
-    summary = import_file(source, mapping, tmp_path / "out", lines=lines)
+    summary = import_file(source, mapping, tmp_path / "out", lines=lines, ruleset=RULES)
     assert (summary.leads, sum(summary.events.values()), summary.skipped_rows) == (3, 8, 0)
+
+
+def test_imported_amounts_score_through_an_amount_rule(tmp_path: Path) -> None:
+    """An amount column's events carry the amount as the property an amount rule reads."""
+    from baton.backtest import backtest
+    from baton.backtest.io import read_history
+    from chalicelib.engine import engagement_at
+    from chalicelib.rules import default_ruleset, parse_ruleset
+    from chalicelib.rules.compile import compile_ruleset
+
+    mapping = TRICKY_MAPPING.replace("type: site_visit_time", "type: webinar_attended")
+    summary, out = run(tmp_path, TRICKY, mapping)
+    assert summary.events["webinar_attended"] == 3  # a1: 120 seconds over 3 visits
+    events, outcomes = read_history(out)
+    assert [e.properties for e in events if e.type == "webinar_attended"] == [{"seconds": 40.0}] * 3
+    body = default_ruleset().model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["engagement"] = [{"id": "time-on-site", "label": "Time on site", "events": ["webinar_attended"],
+                           "points": 1, "amount": {"property": "seconds", "per": 30},
+                           "caps": {"max_points": 3, "window_days": 30}}]
+    ruleset = parse_ruleset({**body, "decay": {"half_life_days": None}})
+    result = backtest(events, ruleset, outcomes)
+    state = result.state(lead_id_for_key("import", "a1"))
+    assert state is not None
+    assert engagement_at(state, compile_ruleset(ruleset), state.last_seen) == pytest.approx(3)  # 4, capped at 3

@@ -7,6 +7,11 @@ whatever the lead's history, and arrival order does not change the decayed sum.
 Accumulators with the same half-life also add up into one running total, so the score itself costs
 one term per half-life (stage rules read it on every event).
 
+An amount rule awards its points per amount of an event property, in proportion; its ``max_points``
+caps the points themselves (kept as (time, points) pairs), ``max_count`` the events that scored.
+Like hit times, awards are kept while they lie within two windows of the lead's newest event: an
+event arriving later than that is capped against what is kept.
+
 Caps and frequency rules count hits in the order events are applied: event time, because the live
 service replays a lead's history when an event arrives late (``timeline.replay_late``), as the
 backtest and the re-score do. (A late event applied on top would never push a rolling window over
@@ -17,7 +22,10 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Mapping
+from typing import Any
 
+from chalicelib.attributes import non_negative_number
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledEngagement, CompiledRuleset
 from chalicelib.state import KEY_EVENTS, LeadState
@@ -172,3 +180,78 @@ def frequency_reached(state: LeadState, rule: CompiledEngagement, ts: float) -> 
         return True
     record[:] = [last_award, *matches[-(count - 1):]]
     return False
+
+
+def amount_of(properties: Mapping[str, Any], path: tuple[str, ...]) -> float | None:
+    """The event's amount at ``path`` as a number (``612``, ``"612"``, ``"1,200.5"``), or None."""
+    value: Any = properties
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return non_negative_number(value) if value is not None else None
+
+
+def amount_award(state: LeadState, rule: CompiledEngagement, event: Event, ts: float) -> float:
+    """An amount rule's points for this event: ``points`` per ``amount_per`` of its amount, trimmed to
+    what ``max_points`` leaves in every window holding ``ts``; 0.0 when nothing is awarded (no
+    amount, or a cap reached), and then no cap counts the event."""
+    assert rule.amount is not None
+    amount = amount_of(event.properties, rule.amount)
+    if not amount:
+        return 0.0
+    magnitude = abs(rule.points) * amount / rule.amount_per
+    limit = rule.cap_points
+    if limit is not None:
+        room = limit - _points_in_windows(state.caps.get(rule.id + _POINTS), ts, rule.cap_window)
+        if room <= _EPSILON:
+            return 0.0
+        magnitude = min(magnitude, room)
+    if rule.cap_count is not None and capped(state, rule, ts):
+        return 0.0
+    if limit is not None:
+        _record_points(state, rule, ts, magnitude)
+    return magnitude if rule.points > 0 else -magnitude
+
+
+_POINTS = ":points"  # state.caps key suffix of an amount rule's points (rule ids never hold ':')
+_EPSILON = 1e-9  # points: what float sums leave below a cap is no room
+
+
+def _points_in_windows(record: list[float] | None, ts: float, window: float | None) -> float:
+    """The most points already awarded in one window holding ``ts`` (lifetime: all of them).
+
+    ``record`` is ``[total]`` for a lifetime cap, else ``[t0, p0, t1, p1, ...]`` in time order; a
+    window is ``(end - window, end]``, and those holding ``ts`` end in ``[ts, ts + window)``.
+    """
+    if not record:
+        return 0.0
+    if window is None:
+        return record[0]
+    times = record[0::2]
+    if ts >= times[-1]:  # in order (the usual case): only the window ending at ts
+        start = bisect.bisect_right(times, ts - window)
+        return math.fsum(record[2 * start + 1::2])
+    ends = [ts, *(t for t in times if ts < t < ts + window)]
+    best = 0.0
+    for end in ends:
+        lo, hi = bisect.bisect_right(times, end - window), bisect.bisect_right(times, end)
+        best = max(best, math.fsum(record[2 * lo + 1:2 * hi:2]))
+    return best
+
+
+def _record_points(state: LeadState, rule: CompiledEngagement, ts: float, points: float) -> None:
+    key = rule.id + _POINTS
+    record = state.caps.get(key)
+    if rule.cap_window is None:
+        state.caps[key] = [(record[0] if record else 0.0) + points]
+        return
+    if record is None:
+        state.caps[key] = [ts, points]
+        return
+    times = record[0::2]
+    at = bisect.bisect_right(times, ts)
+    record[2 * at:2 * at] = [ts, points]
+    horizon = state.last_seen - 2 * rule.cap_window  # awards older than this share no window with new ones
+    if record[0] <= horizon:
+        del record[: 2 * bisect.bisect_right(record[0::2], horizon)]

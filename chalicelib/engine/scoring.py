@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.engine.engagement import accumulate, capped, frequency_reached, key_event, totals
+from chalicelib.engine.engagement import (
+    accumulate,
+    amount_award,
+    capped,
+    frequency_reached,
+    key_event,
+    totals,
+)
 from chalicelib.engine.explain import event_label
 from chalicelib.engine.fit import compute_fit, merge_traits, refit
 from chalicelib.engine.stages import SETTLED, climb
@@ -70,11 +77,22 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
                     ctx = Context(state.attributes, event)
                 if not test(ctx):
                     continue
-            # A frequency bonus may be capped too ("at most once a month"): the cap counts awards.
-            if rule.freq_count is not None and not frequency_reached(state, rule, ts):
-                continue
-            if rule.cap_count is not None and capped(state, rule, ts):
-                continue
+            if rule.gated:
+                if rule.amount is not None:
+                    points = amount_award(state, rule, event, ts)  # (its caps included)
+                    if not points:
+                        continue
+                else:
+                    # A frequency bonus may be capped too ("at most once a month"): the cap counts awards.
+                    if not frequency_reached(state, rule, ts):
+                        continue
+                    if rule.cap_count is not None and capped(state, rule, ts):
+                        continue
+                    points = float(rule.points)
+            else:
+                if rule.cap_count is not None and capped(state, rule, ts):
+                    continue
+                points = float(rule.points)
             # The award: the rule's accumulator and its half-life's running total.
             if running is None:
                 if state.totals_basis == rs.decay_basis:
@@ -82,7 +100,7 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
                 else:
                     running = state.engagement_totals = totals(state, rs)
                     state.totals_basis = rs.decay_basis
-            points, half_life = float(rule.points), rule.half_life
+            half_life = rule.half_life
             if points > 0:
                 gained += points
             running[rule.group] = accumulate(running[rule.group], points, ts, half_life)

@@ -46,7 +46,8 @@ def handoff_body(
     attrs = state.attributes
     reasons = [{**r, "kind": "fit"} for r in explained["fit"]["rules"]]
     reasons += [
-        {**r, "points": shown_points(r["points"]),
+        {"rule": r["rule"], "label": f"{r['label']} ({r['rate']})" if "rate" in r else r["label"],
+         "points": shown_points(r["points"]),
          "kind": "frequency" if rs.engagement_by_id[r["rule"]].freq_count else "engagement"}
         for r in explained["engagement"]["rules"]
     ]

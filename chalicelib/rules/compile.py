@@ -12,7 +12,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from chalicelib.attributes import LEAD_FIELDS
+from chalicelib.attributes import LEAD_FIELDS, Declared
+from chalicelib.events import KNOWN_TYPES
 from chalicelib.rules.conditions import Context, Predicate, compile_condition, condition_fields
 from chalicelib.rules.model import Condition, EngagementRule, Route, RuleSet
 from chalicelib.rules.plans import EventMemo, FitMemo, LeadPlans, StagePlan, StagePlanner, attribute_key
@@ -41,6 +42,21 @@ class CompiledEngagement:
     freq_count: int | None
     freq_window: float | None
     group: int = 0  # index of its half-life in CompiledRuleset.half_lives (its running total)
+    # An amount rule: ``points`` per ``amount_per`` of the event property at ``amount`` (its path);
+    # its cap_count is max_count alone and cap_points caps the points themselves.
+    amount: tuple[str, ...] | None = None
+    amount_per: float = 1.0
+    cap_points: float | None = None
+    # Frequency or amount: the award loop checks this one flag before either (a plain rule pays nothing more).
+    gated: bool = False
+
+    @property
+    def rate(self) -> str | None:
+        """How an amount rule awards, for people: ``1 point per 30 seconds``."""
+        if self.amount is None:
+            return None
+        unit = "point" if abs(self.points) == 1 else "points"
+        return f"{self.points} {unit} per {self.amount_per:g} {'.'.join(self.amount)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +122,10 @@ class CompiledRuleset:
     decay_rates: tuple[float, ...] = ()  # ln 2 / half-life per half-life, 0.0 for no decay
     # Names the rules' grouping by half-life: a lead's totals made under another grouping are rebuilt.
     decay_basis: str = ""
+    # The vocabulary: event types the API and imports accept (Baton's own and the declared ones), and
+    # the declared custom attributes by name (after ``custom.``), whose values are coerced to their type.
+    event_types: frozenset[str] = KNOWN_TYPES
+    declared: dict[str, Declared] = field(default_factory=dict, repr=False, compare=False)
     # Derived from the rules above to decide faster, not part of them (an empty one: the long way).
     caches: RulesetCaches = field(default_factory=RulesetCaches, repr=False, compare=False)
     # The disqualifiers and stage rules as a plan of whole conditions: what the stage ladder walks
@@ -160,13 +180,17 @@ def _engagement(rule: EngagementRule, default_half_life: float | None, lists: di
     half_life_days = rule.half_life_days if rule.half_life_days is not None else default_half_life
     cap_count: int | None = None
     cap_window: float | None = None
+    cap_points: float | None = None
     if rule.caps is not None:
         limits = []
         if rule.caps.max_count is not None:
             limits.append(rule.caps.max_count)
         if rule.caps.max_points is not None:
-            limits.append(max(1, rule.caps.max_points // abs(rule.points)))
-        cap_count = min(limits)
+            if rule.amount is not None:  # awards vary with the amount: the points are capped, not the hits
+                cap_points = float(rule.caps.max_points)
+            else:
+                limits.append(max(1, rule.caps.max_points // abs(rule.points)))
+        cap_count = min(limits) if limits else None
         cap_window = rule.caps.window_days * DAY if rule.caps.window_days is not None else None
     return CompiledEngagement(
         id=rule.id,
@@ -178,6 +202,10 @@ def _engagement(rule: EngagementRule, default_half_life: float | None, lists: di
         cap_window=cap_window,
         freq_count=rule.frequency.count if rule.frequency else None,
         freq_window=rule.frequency.within_days * DAY if rule.frequency else None,
+        amount=tuple(rule.amount.property.split(".")) if rule.amount is not None else None,
+        amount_per=rule.amount.per if rule.amount is not None else 1.0,
+        cap_points=cap_points,
+        gated=rule.frequency is not None or rule.amount is not None,
     )
 
 
@@ -242,12 +270,20 @@ def compile_ruleset(ruleset: RuleSet, version: int | None = None) -> CompiledRul
         half_lives=half_lives,
         decay_rates=tuple(math.log(2) / h if h is not None else 0.0 for h in half_lives),
         decay_basis=hashlib.sha256(grouping.encode()).hexdigest()[:16],
+        event_types=KNOWN_TYPES | frozenset(ruleset.event_types),
+        declared=declared_attributes(ruleset),
         caches=RulesetCaches(
             fit=FitMemo(fit, [r.when for r in ruleset.fit]),
             events={k: EventMemo(rules, when[k], lists) for k, rules in engagement_by_type.items()},
             planner=planner,
         ),
     )
+
+
+def declared_attributes(ruleset: RuleSet) -> dict[str, Declared]:
+    """The rule set's custom attribute declarations, by name after ``custom.``."""
+    return {name.removeprefix("custom."): Declared(name.removeprefix("custom."), spec.type, tuple(spec.values or ()))
+            for name, spec in ruleset.attributes.items()}
 
 
 def event_types(ruleset: RuleSet) -> Iterable[str]:

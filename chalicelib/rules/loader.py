@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from chalicelib.errors import ValidationFailed
-from chalicelib.rules.model import RuleSet
+from chalicelib.rules.model import RuleSet, _problem, undeclared_reads
 
 DEFAULT_RULESET_PATH = Path(__file__).with_name("default.yaml")
+log = logging.getLogger(__name__)
 
 Lines = dict[tuple[str | int, ...], int]
 
@@ -125,13 +127,31 @@ def validation_errors(exc: ValidationError, lines: Lines) -> list[dict[str, Any]
     return _errors(exc, lines)
 
 
-def parse_ruleset(data: Any, lines: Lines | None = None) -> RuleSet:
+def parse_ruleset(data: Any, lines: Lines | None = None, *, stored: bool = False) -> RuleSet:
+    """A rule set validated as a new version: its conditions read only attributes it declares, with
+    values of their types (``undeclared_reads``). A ``stored`` version, made before declarations
+    existed, loads whatever it reads, with a warning logged per problem."""
     if not isinstance(data, dict):
         raise ValidationFailed("a rule set must be a mapping (YAML/JSON object)", field="$")
     try:
-        return RuleSet.model_validate(data)
+        ruleset = RuleSet.model_validate(data)
     except ValidationError as exc:
         raise failed(_errors(exc, lines or {})) from None
+    problems = declaration_errors(ruleset, lines or {})
+    if problems and not stored:
+        raise failed(problems)
+    for problem in problems:
+        log.warning("stored rule set %r: %s: %s", ruleset.name, problem["path"], problem["message"])
+    return ruleset
+
+
+def declaration_errors(ruleset: RuleSet, lines: Lines | None = None) -> list[dict[str, Any]]:
+    """``undeclared_reads`` as ``{"path", "message", "line"?}`` errors."""
+    problems = undeclared_reads(ruleset)
+    if not problems:
+        return []
+    details = [_problem(loc, value, "undeclared", message) for loc, value, message in problems]
+    return _errors(ValidationError.from_exception_data("RuleSet", details), lines or {})
 
 
 def read_document(text: str, what: str = "rule set") -> tuple[Any, Lines]:

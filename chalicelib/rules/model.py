@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from chalicelib.attributes import LEAD_FIELDS
+from chalicelib.attributes import ATTRIBUTES, LEAD_FIELDS
 from chalicelib.events import KNOWN_TYPES
 from chalicelib.rules.patterns import compile_pattern
 
@@ -185,8 +185,23 @@ class Frequency(BaseModel):
     within_days: float = Field(gt=0, le=365)
 
 
+_PROPERTY_PATH = r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,3}$"
+
+
+class Amount(BaseModel):
+    """Points by amount: the rule's ``points`` for every ``per`` units of the event property
+    ``property`` ("1 point per 30 seconds on site": ``points: 1``, ``amount: {property: seconds, per: 30}``).
+    Awards are in proportion (45 seconds: 1.5 points); an event without a positive number there
+    scores nothing and counts toward no cap."""
+
+    model_config = _Strict
+    property: str = Field(pattern=_PROPERTY_PATH)  # a key of event.properties (dots for nested ones)
+    per: float = Field(gt=0, le=1e9)
+
+
 class EngagementRule(BaseModel):
-    """What they do: points per matching event, with optional caps, frequency and its own half-life."""
+    """What they do: points per matching event (or per amount of one of its properties), with
+    optional caps, frequency and its own half-life."""
 
     model_config = _Strict
     id: _ID
@@ -194,22 +209,21 @@ class EngagementRule(BaseModel):
     events: list[str] = Field(min_length=1)
     when: Condition | None = None
     points: int = Field(ge=-1000, le=1000)
+    amount: Amount | None = None
     caps: Caps | None = None
     frequency: Frequency | None = None
     half_life_days: float | None = Field(default=None, gt=0, le=3650)
 
-    @field_validator("events")
-    @classmethod
-    def _known_events(cls, v: list[str]) -> list[str]:
-        unknown = [t for t in v if t not in KNOWN_TYPES]
-        if unknown:
-            raise ValueError(f"unknown event type(s) {unknown}; known: {', '.join(sorted(KNOWN_TYPES))}")
-        return v
 
     @model_validator(mode="after")
     def _points_not_zero(self) -> "EngagementRule":
         if self.points == 0:
             raise ValueError("points must not be 0 (delete the rule instead)")
+        if self.amount is not None:
+            if self.frequency is not None:
+                raise ValueError("amount and frequency cannot be combined: a frequency bonus is one award per "
+                                 "count of events, not per amount")
+            return self  # awards in proportion to the amount: max_points caps their sum, not whole awards
         # Awards are whole: a cap below one award would be exceeded by the first hit.
         if self.caps is not None and self.caps.max_points is not None and self.caps.max_points < abs(self.points):
             raise ValueError(f"caps.max_points ({self.caps.max_points}) is less than one award ({abs(self.points)} points)")
@@ -249,13 +263,6 @@ class Stages(BaseModel):
     # After sales recycles a lead, it may qualify again once this many days have passed.
     recycle_cooldown_days: float = Field(default=0, ge=0, le=3650)
 
-    @field_validator("hand_raisers")
-    @classmethod
-    def _known_events(cls, v: list[str]) -> list[str]:
-        unknown = [t for t in v if t not in KNOWN_TYPES]
-        if unknown:
-            raise ValueError(f"unknown event type(s) {unknown}")
-        return v
 
 
 class Route(BaseModel):
@@ -293,11 +300,49 @@ class Form(BaseModel):
     """A web form Baton accepts at ``POST /v1/forms/{form_id}``: what a submission means."""
 
     model_config = _Strict
-    event: Literal[
-        "form_submitted", "content_download", "demo_request", "contact_sales", "trial_signup", "webinar_registered"
-    ] = "form_submitted"
+    event: str = "form_submitted"  # one of FORM_EVENT_TYPES, or a type the rule set declares
     offer: str | None = Field(default=None, max_length=120)  # defaults to the form id
     label: str | None = Field(default=None, max_length=120)
+
+
+_EVENT_TYPE = r"^[a-z][a-z0-9_]{0,63}$"
+_CUSTOM_NAME = r"^custom(\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,4}$"
+
+
+class EventTypeDeclaration(BaseModel):
+    """An event type the team logs beyond Baton's own (chat, SMS, calls...): the API, imports and
+    rules accept it once declared. Written ``name: {description: ...}`` or ``name: description``."""
+
+    model_config = _Strict
+    description: str = Field(min_length=1, max_length=300)
+
+
+class AttributeDeclaration(BaseModel):
+    """A custom attribute's type: rules reading it are checked against it, and every path that writes
+    it coerces values to it (``chalicelib.attributes.coerce_declared``)."""
+
+    model_config = _Strict
+    type: Literal["text", "number", "boolean", "date", "enum"]
+    values: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(default=None, max_length=500)
+    description: str = Field(default="", max_length=300)
+
+    @model_validator(mode="after")
+    def _values_for_enum(self) -> "AttributeDeclaration":
+        if self.type == "enum":
+            if not self.values:
+                raise ValueError("an enum attribute needs its values: {type: enum, values: [...]}")
+            folded = [v.casefold() for v in self.values]
+            if len(set(folded)) != len(folded):
+                raise ValueError("enum values repeat (case is ignored)")
+        elif self.values is not None:
+            raise ValueError(f"values are for enum attributes; this one is {self.type}")
+        return self
+
+
+def _event_type_shorthand(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: {"description": v} if isinstance(v, str) else v for k, v in value.items()}
+    return value
 
 
 class Decay(BaseModel):
@@ -310,6 +355,9 @@ class RuleSet(BaseModel):
 
     name: str = Field(min_length=1, max_length=120)
     description: str = ""
+    # The vocabulary beyond Baton's own: event types and typed custom attributes.
+    event_types: dict[str, EventTypeDeclaration] = Field(default_factory=dict)
+    attributes: dict[str, AttributeDeclaration] = Field(default_factory=dict)
     lists: dict[str, list[str]] = Field(default_factory=dict)
     decay: Decay = Field(default_factory=Decay)
     grades: list[GradeBand]
@@ -323,6 +371,11 @@ class RuleSet(BaseModel):
     )
     # Accept submissions to form ids not listed above (as plain form_submitted events).
     accept_unknown_forms: bool = False
+
+    @field_validator("event_types", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return _event_type_shorthand(value)
 
     @field_validator("lists")
     @classmethod
@@ -363,6 +416,33 @@ class RuleSet(BaseModel):
                     ))
                 else:
                     seen[rule.id] = index
+        for kind in self.event_types:
+            if kind in KNOWN_TYPES:
+                problems.append(_problem(("event_types", kind), kind, "built_in",
+                                         f"{kind} is built in: declare only other event types"))
+            elif not re.fullmatch(_EVENT_TYPE, kind):
+                problems.append(_problem(("event_types", kind), kind, "event_type_name",
+                                         f"event type {kind!r}: lower-case letters, digits and _ (e.g. chat_message)"))
+        for name in self.attributes:
+            if not re.fullmatch(_CUSTOM_NAME, name):
+                own = f"{name} is Baton's own attribute (typed already): " if name in LEAD_FIELDS else ""
+                problems.append(_problem(("attributes", name), name, "attribute_name",
+                                         f"{own}declare custom attributes as custom.<name> (letters, digits, _)"))
+        known = KNOWN_TYPES | set(self.event_types)
+        for index, rule in enumerate(self.engagement):
+            for position, kind in enumerate(rule.events):
+                if kind not in known:
+                    problems.append(_problem(("engagement", index, "events", position), kind, "unknown_event_type",
+                                             unknown_event_type(kind, known)))
+        for position, kind in enumerate(self.stages.hand_raisers):
+            if kind not in known:
+                problems.append(_problem(("stages", "hand_raisers", position), kind, "unknown_event_type",
+                                         unknown_event_type(kind, known)))
+        form_types = set(FORM_EVENT_TYPES) | set(self.event_types)
+        for form_id, form in self.forms.items():
+            if form.event not in form_types:
+                problems.append(_problem(("forms", form_id, "event"), form.event, "unknown_event_type",
+                                         unknown_event_type(form.event, form_types, FORM_EVENT_TYPES)))
         known_lists = set(self.lists) | {"disposable"}
         for loc, name in _list_ref_locations(self.model_dump(by_alias=True), ()):
             if name not in known_lists:
@@ -375,21 +455,39 @@ class RuleSet(BaseModel):
         return self
 
 
+def closest(name: str, known: Any) -> str:
+    """`` (did you mean 'x'?)`` for the known name closest to ``name``, or nothing."""
+    import difflib
+
+    found = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {found[0]!r}?)" if found else ""
+
+
+def unknown_event_type(kind: str, known: Any, built_in: Any = KNOWN_TYPES) -> str:
+    return (f"unknown event type {kind!r}{closest(kind, known)}: use one of {', '.join(sorted(built_in))} "
+            "or declare it under event_types")
+
+
 def _problem(loc: tuple[str | int, ...], value: Any, kind: str, message: str) -> InitErrorDetails:
     # The message goes in as a context value: braces in it are never read as a template.
     return InitErrorDetails(type=PydanticCustomError(kind, "{message}", {"message": message}), loc=loc, input=value)
 
 
 def _list_ref_locations(node: Any, loc: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], str]]:
-    found: list[tuple[tuple[str | int, ...], str]] = []
+    return [((*where, "value"), leaf["value"]) for where, leaf in _leaves(node, loc)
+            if leaf.get("op") == "in_list" and isinstance(leaf.get("value"), str)]
+
+
+def _leaves(node: Any, loc: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], dict[str, Any]]]:
+    found: list[tuple[tuple[str | int, ...], dict[str, Any]]] = []
     if isinstance(node, dict):
-        if node.get("op") == "in_list" and isinstance(node.get("value"), str):
-            found.append(((*loc, "value"), node["value"]))
+        if "field" in node and "op" in node:
+            return [(loc, node)]
         for key, child in node.items():
-            found += _list_ref_locations(child, (*loc, key))
+            found += _leaves(child, (*loc, key))
     elif isinstance(node, list):
         for index, child in enumerate(node):
-            found += _list_ref_locations(child, (*loc, index))
+            found += _leaves(child, (*loc, index))
     return found
 
 
@@ -404,3 +502,71 @@ def _list_refs(node: Any) -> set[str]:
         for child in node:
             found |= _list_refs(child)
     return found
+
+
+# -- what a rule set reads, against what it declares -------------------------------------------------
+
+_NUMBER_ATTRIBUTES = frozenset(a.name for a in ATTRIBUTES if a.type in ("integer", "number"))  # Baton's own numbers
+Problem = tuple[tuple[str | int, ...], Any, str]
+
+
+def _conditions(ruleset: RuleSet) -> list[tuple[tuple[str | int, ...], Any]]:
+    """Every condition with its location (the sections whose ``when`` reads lead attributes)."""
+    data = ruleset.model_dump(by_alias=True, exclude_none=True)
+    out: list[tuple[tuple[str | int, ...], Any]] = []
+    for section in ("fit", "engagement", "disqualifiers"):
+        out += [((section, i, "when"), rule["when"]) for i, rule in enumerate(data[section]) if "when" in rule]
+    out += [(("stages", stage, "when"), data["stages"][stage]["when"])
+            for stage in ("fast_track", "mql", "sql") if stage in data["stages"]]
+    out += [(("handoff", "routes", i, "when"), route["when"])
+            for i, route in enumerate(data["handoff"]["routes"]) if "when" in route]
+    return out
+
+
+def undeclared_reads(ruleset: RuleSet) -> list[Problem]:
+    """Conditions reading a custom attribute the rule set does not declare, or comparing an attribute
+    with a value its type can never equal (a number with text, an enum with a value it lacks):
+    ``(location, value, message)`` each. New versions must have none; stored ones load with a warning."""
+    declared = ruleset.attributes
+    problems: list[Problem] = []
+    for where, condition in _conditions(ruleset):
+        for loc, leaf in _leaves(condition, where):
+            name, op, value = leaf["field"], leaf["op"], leaf.get("value")
+            if name.startswith("custom."):
+                spec = declared.get(name)
+                if spec is None:
+                    problems.append(((*loc, "field"), name,
+                                     f"{name} is not declared under attributes{closest(name, declared)}: "
+                                     f"declare it (attributes: {{{name}: {{type: text}}}}) or fix the name"))
+                    continue
+                kind, values = spec.type, spec.values or []
+            elif name in _NUMBER_ATTRIBUTES:
+                kind, values = "number", []
+            else:
+                continue
+            message = _type_mismatch(name, kind, values, op, value)
+            if message:
+                problems.append(((*loc, "value" if op not in _TEXT_OPS | {"matches"} else "op"), value, message))
+    return problems
+
+
+def _type_mismatch(name: str, kind: str, values: list[str], op: str, value: Any) -> str | None:
+    given = value if isinstance(value, list) else [value]
+    if op in ("exists",):
+        return None
+    if kind == "number":
+        if op in _TEXT_OPS or op in ("matches", "in_list"):
+            return f"{name} is a number: {op} compares text"
+        if op in ("eq", "ne", "in", "not_in") and any(isinstance(v, (str, bool)) for v in given):
+            return f"{name} is a number: compare it with a number, not {value!r}"
+        return None
+    if op in _NUMBER_OPS:
+        return f"{name} is {'an ' + kind if kind == 'enum' else kind}: {op} compares numbers (declare it as a number)"
+    if kind == "boolean" and (op not in ("eq", "ne", "in", "not_in") or not all(isinstance(v, bool) for v in given)):
+        return f"{name} is a boolean: compare it with true or false"
+    if kind == "enum" and op in ("eq", "ne", "in", "not_in"):
+        folded = {v.casefold() for v in values}
+        for v in given:
+            if not isinstance(v, str) or v.casefold() not in folded:
+                return f"{v!r} is not a value of {name}{closest(str(v), values)}: one of {', '.join(values)}"
+    return None

@@ -59,6 +59,8 @@ def histories(draw: st.DrawFn) -> tuple[list[Event], list[Outcome]]:
         anonymous = draw(st.sampled_from(ANONYMOUS)) if subject in ("anonymous", "identify") else None
         typ = "identify" if subject == "identify" and draw(st.booleans()) else draw(st.sampled_from(TYPES))
         props: dict[str, Any] = {"path": draw(st.sampled_from(PATHS))} if typ == "page_view" else {}
+        if typ in ("page_view", "webinar_attended") and draw(st.booleans()):
+            props["seconds"] = draw(st.sampled_from((0, 45, 600, "1,800", "n/a")))  # what amount rules read
         if typ in ("content_download", "demo_request", "form_submitted") and draw(st.booleans()):
             props["form_id"] = draw(st.sampled_from(("demo", "ebook-lead-scoring", "newsletter")))
         traits = draw(st.sampled_from(TRAITS)) if typ in ("identify", "form_submitted", "demo_request") else {}
@@ -86,6 +88,36 @@ def test_backtest_matches_online_service(history: tuple[list[Event], list[Outcom
     result = backtest(events, online.ruleset, outcomes)
     report = parity(result, online)
     assert report["parity"], report
+
+
+def _with_amount_rules() -> Any:
+    from chalicelib.rules import parse_ruleset
+
+    body = default_ruleset().model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["engagement"] += [
+        {"id": "time-on-site", "label": "Time on site", "events": ["page_view"], "points": 1,
+         "amount": {"property": "seconds", "per": 30}, "caps": {"max_points": 40, "window_days": 7}},
+        {"id": "webinar-minutes", "label": "Webinar minutes", "events": ["webinar_attended"], "points": 2,
+         "amount": {"property": "seconds", "per": 60}, "caps": {"max_points": 50, "max_count": 2},
+         "half_life_days": 5},
+    ]
+    return parse_ruleset(body)
+
+
+AMOUNT_RULES = _with_amount_rules()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.lists(st.integers(1, 6), min_size=1, max_size=8))
+def test_amount_rules_score_alike_live_and_in_the_backtest(
+    history: tuple[list[Event], list[Outcome]], sizes: list[int]
+) -> None:
+    events, outcomes = history
+    online = replay_online(events, outcomes, AMOUNT_RULES, batches=itertools.cycle(sizes))
+    result = backtest(events, online.ruleset, outcomes)
+    report = parity(result, online)
+    assert report["parity"], report
+    _rescore_matches_online(events, outcomes, online)
 
 
 def _rescore_matches_online(events: list[Event], outcomes: list[Outcome], online: Any) -> int:

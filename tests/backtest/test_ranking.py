@@ -204,6 +204,26 @@ def test_leak_checks_flag_fields_known_only_after_the_outcome() -> None:
     assert codes.count("leaked_field") == 2
 
 
+def test_leak_checks_flag_a_disposition_whose_values_decide_the_outcome() -> None:
+    """Like X Education's Tags: some values settle the outcome, the rest are mixed or blank, so the
+    field alone stays under the AUC bar; a fact known before contact (the source) is not flagged."""
+    events: list[Event] = []
+    outcomes: list[Outcome] = []
+    for i in range(400):
+        email = f"l{i}@acme.io"
+        won = i % 5 in (0, 1)  # 40 %
+        tag = ("closed", "closed", "ringing", "will revert", "will revert", "will revert", "will revert", "", "", "")[i % 10]
+        source = "google" if i % 3 else ("referral" if i % 2 else "ads")
+        traits = {"job_title": "Manager", "source": source, **({"tags": tag} if tag else {})}
+        events.append(Event(f"f{i}", "form_submitted", T0 + i, email, traits=traits))
+        outcomes.append(Outcome("won" if won else "lost", T0 + 2 * DAY, email=email))
+    res = backtest(events, default_ruleset(), outcomes)
+    found = {leak["field"]: leak for leak in leak_checks(res)}
+    assert list(found) == ["tags"] and found["tags"]["check"] == "values decide the outcome"
+    assert found["tags"]["share"] == pytest.approx(0.3)
+    assert "30% of leads with an outcome" in found["tags"]["message"]
+
+
 def test_warnings_no_sqls_one_grade_and_unreached_threshold() -> None:
     leads = [lead(i, grade="D", max_score=float(i), max_engagement=float(i), first_seen=T0 + i * DAY)
              for i in range(20)]

@@ -204,7 +204,9 @@ def test_unknown_field_message_lists_what_is_allowed() -> None:
     "field", ["custom.plan", "custom.crm.tier", "event.utm_source", "event.properties.plan.name", "grade"]
 )
 def test_extensible_fields_are_accepted(field: str) -> None:
-    parse_ruleset_text(replace_once(MINIMAL, "field: company_size, op: gte, value: 1000", f"field: {field}, op: exists"))
+    declared = f"attributes: {{{field}: {{type: text}}}}\n" if field.startswith("custom.") else ""
+    parse_ruleset_text(declared + replace_once(MINIMAL, "field: company_size, op: gte, value: 1000",
+                                               f"field: {field}, op: exists"))
 
 
 def test_unknown_op() -> None:
@@ -322,16 +324,18 @@ def test_rule_id_format(rule_id: str) -> None:
 def test_unknown_event_types() -> None:
     text = replace_once(MINIMAL, "events: [page_view]", "events: [page_view, pageview]")
     [error] = errors_of(text)
-    assert error["path"] == "engagement[0].events"
-    assert "'pageview'" in error["message"]
-    assert "page_view" in error["message"]  # the known types are listed
+    assert error["path"] == "engagement[0].events[1]"
+    assert "'pageview' (did you mean 'page_view'?)" in error["message"]
+    assert "webinar_attended" in error["message"]  # the known types are listed
+    assert "event_types" in error["message"]
     assert error["line"] == line_of(text, "pageview")
 
 
 def test_unknown_hand_raiser_event_type() -> None:
     text = replace_once(MINIMAL, "stages:\n", "stages:\n  hand_raisers: [demo_requested]\n")
     [error] = errors_of(text)
-    assert error["path"] == "stages.hand_raisers"
+    assert error["path"] == "stages.hand_raisers[0]"
+    assert "did you mean 'demo_request'" in error["message"]
 
 
 def test_zero_points_rejected() -> None:

@@ -1,0 +1,64 @@
+"""The active rule set's vocabulary through the API: declared event types accepted, undeclared ones
+refused naming the closest, declared attributes coerced (a 422 naming the field when they cannot be),
+undeclared custom attributes stored as sent."""
+
+from __future__ import annotations
+
+import os
+
+from chalicelib.rules.loader import default_ruleset
+from tests.app.conftest import ADMIN, FORM_HEADERS, INGEST, Api, table_items
+
+
+def publish_declaring(api: Api) -> None:
+    body = default_ruleset().model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["event_types"] = {"chat_message": {"description": "a chat with an advisor"}}
+    body["attributes"] |= {"custom.time_on_site": {"type": "number"},
+                           "custom.occupation": {"type": "enum", "values": ["Student", "Working Professional"]}}
+    body["engagement"].append({"id": "chat", "label": "Chatted", "events": ["chat_message"], "points": 15})
+    body["forms"]["chat"] = {"event": "chat_message"}
+    created = api.post("/v1/rulesets", body, headers=ADMIN)
+    assert created.status_code == 201, created.json_body
+    assert api.post(f"/v1/rulesets/{created.json_body['version']}/publish", headers=ADMIN).status_code == 200
+
+
+def test_declared_event_types_and_attributes_through_the_api(api: Api) -> None:
+    chat = {"type": "chat_message", "email": "ana@acme.io",
+            "traits": {"time_on_site": "1,200", "occupation": "working professional", "colour": "teal"}}
+    before = api.post("/v1/events", chat, headers=INGEST)
+    assert before.status_code == 422 and before.json_body["error"]["details"]["field"] == "type"
+    assert "unknown event type 'chat_message'" in before.json_body["error"]["message"]
+    publish_declaring(api)
+    r = api.post("/v1/events", {"events": [chat]}, headers=INGEST)
+    assert r.status_code == 202, r.json_body
+    lead = api.get(f"/v1/leads/{r.json_body['leads'][0]['lead_id']}", headers=ADMIN).json_body
+    assert lead["attributes"]["custom"] == {"time_on_site": 1200, "occupation": "Working Professional",
+                                            "colour": "teal"}  # (colour: undeclared, stored as sent)
+    assert lead["events"]["items"][0]["type"] == "chat_message"
+    assert lead["explanation"]["engagement"]["rules"][0]["rule"] == "chat"
+
+
+def test_undeclared_types_and_uncoercible_values_are_422s_naming_the_field(api: Api) -> None:
+    publish_declaring(api)
+    r = api.post("/v1/events", {"events": [{"type": "page_view", "email": "a@acme.io"},
+                                           {"type": "chat_mesage", "email": "a@acme.io"}]}, headers=INGEST)
+    assert r.status_code == 422 and r.json_body["error"]["details"]["field"] == "events[1].type"
+    assert "did you mean 'chat_message'?" in r.json_body["error"]["message"]
+    r = api.post("/v1/events", {"events": [{"type": "page_view", "email": "a@acme.io",
+                                            "traits": {"occupation": "Pilot"}}]}, headers=INGEST)
+    assert r.status_code == 422 and r.json_body["error"]["details"]["field"] == "events[0].traits.occupation"
+    r = api.post("/v1/identify", {"anonymous_id": "v1", "email": "a@acme.io", "traits": {"time_on_site": "long"}},
+                 headers=INGEST)
+    assert r.status_code == 422 and r.json_body["error"]["details"]["field"] == "traits.time_on_site"
+    r = api.post("/v1/forms/chat", raw="email=a%40acme.io&occupation=Pilot", headers=FORM_HEADERS)
+    assert r.status_code == 422 and r.json_body["error"]["details"]["field"] == "occupation"
+    assert table_items(os.environ["BATON_LEADS_TABLE"]) == []
+
+
+def test_a_form_may_make_a_declared_event(api: Api) -> None:
+    publish_declaring(api)
+    r = api.post("/v1/forms/chat", raw="email=bo%40acme.io&occupation=student&time_on_site=90", headers=FORM_HEADERS)
+    assert r.status_code == 200, r.json_body
+    lead = api.get(f"/v1/leads/{r.json_body['lead_id']}", headers=ADMIN).json_body
+    assert lead["events"]["items"][0]["type"] == "chat_message"
+    assert lead["attributes"]["custom"] == {"occupation": "Student", "time_on_site": 90}
