@@ -42,7 +42,7 @@ from baton.backtest.report import Report, measure
 from baton.metrics import LEAK_AUC
 from chalicelib.attributes import LEAD_FIELDS
 from chalicelib.engine.fit import merge_traits, new_lead
-from chalicelib.events import KNOWN_TYPES, Event
+from chalicelib.events import EVENT_TYPE, KNOWN_TYPES, Event
 from chalicelib.rules.compile import compile_ruleset
 from chalicelib.rules.conditions import Context, as_number
 from chalicelib.rules.loader import parse_ruleset_text
@@ -647,6 +647,7 @@ def render_yaml(rules: list[Rule], limits: Thresholds, fits: list[float], engage
     if unusable:
         lines.append(f"# event types in the history that rule sets cannot score yet: {', '.join(unusable)}")
     lines += [f"name: {_flow(name)}", f"description: {_flow(description)}", ""]
+    lines += declarations(rules)
     half_life = base.decay.half_life_days if base is not None else 30
     lines += ["decay:", f"  half_life_days: {_flow(half_life)}", "", "grades:"]
     lines += [f"  - {{grade: {g}, min_fit: {v}}}" if v is not None else f"  - {{grade: {g}}}" for g, v in limits.grades]
@@ -682,6 +683,34 @@ def render_yaml(rules: list[Rule], limits: Thresholds, fits: list[float], engage
         if base.lists:
             lines += ["", f"lists: {_flow(base.lists)}"]
     return "\n".join(lines) + "\n"
+
+
+def declarations(rules: list[Rule]) -> list[str]:
+    """The ``event_types:`` and ``attributes:`` the rules read that Baton does not know: a new
+    version must declare every custom attribute its conditions read, and every event type it scores."""
+    types = sorted({t for r in rules for t in (r.events or ()) if t not in KNOWN_TYPES})
+    numbers: dict[str, bool] = {}
+    for r in rules:
+        for leaf in _leaves(r.when):
+            name = leaf.get("field", "")
+            if name.startswith("custom."):
+                value = leaf.get("value")
+                numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+                numbers[name] = numbers.get(name, False) or numeric
+    lines: list[str] = []
+    if types:
+        lines += ["event_types:"] + [f"  {t}: {{description: {_flow(f'{t} (seen in the history)')}}}" for t in types]
+    if numbers:
+        lines += ["attributes:"] + [f"  {n}: {{type: {'number' if numbers[n] else 'text'}}}" for n in sorted(numbers)]
+    return [*lines, ""] if lines else []
+
+
+def _leaves(when: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(when, dict):
+        if "field" in when:
+            yield when
+        for part in (*when.get("all", ()), *when.get("any", ()), *([when["not"]] if "not" in when else [])):
+            yield from _leaves(part)
 
 
 # -- --from: the current rule set's structure, new points ---------------------------------------------
@@ -946,8 +975,10 @@ def _suggest(
     fields = sorted(n for n, c in present.items() if c >= min_support and n not in ALWAYS_OUT)
     fields += sorted(n for n, c in late.items() if c >= 5 and n not in fields)  # (for the timing check)
     seen_types = Counter(t for r in train for t in r.counts)
-    event_types = sorted(t for t in seen_types if t in KNOWN_TYPES)
-    unusable = sorted(t for t in seen_types if t not in KNOWN_TYPES and t not in NOT_SCORED_EVENTS)
+    # Types a team logs beyond the built-in ones are scored too: the rule set declares them.
+    event_types = sorted(t for t in seen_types if t not in NOT_SCORED_EVENTS
+                         and (t in KNOWN_TYPES or EVENT_TYPE.fullmatch(t)))
+    unusable = sorted(t for t in seen_types if t not in event_types and t not in NOT_SCORED_EVENTS)
     told = [Leak(f, "left out by the analyst") for f in leave_out if f in fields]
     fields = [f for f in fields if f not in leave_out]
     features = candidate_features(train, fields, event_types, min_support)

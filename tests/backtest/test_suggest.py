@@ -15,7 +15,7 @@ from baton.suggest import Feature, LeadRow, Suggestion, lead_rows, score_conditi
 from baton.synth import PLANTED_WEIGHTS, History, planted_history, planted_signals
 from chalicelib.events import Event
 from chalicelib.rules.conditions import Context, compile_condition
-from chalicelib.rules.loader import load_ruleset, parse_ruleset
+from chalicelib.rules.loader import load_ruleset, parse_ruleset, parse_ruleset_text
 from chalicelib.rules.model import StageRule
 
 REPO = Path(__file__).resolve().parents[2]
@@ -227,3 +227,38 @@ def test_features_read_values_as_the_engine_does() -> None:
                                         "sql": {"when": {"field": "fit", "op": "gte", "value": 2}}}})
     test = compile_condition(ruleset.fit[0].when, {})
     assert column(feature, rows) == [1.0 if test(Context(r.attrs)) else 0.0 for r in rows] == [1, 1, 0, 0]
+
+
+def test_custom_attributes_and_event_types_it_scores_are_declared(planted: History) -> None:
+    # A team's own fields and activities (an imported export's occupation, chat): a new version must
+    # declare what its rules read, so the suggestion declares them and stays publishable.
+    outcome = {o.email: o.outcome for o in planted.outcomes}
+    events = []
+    for n, e in enumerate(planted.events):
+        if e.type == "identify" and e.email in outcome:
+            won = outcome[e.email] == "won"
+            job = "Working Professional" if n % 5 < (3 if won else 1) else "Student"  # a fair signal, no leak
+            e = Event(e.event_id, e.type, e.ts, e.email, e.anonymous_id, e.properties,
+                      {**e.traits, "custom": {"occupation": job}}, e.source)
+            if won and n % 3:
+                events.append(Event(e.event_id + "-chat", "chat_message", e.ts + 3600, e.email, None, {}, {}, "synth"))
+        events.append(e)
+    s = suggest(events, planted.outcomes, holdout_fraction=0.3, capacity=30, workers=1)
+    ruleset = parse_ruleset_text(s.yaml)  # a new version: undeclared reads would fail here
+    assert "chat_message" in ruleset.event_types and any("chat_message" in r.events for r in ruleset.engagement)
+
+
+def test_declarations_type_custom_attributes_by_how_rules_read_them() -> None:
+    from baton.suggest import Rule, declarations
+
+    rules = [
+        Rule("fit", "job", "Occupation is Student", -12, 50, 5, when={"field": "custom.occupation", "op": "eq",
+                                                                       "value": "Student"}),
+        Rule("fit", "long", "10+ minutes on site", 20, 80, 40, when={"all": [
+            {"field": "custom.time_on_site", "op": "gte", "value": 600}, {"field": "country", "op": "eq", "value": "US"}]}),
+        Rule("engagement", "chat", "At least one chat", 9, 70, 30, events=["chat_message", "page_view"]),
+    ]
+    assert declarations(rules) == [
+        "event_types:", '  chat_message: {description: "chat_message (seen in the history)"}',
+        "attributes:", "  custom.occupation: {type: text}", "  custom.time_on_site: {type: number}", "",
+    ]
