@@ -47,7 +47,7 @@ class Container:
     @property
     def leads(self) -> LeadService:
         if self._leads is None:
-            from chalicelib.forms import FormRateLimit
+            from chalicelib.form_limit import FormRateLimit
             from chalicelib.leads import LeadService
 
             self._leads = LeadService(self.leads_repo, self.rulesets, self.clock, deliveries=self.outbox,

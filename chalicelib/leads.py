@@ -27,7 +27,7 @@ from chalicelib.emails import normalize_email
 from chalicelib.engine import apply_outcome, explain, explanation_answer, new_lead, set_email
 from chalicelib.errors import ConcurrencyConflict, Conflict, DuplicateEvents, NotFound, Unavailable
 from chalicelib.events import Event, iso
-from chalicelib.forms import FormRateLimit
+from chalicelib.form_limit import FormRateLimit
 from chalicelib.handoff.body import outbox_items
 from chalicelib.handoff.reminders import sla_overdue, sql_transition
 from chalicelib.lead_list import LeadQuery, encode_cursor, row

@@ -129,7 +129,7 @@ class LeadState:
     event_count: int = 0
     ruleset_version: int | None = None
     rescored_version: int | None = None  # the version a publish-time re-score last replayed us under
-    # [window start, posts]: public form posts counted for the per-address limit (forms.FormRateLimit);
+    # [window start, posts]: public form posts counted for the per-address limit (form_limit.FormRateLimit);
     # kept by the live service at its clock, never by replays.
     form_window: list[float] | None = None
     # A pilot rule set's view of this lead: {"version": n, "state": {...}}; scored, never alerted.
