@@ -7,9 +7,10 @@ stage plan, made from its attributes, is refreshed or dropped with them (``stage
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from chalicelib.attributes import LEAD_FIELDS, verified
+from chalicelib.attributes import ATTRIBUTES, LEAD_FIELDS, verified
 from chalicelib.emails import scored_domain
 from chalicelib.rules.compile import CompiledRuleset
 from chalicelib.rules.conditions import Context
@@ -51,6 +52,9 @@ def _clean(key: str, value: Any) -> Any:
             except ValueError:
                 return value
     return value
+
+
+LEAD_FIELDS_IN_ORDER = tuple(a.name for a in ATTRIBUTES)
 
 
 def merge_traits(state: LeadState, traits: dict[str, Any] | Any, source: str | None = None, ts: float = 0.0
@@ -96,6 +100,14 @@ def merge_traits(state: LeadState, traits: dict[str, Any] | Any, source: str | N
         _set_email(state, traits["email"].strip().lower())
         changed.update(("email", "email_domain"))
     return changed
+
+
+def unverified_fields(state: LeadState, fields: Iterable[str] = LEAD_FIELDS_IN_ORDER) -> list[str]:
+    """Those of ``fields`` (by default every attribute of the vocabulary) whose value only a public form gave, unconfirmed by a verified source:
+    anyone may post a form with anyone's address, so sales should know what is merely claimed."""
+    sources = state.attribute_sources
+    return [k for k in fields
+            if state.attributes.get(k) not in (None, "") and k in sources and not verified(sources[k][0])]
 
 
 def _record(sources: dict[str, list[Any]], key: str, source: str | None, ts: float) -> None:

@@ -240,23 +240,29 @@ def _headline(msg: HandoffMessage) -> str:
     return f"New {msg.stage.upper()}: {_who(msg)}"
 
 
+UNVERIFIED = " _(web form, unverified)_"
+
+
 def _fields(msg: HandoffMessage) -> list[dict[str, Any]]:
     lead, scores = msg.lead, msg.scores
     size = f"{lead.company_size:,}" if lead.company_size is not None else None
     name = " ".join(p for p in (lead.first_name, lead.last_name) if p)
-    pairs: list[tuple[str, str | None]] = [
-        ("Name", _safe(name)),  # (not the email again when there is no name)
-        ("Title", _safe(lead.job_title)),
-        ("Company", _safe(lead.company)),
-        ("Country", _safe(lead.country)),
-        ("Company size", size),
-        ("Industry", _safe(lead.industry)),
-        ("Email", _safe(lead.email, 320, inert=False)),
-        ("Fit", f"*{_safe(scores.grade, 16)}* \u00b7 {score_text(scores.fit)} pts"),
-        ("Engagement", score_text(scores.engagement)),
-        ("Source", _safe(msg.source, 100)),
+    claimed = set(lead.unverified)
+    name_claimed = bool(claimed & {"first_name", "last_name"})
+    pairs: list[tuple[str, str | None, bool]] = [
+        ("Name", _safe(name), name_claimed),  # (not the email again when there is no name)
+        ("Title", _safe(lead.job_title), "job_title" in claimed),
+        ("Company", _safe(lead.company), "company" in claimed),
+        ("Country", _safe(lead.country), "country" in claimed),
+        ("Company size", size, "company_size" in claimed),
+        ("Industry", _safe(lead.industry), "industry" in claimed),
+        ("Email", _safe(lead.email, 320, inert=False), False),
+        ("Fit", f"*{_safe(scores.grade, 16)}* \u00b7 {score_text(scores.fit)} pts", False),
+        ("Engagement", score_text(scores.engagement), False),
+        ("Source", _safe(msg.source, 100), False),
     ]
-    known = [(label, value) for label, value in pairs if value]  # an unknown company is left out, not "—"
+    # An unknown company is left out, not "—"; a value only a public form gave says so.
+    known = [(label, value + (UNVERIFIED if claimed_ else "")) for label, value, claimed_ in pairs if value]
     return [_mrkdwn(f"*{label}*\n{value}", LIMITS["field_text"]) for label, value in known[: LIMITS["section_fields"]]]
 
 

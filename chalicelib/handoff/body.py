@@ -10,6 +10,7 @@ from typing import Any
 
 from chalicelib.display import shown_points, shown_score
 from chalicelib.engine import explain
+from chalicelib.engine.fit import unverified_fields
 from chalicelib.events import iso
 from chalicelib.handoff.message import SCHEMA_V1
 from chalicelib.outbox.items import OutboxItem
@@ -72,6 +73,7 @@ def handoff_body(
             "email": state.email,
             **{k: (str(attrs[k])[:200] if attrs.get(k) is not None else None) for k in _LEAD_FIELDS},
             "company_size": _size(attrs.get("company_size")),
+            "unverified": unverified_fields(state, (*_LEAD_FIELDS, "company_size")),
         },
         "scores": {
             "fit": explained["fit"]["score"], "grade": explained["fit"]["grade"],

@@ -82,6 +82,8 @@ class Lead(_Model):
     country: DisplayText | None = None
     company_size: Annotated[int, Field(ge=0)] | None = None
     industry: DisplayText | None = None
+    # Fields only a public web form gave (optional, added within v1): shown as unverified.
+    unverified: Annotated[list[ShortText], Field(max_length=20)] = Field(default_factory=list)
 
 
 class Scores(_Model):

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
+from chalicelib.engine.fit import unverified_fields
 from chalicelib.events import Event
 from chalicelib.leadpage.chart import Mark, score_chart
 from chalicelib.leadpage.history import LeadView
@@ -77,9 +78,12 @@ def lead_page(view: LeadView, expires: int) -> str:
         ("Owner", state.owner), ("Email", state.email),
     ]
     marks = [Mark(h["at"], h["stage"], h.get("reason") or "") for h in state.stage_history]
+    claimed = [k.replace("_", " ") for k in unverified_fields(state)]
     body = [
         f'<main><h1 id="lead-name">{escape(name)}</h1>',
         f'<p class="who">{escape(role)}</p>' if role else "",
+        (f'<p id="unverified" class="muted">Only a public web form gave: {escape(", ".join(claimed))} '
+         "(not verified)</p>") if claimed else "",
         '<dl class="facts">' + "".join(f"<div><dt>{k}</dt><dd>{_text(v)}</dd></div>" for k, v in facts) + "</dl>",
         f"<h2>Score over time</h2>{score_chart(view.series, marks, view.thresholds)}",
         "<h2>Why</h2>", _reasons(explained),

@@ -1,12 +1,14 @@
 """The Slack alert of a lead scored by the engine, end to end (engine -> handoff body -> blocks):
 the event that tipped the lead over is in Recent activity and a frequency bonus is not, "Why now"
-gives the threshold, a hand-raise is named by its rule label, and a free-mail typo says so."""
+gives the threshold, a hand-raise is named by its rule label, a free-mail typo says so, and what
+only a public form claims is marked unverified."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from chalicelib.engine import apply_event, new_lead
+from chalicelib.engine.fit import unverified_fields
 from chalicelib.events import Event
 from chalicelib.handoff.blocks import check_limits, handoff_blocks
 from chalicelib.handoff.body import outbox_items
@@ -21,19 +23,23 @@ A_TRAITS = {"first_name": "Ada", "job_title": "VP Marketing", "department": "Mar
             "industry": "Software", "country": "US", "company": "Acme"}
 
 
-def _alert(email: str, traits: dict[str, Any], events: list[tuple[str, dict[str, Any]]]) -> tuple[str, list[str]]:
-    """Score the events one a minute; the SQL alert's fallback text and its block texts."""
+def _alert(email: str, traits: dict[str, Any], events: list[tuple[str, dict[str, Any]]], source: str = "api",
+           ) -> tuple[str, list[str]]:
+    """Score the events one a minute (the traits come with the first, from ``source``); the SQL
+    alert's fallback text and its block texts (fields included)."""
     state = new_lead(lead_id_for(email), email)
     items = []
     for i, (kind, props) in enumerate([("identify", {}), *events]):
         at = T0 + 60 * i
-        event = Event(event_id=f"e{i}", type=kind, ts=at, properties=props, traits=traits if i == 0 else {})
+        event = Event(event_id=f"e{i}", type=kind, ts=at, properties=props, traits=traits if i == 0 else {},
+                      source=source if i == 0 else "api")
         transitions = apply_event(state, event, RS, at)
         items += outbox_items(state, transitions, RS, "api", at)
     [item] = items
     text, blocks = handoff_blocks(HandoffMessage.model_validate(item.body))
     assert check_limits(blocks) == []
-    return text, [b["text"]["text"] for b in blocks if b["type"] == "section" and "text" in b]
+    return text, [b["text"]["text"] if "text" in b else "\n".join(f["text"] for f in b["fields"])
+                  for b in blocks if b["type"] == "section"]
 
 
 def _section(sections: list[str], title: str) -> list[str]:
@@ -68,3 +74,27 @@ def test_a_free_mail_typo_reaches_sales_scored_as_free_mail() -> None:
                          [("demo_request", {"form_id": "demo"})])
     reasons = _section(sections, "Top reasons")
     assert any("`-10` Free webmail address (likely typo of gmail.com)" in line for line in reasons)
+
+
+def test_what_only_a_public_form_claims_is_marked_unverified() -> None:
+    # Anyone may post a form with anyone's address: sales sees which details nobody has verified.
+    demo = [("demo_request", {"form_id": "demo"})]
+    _, sections = _alert("ada@acme.example", A_TRAITS, demo, source="form")
+    fields = next(s for s in sections if s.startswith("*Name*"))
+    assert "*Company*\nAcme _(web form, unverified)_" in fields
+    assert "*Title*\nVP Marketing _(web form, unverified)_" in fields
+    assert "*Company size*\n250 _(web form, unverified)_" in fields
+    assert "*Email*\nada@acme.example\n" in fields + "\n", "the address is the lead's key, not a claim"
+    _, sections = _alert("ada@acme.example", A_TRAITS, demo, source="hubspot")
+    assert "unverified" not in next(s for s in sections if s.startswith("*Name*"))
+
+
+def test_a_verified_source_confirming_a_form_value_clears_the_mark() -> None:
+    state = new_lead(lead_id_for("ada@acme.example"), "ada@acme.example")
+    apply_event(state, Event(event_id="f", type="form_submitted", ts=T0, traits=A_TRAITS, source="form"), RS, T0)
+    fields = ("first_name", "last_name", "job_title", "company", "country", "industry", "company_size")
+    assert unverified_fields(state, fields) == [
+        "first_name", "job_title", "company", "country", "industry", "company_size"]
+    crm = {"company": "Acme", "job_title": "VP Marketing"}  # the CRM agrees on two of them
+    apply_event(state, Event(event_id="h", type="identify", ts=T0 + 60, traits=crm, source="hubspot"), RS, T0 + 60)
+    assert unverified_fields(state, fields) == ["first_name", "country", "industry", "company_size"]

@@ -53,6 +53,16 @@ def test_every_lead_value_is_text_on_the_page() -> None:
     assert f"<style>{STYLE}</style>" in html, "the style the hash allows, byte for byte"
 
 
+def test_the_page_says_which_details_only_a_public_form_gave() -> None:
+    c = memory_container(clock=lambda: NOW)
+    traits = {"first_name": "Ada", "company": "Acme", "company_size": 300}
+    form = Event("e1", "form_submitted", NOW - 120, "ada@acme.example", None, {}, traits, "form")
+    crm = Event("e2", "identify", NOW - 60, "ada@acme.example", None, {}, {"company": "Acme"}, "hubspot")
+    lead_id = c.leads.ingest([form, crm])["leads"][0]["lead_id"]
+    _, html, _ = open_page(lead_id, _params(lead_id), StaticSecrets({KEY_NAME: "k"}), c.leads_repo, c.rulesets, NOW)
+    assert '<p id="unverified" class="muted">Only a public web form gave: first name, company size (not verified)' in html
+
+
 class DownLeads(InMemoryLeads):
     def get(self, lead_id: str) -> None:  # type: ignore[override]
         raise Unavailable("the lead store is busy; retry shortly", retry_after=1)
