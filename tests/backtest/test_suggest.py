@@ -262,3 +262,97 @@ def test_declarations_type_custom_attributes_by_how_rules_read_them() -> None:
         "event_types:", '  chat_message: {description: "chat_message (seen in the history)"}',
         "attributes:", "  custom.occupation: {type: text}", "  custom.time_on_site: {type: number}", "",
     ]
+
+
+# -- amounts: time on site added up, as an amount rule does -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def on_site() -> History:
+    return planted_history(5000, seed=11, site_time=True)
+
+
+@pytest.fixture(scope="module")
+def suggested_on_site(on_site: History) -> Suggestion:
+    return suggest(on_site.events, on_site.outcomes, holdout_fraction=0.3, capacity=30, workers=1)
+
+
+def test_an_amount_signal_is_written_as_an_amount_rule(suggested_on_site: Suggestion, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    ruleset = parse_ruleset_text(suggested_on_site.yaml)  # a new version: what it scores is declared
+    amount_rules = [r for r in ruleset.engagement if r.amount is not None]
+    assert amount_rules, suggested_on_site.yaml
+    for rule in amount_rules:
+        assert rule.events == ["site_visit_time"] and rule.amount is not None and rule.amount.property == "seconds"
+        assert rule.caps is not None and rule.caps.max_points == abs(rule.points)  # the whole points at `per`
+        assert rule.label.startswith("Each of the first ") and rule.label.endswith(" on site")
+    assert sum(r.points for r in amount_rules) >= 15  # the planted weight (1.0: about 29 points), its sign
+    assert "site_visit_time" in ruleset.event_types
+    assert "reach the whole points" in suggested_on_site.yaml  # support and conversion in its comment
+    target = tmp_path / "suggested.yaml"
+    target.write_text(suggested_on_site.yaml)
+    assert cli.main(["rules", "validate", str(target)]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+    headline = suggested_on_site.headline()
+    assert headline["holdout_auc"] >= headline["logistic_holdout_auc"] - 0.02, headline
+
+
+def test_amount_rules_award_what_the_suggester_learned_on(suggested_on_site: Suggestion, on_site: History) -> None:
+    # The feature learned on is each rule's share of its whole points: min(total, per) / per. The
+    # engine (decay aside) awards exactly that, event by event, trimmed at the cap.
+    from chalicelib.engine.engagement import engagement_parts
+    from chalicelib.engine.fit import new_lead
+    from chalicelib.engine.scoring import apply_event
+    from chalicelib.rules.compile import compile_ruleset
+
+    text = suggested_on_site.yaml.replace("  half_life_days: 30\n", "  half_life_days: null\n")
+    assert text != suggested_on_site.yaml
+    compiled = compile_ruleset(parse_ruleset_text(text))
+    amount_rules = [r for r in compiled.engagement_by_id.values() if r.amount is not None]
+    rows, _ = lead_rows(sorted(on_site.events, key=lambda e: e.ts), on_site.outcomes)
+    partial = 0
+    for row in rows[:400]:
+        state = new_lead(row.lead_id)
+        for event in row.events:
+            apply_event(state, event, compiled, event.ts)
+        parts = engagement_parts(state, compiled, row.events[-1].ts)
+        total = row.amounts.get(("site_visit_time", "seconds"), 0.0)
+        for rule in amount_rules:
+            expected = rule.points * min(total, rule.amount_per) / rule.amount_per
+            assert parts.get(rule.id, 0.0) == pytest.approx(expected, abs=1e-6), (row.lead_id, total)
+            partial += 0 < total < rule.amount_per
+    assert partial > 50  # in proportion below `per`, not only whole awards
+
+
+def test_amount_rule_holdout_auc_is_what_baton_backtest_gives(suggested_on_site: Suggestion, on_site: History,
+                                                              tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    history.mkdir()
+    write_events(history / "events.parquet", on_site.events)
+    write_outcomes(history / "outcomes.parquet", on_site.outcomes)
+    (tmp_path / "s.yaml").write_text(suggested_on_site.yaml)
+    report = run_report(history, load_ruleset(tmp_path / "s.yaml"), capacity=30, holdout_fraction=0.3, workers=1)
+    assert report.holdout is not None
+    assert report.holdout["quality"]["auc"] == pytest.approx(suggested_on_site.headline()["holdout_auc"], abs=1e-4)
+
+
+def test_from_refits_an_amount_rule_on_its_amount(on_site: History, tmp_path: Path) -> None:
+    current = tmp_path / "current.yaml"
+    current.write_text("""\
+name: current
+event_types: {site_visit_time: {description: Seconds on site}}
+grades: [{grade: A, min_fit: 50}, {grade: D}]
+fit:
+  - {id: partner, label: Partner, when: {field: lead_source, op: eq, value: partner}, points: 10}
+engagement:
+  - {id: time, label: Time on site, events: [site_visit_time], points: 10, amount: {property: seconds, per: 300},
+     caps: {max_points: 20}}
+stages:
+  mql: {when: {field: fit, op: gte, value: 30}}
+  sql: {when: {field: fit, op: gte, value: 50}}
+""")
+    s = suggest(on_site.events, on_site.outcomes, holdout_fraction=0.3, capacity=30,
+                base=load_ruleset(current), workers=1)
+    rule = s.ruleset.engagement[0]
+    assert rule.amount is not None and rule.amount.per == 300 and rule.points > 0
+    assert rule.caps is not None and rule.caps.max_points == 2 * rule.points  # still 600 seconds' worth
