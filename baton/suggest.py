@@ -70,6 +70,8 @@ MAX_VALUES = 20  # category values kept per field (the rest merge into "another 
 DEFAULT_SHARE = 0.1  # SQL share when no capacity is given
 HALF_LIFE_DAYS = 30  # the written rule set's engagement decay
 LN2 = math.log(2)
+PATH_TOL = 1e-3  # liblinear's tolerance while choosing the L1 strength (the final fit keeps its 1e-4): the
+# same choice on the X Education, planted and bench histories, a fifth of the time
 # Never scored: they identify a person (and would only learn who converted), or are the score itself.
 PERSONAL = frozenset({"email", "email_domain", "first_name", "last_name", "phone"})
 ALWAYS_OUT = frozenset({"lead_key"})
@@ -379,18 +381,42 @@ class Scored:
     won: int  # of them, won
 
 
+Distinct = tuple["NDArray[np.float64]", "NDArray[np.float64]", "NDArray[np.float64]"]  # rows, outcomes, weights
+
+
+def distinct_rows(x: NDArray[np.float64], y: NDArray[np.float64]) -> Distinct:
+    """The distinct (features, outcome) rows and how often each occurs: a logistic regression on them,
+    weighted, has the same objective as on every row (binned features repeat: 50,000 leads are about
+    20,000 distinct rows), and fits in about half the time."""
+    import numpy as np
+
+    both = np.ascontiguousarray(np.column_stack([x, y]))
+    keys = both.view(np.dtype((np.void, both.dtype.itemsize * both.shape[1]))).ravel()  # a row as one value
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    rows = both[first]
+    return rows[:, :-1], rows[:, -1], counts.astype(float)
+
+
+def _l1(c: float, data: Distinct, tol: float = 1e-4) -> Any:
+    """An L1 logistic regression at strength ``c`` on distinct weighted rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y, weights = data
+    model = LogisticRegression(l1_ratio=1.0, C=c, solver="liblinear", random_state=0, max_iter=1000, tol=tol)
+    return model.fit(x, y, sample_weight=weights)
+
+
 def _l1_path(x: NDArray[np.float64], y: NDArray[np.float64], max_rules: int) -> tuple[Any, float]:
     """The L1 model and its strength C: chosen on the newest quarter of the (time-ordered) rows,
     the sparsest within 0.002 AUC of the best with at most ``max_rules`` rules; then fit on all."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
     cut = int(len(y) * 0.75)
     candidates: list[tuple[float, int, float]] = []  # (auc, rules, C)
+    learn = distinct_rows(x[:cut], y[:cut])
     for c in np.logspace(-3, 1, 9):
-        model = LogisticRegression(l1_ratio=1.0, C=float(c), solver="liblinear", random_state=0, max_iter=1000)
-        model.fit(x[:cut], y[:cut])
+        model = _l1(float(c), learn, PATH_TOL)
         rules = int(np.count_nonzero(model.coef_[0]))
         if rules == 0 or rules > max_rules or len(set(y[cut:].tolist())) < 2:
             continue
@@ -400,10 +426,11 @@ def _l1_path(x: NDArray[np.float64], y: NDArray[np.float64], max_rules: int) -> 
     else:
         best = max(a for a, _, _ in candidates)
         chosen = min((r, c) for a, r, c in candidates if a >= best - 0.002)[1]
-    model = LogisticRegression(l1_ratio=1.0, C=chosen, solver="liblinear", random_state=0, max_iter=1000).fit(x, y)
+    everyone = distinct_rows(x, y)
+    model = _l1(chosen, everyone)
     while np.count_nonzero(model.coef_[0]) > max_rules and chosen > 1e-4:  # the full fit may keep more
         chosen /= 1.5
-        model = LogisticRegression(l1_ratio=1.0, C=chosen, solver="liblinear", random_state=0, max_iter=1000).fit(x, y)
+        model = _l1(chosen, everyone)
     return model, chosen
 
 
@@ -416,7 +443,6 @@ def fit_scorecard(features: list[Feature], x: NDArray[np.float64], y: NDArray[np
     it. So an event feature that learns negative points is taken out and the model fit again
     without it; what it would have weighed is returned for the report."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
 
     scale = POINTS_TO_DOUBLE / math.log(2)
     active = list(range(len(features)))
@@ -433,8 +459,7 @@ def fit_scorecard(features: list[Feature], x: NDArray[np.float64], y: NDArray[np
         active = [i for i in active if i not in dropped]
         if not active:
             return [], chosen, negative
-        model = LogisticRegression(l1_ratio=1.0, C=chosen, solver="liblinear", random_state=0, max_iter=1000)  # (the same strength)
-        model.fit(x[:, np.array(active, dtype=int)], y)
+        model = _l1(chosen, distinct_rows(x[:, np.array(active, dtype=int)], y))  # (the same strength)
     out = []
     for i in active:
         points = round(float(coefs[i]) * scale)

@@ -356,3 +356,20 @@ stages:
     rule = s.ruleset.engagement[0]
     assert rule.amount is not None and rule.amount.per == 300 and rule.points > 0
     assert rule.caps is not None and rule.caps.max_points == 2 * rule.points  # still 600 seconds' worth
+
+
+def test_the_l1_fit_on_distinct_weighted_rows_is_the_fit_on_every_row() -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from baton.suggest import _l1, distinct_rows
+
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.integers(0, 2, 4000), rng.integers(0, 2, 4000), np.minimum(rng.poisson(2, 4000), 3)])
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(x @ np.array([1.0, -0.5, 0.3]) - 0.5)))).astype(float)
+    rows, outcomes, weights = distinct_rows(x.astype(float), y)
+    assert len(rows) < 40 and weights.sum() == 4000  # 2 x 2 x 4 feature values x 2 outcomes at most
+    every = LogisticRegression(l1_ratio=1.0, C=0.05, solver="liblinear", random_state=0, max_iter=1000).fit(x, y)
+    distinct = _l1(0.05, (rows, outcomes, weights))
+    assert np.allclose(every.coef_, distinct.coef_, atol=1e-3) and np.allclose(every.intercept_, distinct.intercept_,
+                                                                              atol=1e-3)
