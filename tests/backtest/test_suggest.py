@@ -92,15 +92,21 @@ def test_the_file_is_an_ordinary_rule_set(suggested: Suggestion, tmp_path: Path,
     assert "learning leads" in suggested.yaml and "% won" in suggested.yaml  # support and conversion
 
 
-def test_holdout_auc_is_what_baton_backtest_gives(suggested: Suggestion, planted: History, tmp_path: Path) -> None:
-    history = tmp_path / "history"
-    history.mkdir()
-    write_events(history / "events.parquet", planted.events)
-    write_outcomes(history / "outcomes.parquet", planted.outcomes)
-    (tmp_path / "s.yaml").write_text(suggested.yaml)
-    report = run_report(history, load_ruleset(tmp_path / "s.yaml"), capacity=30, holdout_fraction=0.3, workers=1)
+def _backtest_holdout_auc(s: Suggestion, history: History, tmp_path: Path) -> float:
+    """The holdout AUC ``baton backtest`` gives the written file on the same history (capacity 30, 30 %)."""
+    directory = tmp_path / "history"
+    directory.mkdir()
+    write_events(directory / "events.parquet", history.events)
+    write_outcomes(directory / "outcomes.parquet", history.outcomes)
+    (tmp_path / "s.yaml").write_text(s.yaml)
+    report = run_report(directory, load_ruleset(tmp_path / "s.yaml"), capacity=30, holdout_fraction=0.3, workers=1)
     assert report.holdout is not None
-    assert report.holdout["quality"]["auc"] == pytest.approx(suggested.headline()["holdout_auc"], abs=1e-4)
+    return float(report.holdout["quality"]["auc"])
+
+
+def test_holdout_auc_is_what_baton_backtest_gives(suggested: Suggestion, planted: History, tmp_path: Path) -> None:
+    assert _backtest_holdout_auc(suggested, planted, tmp_path) == pytest.approx(suggested.headline()["holdout_auc"],
+                                                                                abs=1e-4)
 
 
 def _with_leak(history: History) -> tuple[list[Event], list]:
@@ -326,14 +332,8 @@ def test_amount_rules_award_what_the_suggester_learned_on(suggested_on_site: Sug
 
 def test_amount_rule_holdout_auc_is_what_baton_backtest_gives(suggested_on_site: Suggestion, on_site: History,
                                                               tmp_path: Path) -> None:
-    history = tmp_path / "history"
-    history.mkdir()
-    write_events(history / "events.parquet", on_site.events)
-    write_outcomes(history / "outcomes.parquet", on_site.outcomes)
-    (tmp_path / "s.yaml").write_text(suggested_on_site.yaml)
-    report = run_report(history, load_ruleset(tmp_path / "s.yaml"), capacity=30, holdout_fraction=0.3, workers=1)
-    assert report.holdout is not None
-    assert report.holdout["quality"]["auc"] == pytest.approx(suggested_on_site.headline()["holdout_auc"], abs=1e-4)
+    expected = suggested_on_site.headline()["holdout_auc"]
+    assert _backtest_holdout_auc(suggested_on_site, on_site, tmp_path) == pytest.approx(expected, abs=1e-4)
 
 
 def test_from_refits_an_amount_rule_on_its_amount(on_site: History, tmp_path: Path) -> None:
