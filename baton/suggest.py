@@ -51,7 +51,7 @@ from chalicelib.rules.compile import compile_ruleset
 from chalicelib.rules.conditions import Context, as_number
 from chalicelib.rules.loader import parse_ruleset_text
 from chalicelib.rules.model import RuleSet
-from chalicelib.timeline import Outcome, in_time_order, route
+from chalicelib.timeline import Outcome, Routed, in_time_order, route
 
 if TYPE_CHECKING:
     import numpy as np
@@ -95,10 +95,13 @@ class LeadRow:
     amounts: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
-def lead_rows(events: Sequence[Event], outcomes: Sequence[Outcome]) -> tuple[list[LeadRow], dict[str, int]]:
+def lead_rows(events: Sequence[Event], outcomes: Sequence[Outcome], routed: Routed | None = None
+              ) -> tuple[list[LeadRow], dict[str, int]]:
     """Every lead, in order of first appearance; and per attribute, how many leads first had it
-    after their first outcome (the backtest's cheap timing check, on the same timelines)."""
-    routed = route(events, sorted(outcomes, key=attrgetter("ts")))
+    after their first outcome (the backtest's cheap timing check, on the same timelines).
+    ``routed``: ``events`` and ``outcomes`` routed already (``route``, one share)."""
+    if routed is None:
+        routed = route(events, sorted(outcomes, key=attrgetter("ts")))
     rows: list[LeadRow] = []
     late: Counter[str] = Counter()
     for lead_id in routed.order:
@@ -1122,10 +1125,12 @@ def _suggest(
     def backtested(ruleset: RuleSet, label: str) -> Report:  # as `baton backtest` measures a file
         return measure(ordered, outcomes, ruleset, history=history, ruleset_label=label, capacity=capacity,
                        holdout_after=holdout_after_text if holdout_after is not None else None,
-                       holdout_fraction=holdout_fraction if holdout_after is None else None, workers=workers)
+                       holdout_fraction=holdout_fraction if holdout_after is None else None, workers=workers,
+                       routed=routed)  # (the timelines learned from: routed once)
 
     ordered = in_time_order(events)
-    rows, late = lead_rows(ordered, outcomes)
+    routed = route(ordered, sorted(outcomes, key=attrgetter("ts")))
+    rows, late = lead_rows(ordered, outcomes, routed)
     train_all, held_all = split(rows, holdout_after, holdout_fraction)
     train = sorted((r for r in train_all if r.won is not None), key=attrgetter("first_seen"))
     held = [r for r in held_all if r.won is not None]
