@@ -2,13 +2,16 @@
 
 The steps, each a function below:
 
-1. ``lead_rows``: each lead's attributes and per-event-type counts *before its first outcome*, read
-   through the same timeline the backtest replays (routing, dedupe, adoption, ``merge_traits``).
+1. ``lead_rows``: each lead's attributes, per-event-type counts and amount totals (an event
+   property's numbers added up) *before its first outcome*, read through the same timeline the
+   backtest replays (routing, dedupe, adoption, ``merge_traits``).
 2. ``split``: the leads before the holdout learn; the holdout (``--holdout-after`` or the newest
    ``--holdout-fraction``, chosen as ``baton backtest`` chooses it) only measures.
 3. ``candidate_features``: numbers become "at least" steps at a few quantiles (plus "not given");
    categories one feature per common value, rare values merged into "another value"; events one
-   "each of the first k" feature per cap k (the engagement rule ``points`` with ``caps.max_count: k``).
+   "each of the first k" feature per cap k (the engagement rule ``points`` with ``caps.max_count: k``);
+   amounts one "each of the first T" feature per quantile edge T, min(total, T) / T (the amount rule
+   ``points`` per ``T`` with ``caps.max_points: points``, which awards exactly that).
 4. ``leaks``: a field that alone predicts the outcome at least as well as all the other fields
    together (out-of-fold AUC), or alone with AUC >= 0.95, is left out and listed.
 5. ``fit_scorecard``: an L1 logistic regression on the binary/capped features, its strength chosen
@@ -41,13 +44,14 @@ import yaml
 from baton.backtest.report import Report, measure
 from baton.metrics import LEAK_AUC
 from chalicelib.attributes import LEAD_FIELDS
+from chalicelib.engine.engagement import amount_of
 from chalicelib.engine.fit import merge_traits, new_lead
 from chalicelib.events import EVENT_TYPE, KNOWN_TYPES, Event
 from chalicelib.rules.compile import compile_ruleset
 from chalicelib.rules.conditions import Context, as_number
 from chalicelib.rules.loader import parse_ruleset_text
 from chalicelib.rules.model import RuleSet
-from chalicelib.timeline import Outcome, in_time_order, route
+from chalicelib.timeline import Outcome, Routed, in_time_order, route
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,8 +62,16 @@ POINTS_TO_DOUBLE = 20  # the stated scale: this many points double the odds of w
 MIN_EFFECT = 3  # points: a rule whose whole effect is smaller is dropped
 MAX_EDGES = 5  # "at least" steps per number
 COUNT_CAPS = (1, 3, 10)  # engagement caps tried per event type ("each of the first k")
+# Amounts (an event property added up, as an amount rule does): "each of the first T" at these
+# quantiles of the leads' totals, the whole points earned in proportion up to T.
+AMOUNT_QUANTILES = (0.25, 0.5, 0.75, 0.9)
+SECONDS = frozenset({"seconds", "secs", "duration_seconds"})
 MAX_VALUES = 20  # category values kept per field (the rest merge into "another value")
 DEFAULT_SHARE = 0.1  # SQL share when no capacity is given
+HALF_LIFE_DAYS = 30  # the written rule set's engagement decay
+LN2 = math.log(2)
+PATH_TOL = 1e-3  # liblinear's tolerance while choosing the L1 strength (the final fit keeps its 1e-4): the
+# same choice on the X Education, planted and bench histories, a fifth of the time
 # Never scored: they identify a person (and would only learn who converted), or are the score itself.
 PERSONAL = frozenset({"email", "email_domain", "first_name", "last_name", "phone"})
 ALWAYS_OUT = frozenset({"lead_key"})
@@ -78,18 +90,25 @@ class LeadRow:
     flat: dict[str, Any]  # the same as rule fields: ``country``, ``custom.occupation``
     counts: Counter[str]
     events: list[Event] = field(default_factory=list)  # before the first outcome, in time order
+    # (event type, property) -> the sum of its positive numbers before the first outcome (what an
+    # amount rule ``amount: {property: ...}`` on that type adds up: seconds on site, an order's value)
+    amounts: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
-def lead_rows(events: Sequence[Event], outcomes: Sequence[Outcome]) -> tuple[list[LeadRow], dict[str, int]]:
+def lead_rows(events: Sequence[Event], outcomes: Sequence[Outcome], routed: Routed | None = None
+              ) -> tuple[list[LeadRow], dict[str, int]]:
     """Every lead, in order of first appearance; and per attribute, how many leads first had it
-    after their first outcome (the backtest's cheap timing check, on the same timelines)."""
-    routed = route(events, sorted(outcomes, key=attrgetter("ts")))
+    after their first outcome (the backtest's cheap timing check, on the same timelines).
+    ``routed``: ``events`` and ``outcomes`` routed already (``route``, one share)."""
+    if routed is None:
+        routed = route(events, sorted(outcomes, key=attrgetter("ts")))
     rows: list[LeadRow] = []
     late: Counter[str] = Counter()
     for lead_id in routed.order:
         timeline = routed.timelines[lead_id]
         state = new_lead(lead_id, timeline.email)
         counts: Counter[str] = Counter()
+        amounts: dict[tuple[str, str], float] = {}
         before: list[Event] = []
         first = math.inf
         outcome_seen = False
@@ -109,11 +128,21 @@ def lead_rows(events: Sequence[Event], outcomes: Sequence[Outcome]) -> tuple[lis
                 merge_traits(state, item.traits)
             if item.type not in NOT_SCORED_EVENTS:
                 counts[item.type] += 1
+                if item.properties:
+                    for key, value in item.properties.items():
+                        if _amount(key, value):
+                            amounts[item.type, key] = amounts.get((item.type, key), 0.0) + value
             before.append(item)
         flat = _flatten(state.attributes)
         late.update(name for name in late_here if not _present(flat.get(name)))
-        rows.append(LeadRow(lead_id, first, won, state.attributes, flat, counts, before))
+        rows.append(LeadRow(lead_id, first, won, state.attributes, flat, counts, before, amounts))
     return rows, dict(late)
+
+
+def _amount(key: str, value: Any) -> bool:
+    """A property an amount rule could add up: a positive number (as JSON carries it) not named as an id."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and math.isfinite(value)
+            and key != "id" and not key.endswith("_id"))
 
 
 def _flat_name(key: str) -> str:
@@ -144,21 +173,26 @@ def split(rows: list[LeadRow], after: float | None, fraction: float | None) -> t
 
 # -- 3. candidate features -----------------------------------------------------------------------------
 
-Kind = Literal["value", "other", "missing", "at_least", "count"]
+Kind = Literal["value", "other", "missing", "at_least", "count", "amount"]
 
 
 @dataclass(frozen=True)
 class Feature:
-    """One candidate rule. ``field`` is an attribute (fit) or an event type (``count``)."""
+    """One candidate rule. ``field`` is an attribute (fit) or an event type (``count``, ``amount``)."""
 
     kind: Kind
     field: str
-    values: tuple[Any, ...] = ()  # value: the value(s); other: the common values it excludes
-    threshold: float = 0.0  # at_least: the edge; count: the cap
+    values: tuple[Any, ...] = ()  # value: the value(s); other: the common values it excludes; amount: (property,)
+    threshold: float = 0.0  # at_least: the edge; count: the cap; amount: the amount that earns the whole points
 
     @property
     def engagement(self) -> bool:
-        return self.kind == "count"
+        return self.kind in ("count", "amount")
+
+    @property
+    def top(self) -> float:
+        """The feature's largest value: its points times this is the rule's whole effect."""
+        return self.threshold if self.kind == "count" else 1.0
 
 
 def _key(value: Any) -> Any:
@@ -182,8 +216,21 @@ def _nice(x: float) -> float:
     return float(int(out)) if float(out).is_integer() else out
 
 
+def _nice_amount(x: float, prop: str) -> float:
+    """An edge people say: 587 seconds -> 600 (10 minutes); other amounts to two significant digits."""
+    if prop in SECONDS and x >= 120:
+        return _nice(x / 60) * 60
+    return _nice(x)
+
+
+def amount_keys(rows: Sequence[LeadRow], event_types: Sequence[str]) -> list[tuple[str, str]]:
+    """The (event type, property) pairs whose numbers some lead adds up before its outcome."""
+    scored = set(event_types)
+    return sorted({key for r in rows for key in r.amounts if key[0] in scored})
+
+
 def candidate_features(rows: list[LeadRow], fields: Sequence[str], event_types: Sequence[str],
-                       min_support: int) -> list[Feature]:
+                       min_support: int, amounts: Sequence[tuple[str, str]] = ()) -> list[Feature]:
     features: list[Feature] = []
     n = len(rows)
     for name in fields:
@@ -216,12 +263,25 @@ def candidate_features(rows: list[LeadRow], fields: Sequence[str], event_types: 
         if len(having) < min_support:
             continue
         features += [Feature("count", typ, threshold=k) for k in COUNT_CAPS if k == 1 or max(having) > k]
+    for typ, prop in amounts:
+        totals = sorted(a for r in rows if (a := r.amounts.get((typ, prop), 0.0)) > 0)
+        if len(totals) < min_support:
+            continue
+        ramps: list[float] = []
+        for share in AMOUNT_QUANTILES:
+            full = _nice_amount(totals[int(len(totals) * share)], prop)
+            if full > 0 and full not in ramps:
+                ramps.append(full)
+        features += [Feature("amount", typ, (prop,), threshold=t) for t in ramps]
     return features
 
 
 def column(feature: Feature, rows: Sequence[LeadRow]) -> list[float]:
     """The feature's value per lead, as the engine evaluates the rule it becomes."""
     name, kind = feature.field, feature.kind
+    if kind == "amount":  # the amount rule's points in proportion up to the edge, as a share of them
+        key, edge = (name, feature.values[0]), feature.threshold
+        return [min(r.amounts.get(key, 0.0), edge) / edge for r in rows]
     if kind == "count":
         cap = feature.threshold
         return [min(float(r.counts[name]), cap) for r in rows]
@@ -277,7 +337,7 @@ def _oof_auc(x: NDArray[np.float64], y: NDArray[np.float64]) -> float | None:
 
     if x.shape[1] == 0 or len(set(y.tolist())) < 2 or min(int(y.sum()), int(len(y) - y.sum())) < 3:
         return None
-    model = LogisticRegression(C=1.0, max_iter=500, solver="liblinear")
+    model = LogisticRegression(C=1.0, max_iter=500, solver="liblinear", random_state=0)
     folds = StratifiedKFold(3, shuffle=True, random_state=0)
     scores = cross_val_predict(model, x, y, cv=folds, method="decision_function")
     return float(roc_auc_score(y, scores))
@@ -324,18 +384,42 @@ class Scored:
     won: int  # of them, won
 
 
+Distinct = tuple["NDArray[np.float64]", "NDArray[np.float64]", "NDArray[np.float64]"]  # rows, outcomes, weights
+
+
+def distinct_rows(x: NDArray[np.float64], y: NDArray[np.float64]) -> Distinct:
+    """The distinct (features, outcome) rows and how often each occurs: a logistic regression on them,
+    weighted, has the same objective as on every row (binned features repeat: 50,000 leads are about
+    20,000 distinct rows), and fits in about half the time."""
+    import numpy as np
+
+    both = np.ascontiguousarray(np.column_stack([x, y]))
+    keys = both.view(np.dtype((np.void, both.dtype.itemsize * both.shape[1]))).ravel()  # a row as one value
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    rows = both[first]
+    return rows[:, :-1], rows[:, -1], counts.astype(float)
+
+
+def _l1(c: float, data: Distinct, tol: float = 1e-4) -> Any:
+    """An L1 logistic regression at strength ``c`` on distinct weighted rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y, weights = data
+    model = LogisticRegression(l1_ratio=1.0, C=c, solver="liblinear", random_state=0, max_iter=1000, tol=tol)
+    return model.fit(x, y, sample_weight=weights)
+
+
 def _l1_path(x: NDArray[np.float64], y: NDArray[np.float64], max_rules: int) -> tuple[Any, float]:
     """The L1 model and its strength C: chosen on the newest quarter of the (time-ordered) rows,
     the sparsest within 0.002 AUC of the best with at most ``max_rules`` rules; then fit on all."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
     cut = int(len(y) * 0.75)
     candidates: list[tuple[float, int, float]] = []  # (auc, rules, C)
+    learn = distinct_rows(x[:cut], y[:cut])
     for c in np.logspace(-3, 1, 9):
-        model = LogisticRegression(l1_ratio=1.0, C=float(c), solver="liblinear", max_iter=1000)
-        model.fit(x[:cut], y[:cut])
+        model = _l1(float(c), learn, PATH_TOL)
         rules = int(np.count_nonzero(model.coef_[0]))
         if rules == 0 or rules > max_rules or len(set(y[cut:].tolist())) < 2:
             continue
@@ -345,10 +429,11 @@ def _l1_path(x: NDArray[np.float64], y: NDArray[np.float64], max_rules: int) -> 
     else:
         best = max(a for a, _, _ in candidates)
         chosen = min((r, c) for a, r, c in candidates if a >= best - 0.002)[1]
-    model = LogisticRegression(l1_ratio=1.0, C=chosen, solver="liblinear", max_iter=1000).fit(x, y)
+    everyone = distinct_rows(x, y)
+    model = _l1(chosen, everyone)
     while np.count_nonzero(model.coef_[0]) > max_rules and chosen > 1e-4:  # the full fit may keep more
         chosen /= 1.5
-        model = LogisticRegression(l1_ratio=1.0, C=chosen, solver="liblinear", max_iter=1000).fit(x, y)
+        model = _l1(chosen, everyone)
     return model, chosen
 
 
@@ -361,7 +446,6 @@ def fit_scorecard(features: list[Feature], x: NDArray[np.float64], y: NDArray[np
     it. So an event feature that learns negative points is taken out and the model fit again
     without it; what it would have weighed is returned for the report."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
 
     scale = POINTS_TO_DOUBLE / math.log(2)
     active = list(range(len(features)))
@@ -378,15 +462,13 @@ def fit_scorecard(features: list[Feature], x: NDArray[np.float64], y: NDArray[np
         active = [i for i in active if i not in dropped]
         if not active:
             return [], chosen, negative
-        model = LogisticRegression(l1_ratio=1.0, C=chosen, solver="liblinear", max_iter=1000)  # (the same strength)
-        model.fit(x[:, np.array(active, dtype=int)], y)
+        model = _l1(chosen, distinct_rows(x[:, np.array(active, dtype=int)], y))  # (the same strength)
     out = []
     for i in active:
         points = round(float(coefs[i]) * scale)
-        top = features[i].threshold if features[i].engagement else 1.0
-        if points == 0 or abs(points) * top < MIN_EFFECT:
+        if points == 0 or abs(points) * features[i].top < MIN_EFFECT:
             continue
-        hit = x[:, i] > 0
+        hit = x[:, i] >= 1 if features[i].kind == "amount" else x[:, i] > 0  # (an amount: its whole points)
         out.append(Scored(features[i], points, int(hit.sum()), int(y[hit].sum())))
     return out, chosen, negative
 
@@ -445,8 +527,26 @@ def rule_of(feature: Feature, values: tuple[Any, ...] | None = None) -> tuple[st
     return f"{words} is {_join(chosen)}", {"field": name, "op": "in", "value": list(chosen)}
 
 
+AMOUNT_WORDS = {("site_visit_time", "seconds"): "on site"}  # what an amount of an event type is, in words
+
+
+def amount_words(amount: float, prop: str) -> str:
+    """``600, "seconds"`` -> "10 minutes"; ``250, "value"`` -> "250 value"."""
+    if prop in SECONDS:
+        if amount >= 7200 and amount % 3600 == 0:
+            return f"{amount / 3600:g} hours"
+        if amount >= 120 and amount % 60 == 0:
+            return f"{amount / 60:g} minutes"
+        return f"{amount:g} seconds"
+    return f"{amount:,g} {prop.replace('_', ' ')}"
+
+
 def engagement_label(feature: Feature) -> str:
     plain = feature.field.replace("_", " ")
+    if feature.kind == "amount":
+        prop = feature.values[0]
+        where = AMOUNT_WORDS.get((feature.field, prop), f"of {plain}")
+        return f"Each of the first {amount_words(feature.threshold, prop)} {where}"
     one, several = EVENT_WORDS.get(feature.field, (plain, plain + "s"))
     k = int(feature.threshold)
     return f"At least one {one}" if k == 1 else f"Each of the first {k} {several}"
@@ -471,11 +571,16 @@ class Rule:
     won: int
     when: dict[str, Any] | None = None
     events: list[str] | None = None
-    cap: int | None = None
+    cap: int | None = None  # engagement: the events that score (max_count); an amount rule: None
+    # An amount rule: (property, per): ``points`` per ``per`` of the events' property, at most
+    # ``points`` in all (caps.max_points): the whole points once the lead's total reaches ``per``.
+    amount: tuple[str, float] | None = None
+    max_points: float | None = None  # an amount rule's cap on its points (None: no cap)
 
     def comment(self, leads: int) -> str:
         rate = self.won / self.support if self.support else 0.0
-        return (f"{self.support:,} of {leads:,} learning leads ({self.support / max(leads, 1):.1%}), "
+        whole = "reach the whole points: " if self.amount is not None else ""
+        return (f"{whole}{self.support:,} of {leads:,} learning leads ({self.support / max(leads, 1):.1%}), "
                 f"{rate:.1%} won")
 
 
@@ -489,8 +594,14 @@ def rules_of(scored: list[Scored]) -> list[Rule]:
         if s.feature.kind == "value":
             merged.setdefault((s.feature.field, s.points), []).append(s)
     done: set[Feature] = set()
-    for s in sorted(scored, key=lambda s: -abs(s.points) * (s.feature.threshold if s.feature.engagement else 1)):
+    for s in sorted(scored, key=lambda s: -abs(s.points) * s.feature.top):
         if s.feature in done:
+            continue
+        if s.feature.kind == "amount":
+            label = engagement_label(s.feature)
+            out.append(Rule("engagement", _slug(label, taken), label, s.points, s.support, s.won,
+                            events=[s.feature.field], amount=(s.feature.values[0], s.feature.threshold),
+                            max_points=float(abs(s.points))))
             continue
         if s.feature.engagement:
             label = engagement_label(s.feature)
@@ -552,10 +663,13 @@ class Thresholds:
     share: float  # the SQL share aimed at
 
 
-def fit_and_engagement(rules: list[Rule], rows: Sequence[LeadRow]) -> tuple[list[float], list[float], list[float]]:
-    """Each lead's fit, engagement and peak fit + engagement before its first outcome under ``rules``
-    (no decay). The peak is what moves a lead: the engine checks the stages after every event, so a
-    lead whose fit arrives before a negative engagement rule fires is an SQL at that moment."""
+def fit_and_engagement(rules: list[Rule], rows: Sequence[LeadRow], half_life_days: float | None = None
+                       ) -> tuple[list[float], list[float], list[float]]:
+    """Each lead's fit, engagement (undecayed: its bounds) and peak fit + engagement before its first
+    outcome under ``rules``, engagement decayed with ``half_life_days`` as the engine decays it. The
+    peak is what moves a lead: the engine checks the stages after every event, so a lead whose fit
+    arrives before a negative engagement rule fires is an SQL at that moment."""
+    rate = LN2 / (half_life_days * 86400.0) if half_life_days else 0.0
     fit_rules = [(r, _FitTest(r.when)) for r in rules if r.section == "fit" and r.when is not None]
     by_type: dict[str, list[Rule]] = {}
     for r in rules:
@@ -567,22 +681,48 @@ def fit_and_engagement(rules: list[Rule], rows: Sequence[LeadRow]) -> tuple[list
     peaks: list[float] = []
     for row in rows:
         state = new_lead(row.lead_id)
-        fit = eng = 0.0
+        fit = eng = decayed = 0.0
         peak = -math.inf
+        last = row.events[0].ts if row.events else 0.0
         hits: Counter[str] = Counter()
+        given: dict[str, float] = {}  # amount rules: points awarded so far
         for event in row.events:
             if event.traits:
                 merge_traits(state, event.traits)
                 fit = float(sum(r.points for r, test in fit_rules if test(state.attributes)))
+            if rate and decayed:
+                decayed *= math.exp(-(event.ts - last) * rate)
+            last = event.ts
             for r in by_type.get(event.type, ()):
-                if r.cap is None or hits[r.id] < r.cap:
+                if r.amount is not None:
+                    award = _amount_award(r, event, given)
+                elif r.cap is None or hits[r.id] < r.cap:
                     hits[r.id] += 1
-                    eng += r.points
-            peak = max(peak, fit + eng)
+                    award = r.points
+                else:
+                    continue
+                eng += award
+                decayed += award
+            peak = max(peak, fit + decayed)
         fits.append(fit)
         engagement.append(eng)
         peaks.append(peak if peak > -math.inf else 0.0)
     return fits, engagement, peaks
+
+
+def _amount_award(rule: Rule, event: Event, given: dict[str, float]) -> float:
+    """An amount rule's points for ``event`` as the engine awards them: in proportion to the amount,
+    trimmed to what the rule's cap leaves (lifetime caps, no windows: the suggester writes none)."""
+    assert rule.amount is not None
+    prop, per = rule.amount
+    amount = amount_of(event.properties, tuple(prop.split("."))) if event.properties else None
+    if not amount:
+        return 0.0
+    magnitude = abs(rule.points) * amount / per
+    if rule.max_points is not None:
+        magnitude = min(magnitude, max(rule.max_points - given.get(rule.id, 0.0), 0.0))
+        given[rule.id] = given.get(rule.id, 0.0) + magnitude
+    return magnitude if rule.points > 0 else -magnitude
 
 
 def weekly_share(rows: Sequence[LeadRow], capacity: float | None) -> float:
@@ -648,7 +788,7 @@ def render_yaml(rules: list[Rule], limits: Thresholds, fits: list[float], engage
         lines.append(f"# event types in the history that rule sets cannot score yet: {', '.join(unusable)}")
     lines += [f"name: {_flow(name)}", f"description: {_flow(description)}", ""]
     lines += declarations(rules)
-    half_life = base.decay.half_life_days if base is not None else 30
+    half_life = base.decay.half_life_days if base is not None else HALF_LIFE_DAYS
     lines += ["decay:", f"  half_life_days: {_flow(half_life)}", "", "grades:"]
     lines += [f"  - {{grade: {g}, min_fit: {v}}}" if v is not None else f"  - {{grade: {g}}}" for g, v in limits.grades]
     for section in ("fit", "engagement"):
@@ -661,7 +801,11 @@ def render_yaml(rules: list[Rule], limits: Thresholds, fits: list[float], engage
             else:
                 lines.append(f"    events: {_flow(r.events)}")
             lines.append(f"    points: {r.points}")
-            if section == "engagement" and r.cap is not None:
+            if r.amount is not None:
+                lines.append(f"    amount: {_flow({'property': r.amount[0], 'per': _number(r.amount[1])})}")
+                if r.max_points is not None:
+                    lines.append(f"    caps: {{max_points: {_number(r.max_points)}}}")
+            elif section == "engagement" and r.cap is not None:
                 lines.append(f"    caps: {{max_count: {r.cap}}}")
     if base is not None and base.disqualifiers:
         dq = [d.model_dump(mode="json", by_alias=True, exclude_defaults=True) for d in base.disqualifiers]
@@ -732,9 +876,16 @@ def from_features(base: RuleSet, rows: Sequence[LeadRow]) -> tuple[list[str], ND
         cap = er.cap_count or math.inf
         col = []
         for r in rows:
-            hits = sum(1 for e in r.events if e.type in source.events
-                       and (er.test is None or er.test(Context(r.attrs, event=e))))
-            col.append(float(min(hits, cap)))
+            matching = [e for e in r.events if e.type in source.events
+                        and (er.test is None or er.test(Context(r.attrs, event=e)))]
+            if er.amount is None:
+                col.append(float(min(len(matching), cap)))
+                continue
+            # An amount rule: its amount in units of ``per``, up to what its points cap lets count.
+            path = er.amount
+            scoring = [a for e in matching if (a := amount_of(e.properties, path))]  # (only these count)
+            units = sum(scoring[: int(cap) if cap < math.inf else None]) / er.amount_per
+            col.append(min(units, er.cap_points / abs(er.points)) if er.cap_points is not None else units)
         ids.append(source.id)
         columns.append(col)
     return ids, (np.array(columns, dtype=float).T if columns else np.zeros((len(rows), 0)))
@@ -747,7 +898,7 @@ def refit_points(base: RuleSet, rows: list[LeadRow], y: NDArray[np.float64]) -> 
     ids, x = from_features(base, rows)
     if not ids:
         return {}
-    model = LogisticRegression(C=1.0, max_iter=1000, solver="liblinear").fit(x, y)
+    model = LogisticRegression(C=1.0, max_iter=1000, solver="liblinear", random_state=0).fit(x, y)
     scale = POINTS_TO_DOUBLE / math.log(2)
     return {rule_id: round(float(c) * scale) for rule_id, c in zip(ids, model.coef_[0], strict=True)}
 
@@ -766,9 +917,15 @@ def rules_from(base: RuleSet, points: dict[str, int], rows: list[LeadRow], y: ND
         if points[er.id] == 0:
             continue
         hit = column_of[er.id] > 0
-        cap = compiled.engagement_by_id[er.id].cap_count  # (a max_points cap as the events it lets count)
+        rule = compiled.engagement_by_id[er.id]
+        cap = rule.cap_count  # (a max_points cap as the events it lets count)
+        amount = max_points = None
+        if er.amount is not None:  # the same amount let count: max_points in the new points
+            amount = (er.amount.property, er.amount.per)
+            if rule.cap_points is not None:
+                max_points = float(max(1, round(abs(points[er.id]) * rule.cap_points / abs(er.points))))
         out.append(Rule("engagement", er.id, er.label, points[er.id], int(hit.sum()), int(y[hit].sum()),
-                        events=list(er.events), cap=cap))
+                        events=list(er.events), cap=cap, amount=amount, max_points=max_points))
     return out
 
 
@@ -780,11 +937,16 @@ def render_from(base: RuleSet, rules: list[Rule], limits: Thresholds, fits: list
     data["fit"] = [{**rule, "points": new[rule["id"]]} for rule in data.get("fit", [])]
     data["engagement"] = [{**rule, "points": new[rule["id"]]} for rule in data.get("engagement", [])
                           if rule["id"] in new]
-    caps_of = {r.id: r.cap for r in rules}
-    for rule in data["engagement"]:  # a max_points cap keeps letting the same number of events count
+    by_id = {r.id: r for r in rules}
+    for rule in data["engagement"]:  # a max_points cap keeps letting the same events, or amount, count
         caps = rule.get("caps") or {}
-        if caps.get("max_points") is not None and caps_of.get(rule["id"]) is not None:
-            caps["max_points"] = abs(rule["points"]) * int(caps_of[rule["id"]] or 1)
+        if caps.get("max_points") is None:
+            continue
+        new_rule = by_id[rule["id"]]
+        if new_rule.max_points is not None:
+            caps["max_points"] = int(new_rule.max_points)
+        elif new_rule.cap is not None:
+            caps["max_points"] = abs(rule["points"]) * int(new_rule.cap or 1)
     data["grades"] = [{"grade": g, "min_fit": v} if v is not None else {"grade": g} for g, v in limits.grades]
     emax, emin = max(engagement, default=0.0), min(engagement, default=0.0)
     stages = data.setdefault("stages", {})
@@ -799,8 +961,10 @@ def render_from(base: RuleSet, rules: list[Rule], limits: Thresholds, fits: list
 # -- 7. baselines --------------------------------------------------------------------------------------
 
 
-def raw_frame(rows: Sequence[LeadRow], fields: Sequence[str], event_types: Sequence[str]) -> Any:
-    """The raw columns the baselines read: each attribute as it is, each event type's count."""
+def raw_frame(rows: Sequence[LeadRow], fields: Sequence[str], event_types: Sequence[str],
+              amounts: Sequence[tuple[str, str]] = ()) -> Any:
+    """The raw columns the baselines read: each attribute as it is, each event type's count, each
+    amount's total."""
     import pandas as pd
 
     data: dict[str, list[Any]] = {}
@@ -808,6 +972,8 @@ def raw_frame(rows: Sequence[LeadRow], fields: Sequence[str], event_types: Seque
         data[name] = [r.flat.get(name) for r in rows]
     for typ in event_types:
         data[f"events.{typ}"] = [r.counts[typ] for r in rows]
+    for typ, prop in amounts:
+        data[f"events.{typ}.{prop}"] = [r.amounts.get((typ, prop), 0.0) for r in rows]
     return pd.DataFrame(data)
 
 
@@ -825,7 +991,7 @@ class Baselines:
 
 
 def baselines(train: Sequence[LeadRow], held: Sequence[LeadRow], fields: Sequence[str],
-              event_types: Sequence[str]) -> Baselines:
+              event_types: Sequence[str], amounts: Sequence[tuple[str, str]] = ()) -> Baselines:
     """A logistic regression and gradient boosting on the learning leads' raw columns (categories
     one-hot, numbers standardized with missing values imputed and flagged), scored on the holdout."""
     import numpy as np
@@ -837,7 +1003,7 @@ def baselines(train: Sequence[LeadRow], held: Sequence[LeadRow], fields: Sequenc
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    a, b = raw_frame(train, fields, event_types), raw_frame(held, fields, event_types)
+    a, b = raw_frame(train, fields, event_types, amounts), raw_frame(held, fields, event_types, amounts)
     ya = np.array([bool(r.won) for r in train])
     yb = np.array([bool(r.won) for r in held])
     if len(set(ya.tolist())) < 2 or len(set(yb.tolist())) < 2:
@@ -959,10 +1125,12 @@ def _suggest(
     def backtested(ruleset: RuleSet, label: str) -> Report:  # as `baton backtest` measures a file
         return measure(ordered, outcomes, ruleset, history=history, ruleset_label=label, capacity=capacity,
                        holdout_after=holdout_after_text if holdout_after is not None else None,
-                       holdout_fraction=holdout_fraction if holdout_after is None else None, workers=workers)
+                       holdout_fraction=holdout_fraction if holdout_after is None else None, workers=workers,
+                       routed=routed)  # (the timelines learned from: routed once)
 
     ordered = in_time_order(events)
-    rows, late = lead_rows(ordered, outcomes)
+    routed = route(ordered, sorted(outcomes, key=attrgetter("ts")))
+    rows, late = lead_rows(ordered, outcomes, routed)
     train_all, held_all = split(rows, holdout_after, holdout_fraction)
     train = sorted((r for r in train_all if r.won is not None), key=attrgetter("first_seen"))
     held = [r for r in held_all if r.won is not None]
@@ -981,7 +1149,8 @@ def _suggest(
     unusable = sorted(t for t in seen_types if t not in event_types and t not in NOT_SCORED_EVENTS)
     told = [Leak(f, "left out by the analyst") for f in leave_out if f in fields]
     fields = [f for f in fields if f not in leave_out]
-    features = candidate_features(train, fields, event_types, min_support)
+    amounts = amount_keys(train, event_types)
+    features = candidate_features(train, fields, event_types, min_support, amounts)
     x = matrix(features, train)
     known_before = Counter(n for r in rows for n, v in r.flat.items() if _present(v))
     left_out = told + leaks(features, x, y, late, known_before, fields)
@@ -997,7 +1166,8 @@ def _suggest(
         rules = rules_of(scored)
     else:
         rules = rules_from(base, refit_points(base, train, y), train, y)
-    fits, engagement, peaks = fit_and_engagement(rules, train_all)
+    half_life = base.decay.half_life_days if base is not None else HALF_LIFE_DAYS
+    fits, engagement, peaks = fit_and_engagement(rules, train_all, half_life)
     limits = thresholds(peaks, fits, weekly_share(train_all, capacity))
 
     def render(limits: Thresholds) -> str:
@@ -1021,7 +1191,8 @@ def _suggest(
         current = backtested(base, "current")
         diff = render_diff(diff_rulesets(base, ruleset), "current", "suggested")
     suggestion = Suggestion(text, ruleset, rules, len(train), len(held), left_out, unusable, report, current,
-                            baselines(train, held, fields, event_types), limits, chosen_c, negative, diff=diff)
+                            baselines(train, held, fields, event_types, amounts), limits, chosen_c, negative,
+                            diff=diff)
     suggestion.seconds = time.perf_counter() - started
     return suggestion
 

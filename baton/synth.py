@@ -504,6 +504,11 @@ PLANTED_WEIGHTS: dict[str, float] = {
     "country outside the covered markets": -0.8,  # 30 %: india, brazil, japan, mexico, nigeria, indonesia
     "unsubscribed": -1.6,  # 15 %
 }
+# With ``planted_history(site_time=True)``: each lead also spends time on site (1-4 ``site_visit_time``
+# events carrying ``seconds``, a log-normal total around 5 minutes), and this many log-odds go to
+# the leads whose total reaches PLANTED_SITE_SECONDS (about 25 % of them): an amount signal.
+PLANTED_SITE_TIME = 1.0
+PLANTED_SITE_SECONDS = 600.0
 PLANTED_SOURCES = ("partner", "ads", "organic", "event")
 PLANTED_INDUSTRIES = ("software", "retail", "finance", "health", "education")
 
@@ -520,11 +525,12 @@ def planted_signals(traits: dict[str, Any], types: set[str]) -> dict[str, bool]:
 
 
 def planted_history(n_leads: int, seed: int = 7, *, events_per_lead: float = 8.0, days: float = 180,
-                    start: float = DEFAULT_START) -> History:
+                    start: float = DEFAULT_START, site_time: bool = False) -> History:
     """``n_leads`` leads created evenly over ``days``, each with an identify (lead source, company
     size, country, industry), page views and email opens (no weight), the planted events, and a
     won or lost outcome 21 days after creation drawn from the logistic model of PLANTED_WEIGHTS.
-    About ``events_per_lead`` events a lead (page views make up the rest)."""
+    About ``events_per_lead`` events a lead (page views make up the rest). ``site_time`` adds time
+    on site and its weight (PLANTED_SITE_TIME); without it the draws are those of earlier versions."""
     if n_leads < 1:
         raise ValueError("n_leads must be at least 1")
     r = random.Random(seed)
@@ -552,6 +558,15 @@ def planted_history(n_leads: int, seed: int = 7, *, events_per_lead: float = 8.0
                 lead_events.append(Event(f"p{seed}-{i}-{n}", kind, ts, email, None, {}, {}, "synth"))
             signals = planted_signals(traits, set(kinds))
             log_odds = PLANTED_BASE + sum(PLANTED_WEIGHTS[k] for k, on in signals.items() if on)
+            if site_time:
+                visits = r.randint(1, 4)
+                each = round(r.lognormvariate(math.log(300), 1.0) / visits, 1)
+                for n in range(visits):
+                    ts = round(created + 60 + r.random() * 14 * DAY, 3)
+                    lead_events.append(Event(f"p{seed}-{i}-s{n}", "site_visit_time", ts, email, None,
+                                             {"seconds": each}, {}, "synth"))
+                if each * visits >= PLANTED_SITE_SECONDS:
+                    log_odds += PLANTED_SITE_TIME
             won = r.random() < 1 / (1 + math.exp(-log_odds))
             outcomes.append(Outcome("won" if won else "lost", round(created + 21 * DAY, 3), email=email))
             events += lead_events

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,7 @@ def main() -> None:
     print(f"history: {args.leads:,} leads, {len(history.events):,} events, {len(history.outcomes):,} outcomes "
           f"(generated in {time.perf_counter() - started:.1f} s)")
 
+    load_before = os.getloadavg()[0]  # the machine is shared: the figures mean little without it
     started = time.perf_counter()
     s = suggest(history.events, history.outcomes, holdout_fraction=0.3, capacity=args.capacity,
                 workers=args.workers)
@@ -66,6 +68,8 @@ def main() -> None:
     print(f"ratio: suggestion / backtest {ratio:.2f}; learning alone (without its measuring backtest) "
           f"{learning:.2f} backtests (target <= {TARGET_LEARNING_RATIO:g}); whole suggestion target <= "
           f"{TARGET_SECONDS:g} s")
+    load_after = os.getloadavg()[0]
+    print(f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after")
     print(json.dumps({
         "leads": args.leads, "events": len(history.events), "seconds": round(seconds, 3),
         "backtest_seconds": round(backtest_seconds, 3), "ratio_vs_backtest": round(ratio, 3),
@@ -74,6 +78,7 @@ def main() -> None:
         "logistic_holdout_auc": headline["logistic_holdout_auc"],
         "boosting_holdout_auc": headline["boosting_holdout_auc"], "sql_share": headline["sql_share"],
         "target_seconds": TARGET_SECONDS, "within_target": seconds <= TARGET_SECONDS,
+        "load_average": [round(load_before, 2), round(load_after, 2)],
     }))
 
 

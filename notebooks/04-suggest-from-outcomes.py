@@ -19,7 +19,7 @@
 # # 4. Suggest a rule set from outcomes
 #
 # `baton rules suggest` in a notebook: points learned from the leads before the holdout (an L1
-# logistic scorecard on binned attributes and capped event counts, 20 points doubling the odds),
+# logistic scorecard on binned attributes, capped event counts and amounts, 20 points doubling the odds),
 # written as an ordinary rule set, then measured on the holdout by the same backtest as
 # `baton backtest`, next to the current rule set and two baselines on the same raw columns
 # (logistic regression, gradient boosting). Nothing is published: the file it writes goes through

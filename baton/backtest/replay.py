@@ -336,14 +336,18 @@ def _report(
 _STAGE_AT = {0: "lead", 1: "mql", 2: "sql", 3: "opportunity", 4: "customer"}
 
 # Set in the parent just before forking: children inherit the history instead of receiving it pickled.
-_JOB: tuple[Sequence[Event], Sequence[Outcome], CompiledRuleset, int, bool] | None = None
+_JOB: tuple[Sequence[Event], Sequence[Outcome], CompiledRuleset, int, bool, Routed | None] | None = None
 
 _Share = tuple[list[LeadReport], Routed]
 
 
 def _run_share(share: int) -> _Share:
     assert _JOB is not None
-    events, outcomes, rs, workers, keep_state = _JOB
+    events, outcomes, rs, workers, keep_state, whole = _JOB
+    if whole is not None:  # routed already, every lead: this share's are every ``workers``-th
+        timelines = whole.timelines
+        return [_replay_lead(lead_id, timelines[lead_id], rs, keep_state)
+                for lead_id in whole.order[share::workers]], whole
     routed = route(events, outcomes, share=share, workers=workers)
     if routed.unsorted:
         return [], routed
@@ -355,15 +359,18 @@ def _run_share(share: int) -> _Share:
 def _child_share(share: int) -> _Share:
     reports, routed = _run_share(share)
     # The parent needs neither the child's timelines nor its waiting visitors: they would only be pickled.
+    if _JOB is not None and _JOB[5] is not None:
+        return reports, Routed([], {}, {})  # (the parent has the whole routing)
     routed.timelines, routed.waiting = {}, {}
     return reports, routed
 
 
 def _replay_all(
-    events: Sequence[Event], outcomes: Sequence[Outcome], rs: CompiledRuleset, workers: int, keep_state: bool
+    events: Sequence[Event], outcomes: Sequence[Outcome], rs: CompiledRuleset, workers: int, keep_state: bool,
+    whole: Routed | None = None,
 ) -> list[_Share]:
     global _JOB
-    _JOB = (events, outcomes, rs, workers, keep_state)
+    _JOB = (events, outcomes, rs, workers, keep_state, whole)
     try:
         if workers == 1:
             return [_run_share(0)]
@@ -400,6 +407,7 @@ def backtest(
     workers: int = 1,
     keep_states: bool = False,
     version: int | None = None,
+    routed: Routed | None = None,
 ) -> BacktestResult:
     """Replay ``events`` (and sales ``outcomes``) through the engine under ``ruleset``.
 
@@ -407,27 +415,33 @@ def backtest(
     compiled as ``version``. Final ``LeadState``s are not kept unless ``keep_states`` (with workers
     they would travel between processes); ``result.state(lead_id)`` rebuilds one on demand.
     ``workers=2`` replays leads in two processes (fork); the result is the same as with one.
+    ``routed``: these events (in time order) and outcomes routed already, whole (``route(events,
+    outcomes)``, one share): replayed without routing them again (``baton rules suggest`` routed
+    them to learn from).
     """
     started = time.perf_counter()
     rs = _compiled(ruleset, version)
     listed = events if isinstance(events, list) else list(events)
     ordered_outcomes = sorted(outcomes or (), key=attrgetter("ts"))
     n_workers = _workers(workers, listed)
+    if routed is not None and (routed.unsorted or len(routed.order) != routed.leads):
+        raise ValueError("routed must be a whole routing (one share) of events in time order")
     with paused_gc():
-        shares = _replay_all(listed, ordered_outcomes, rs, n_workers, keep_states)
+        shares = _replay_all(listed, ordered_outcomes, rs, n_workers, keep_states, routed)
         if shares[0][1].unsorted:  # (every share finds it, each after one comparison per event)
             listed = in_time_order(listed)
             shares = _replay_all(listed, ordered_outcomes, rs, n_workers, keep_states)
-    first = shares[0][1]
+    stats = [routed] if routed is not None else [g for _, g in shares]  # (a whole routing counts every lead once)
+    first = stats[0]
     reports: list[Any] = [None] * first.leads
     for share, (part, _) in enumerate(shares):
         reports[share::n_workers] = part
     end = max(listed[-1].ts if listed else 0.0, ordered_outcomes[-1].ts if ordered_outcomes else 0.0)
     return BacktestResult(
         leads=reports, ruleset=rs, events=len(listed), scored=sum(r.events for r in reports),
-        duplicates=sum(g.duplicates for _, g in shares) + first.waiting_duplicates,
+        duplicates=sum(g.duplicates for g in stats) + first.waiting_duplicates,
         pending_anonymous=first.pending_anonymous, dropped=first.dropped,
-        outcomes_applied=sum(g.outcomes_applied for _, g in shares), unmatched_outcomes=first.unmatched_outcomes,
+        outcomes_applied=sum(g.outcomes_applied for g in stats), unmatched_outcomes=first.unmatched_outcomes,
         start=listed[0].ts if listed else 0.0, end=end, seconds=time.perf_counter() - started, workers=n_workers,
         _timelines=first.timelines, _history=(listed, ordered_outcomes),
     )

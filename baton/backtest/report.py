@@ -19,7 +19,7 @@ from baton.backtest.replay import BacktestResult, backtest
 from baton.metrics import split_holdout, summary
 from chalicelib.events import Event
 from chalicelib.rules.model import RuleSet
-from chalicelib.timeline import Outcome
+from chalicelib.timeline import Outcome, Routed
 
 
 @dataclass
@@ -53,10 +53,12 @@ def measure(
     events: list[Event], outcomes: list[Outcome], ruleset: RuleSet, *, history: str = "", ruleset_label: str = "default",
     capacity: float | None = None, holdout_after: str | None = None, holdout_fraction: float | None = None,
     handoff_share: float = 0.1, workers: int = 2, lead_keys: dict[str, str] | None = None,
+    routed: Routed | None = None,
 ) -> Report:
-    """``run_report`` on a history already read: what ``baton rules suggest`` measures its file with."""
+    """``run_report`` on a history already read (and maybe routed: ``backtest``'s ``routed``): what
+    ``baton rules suggest`` measures its file with."""
     started = time.perf_counter()
-    result = backtest(events, ruleset, outcomes, workers=workers)
+    result = backtest(events, ruleset, outcomes, workers=workers, routed=routed)
     metrics = summary(result, weekly_capacity=capacity, handoff_share=handoff_share)
     report = Report(history, ruleset_label, result, metrics, lead_keys=lead_keys or {})
     if holdout_after is not None or holdout_fraction is not None:

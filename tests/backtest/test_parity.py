@@ -23,7 +23,7 @@ from chalicelib.events import Event
 from chalicelib.rescore.replay import replay as rescore_replay
 from chalicelib.rules import default_ruleset
 from chalicelib.state import lead_id_for
-from chalicelib.timeline import Outcome
+from chalicelib.timeline import Outcome, in_time_order, route
 
 T0 = 1_767_571_200.0
 EMAILS = ("ana@acme.io", "bo@gmail.com", "cy@rivalscore.io", "dee@bigcorp.com")
@@ -162,6 +162,27 @@ def test_results_do_not_depend_on_workers(history: tuple[list[Event], list[Outco
     finally:
         replay.PARALLEL_MIN_EVENTS = old
     assert [r.to_row() for r in one.leads] == [r.to_row() for r in two.leads]
+
+
+@settings(max_examples=40, deadline=None)
+@given(histories())
+def test_a_history_routed_already_replays_as_one_routed_by_the_backtest(
+    history: tuple[list[Event], list[Outcome]]
+) -> None:
+    # `baton rules suggest` routes a history to learn from it, then measures its file on that routing.
+    events, outcomes = in_time_order(history[0]), history[1]
+    whole = route(events, sorted(outcomes, key=lambda o: o.ts))
+    counts = ("events", "scored", "duplicates", "pending_anonymous", "dropped", "outcomes_applied", "unmatched_outcomes")
+    old = replay.PARALLEL_MIN_EVENTS
+    replay.PARALLEL_MIN_EVENTS = 0  # fork even for these few leads
+    try:
+        for workers in (1, 2):
+            fresh = backtest(events, default_ruleset(), outcomes, workers=workers)
+            reused = backtest(events, default_ruleset(), outcomes, workers=workers, routed=whole)
+            assert [r.to_row() for r in reused.leads] == [r.to_row() for r in fresh.leads]
+            assert [getattr(reused, c) for c in counts] == [getattr(fresh, c) for c in counts]
+    finally:
+        replay.PARALLEL_MIN_EVENTS = old
 
 
 def test_parity_on_a_synthetic_history() -> None:

@@ -92,15 +92,21 @@ def test_the_file_is_an_ordinary_rule_set(suggested: Suggestion, tmp_path: Path,
     assert "learning leads" in suggested.yaml and "% won" in suggested.yaml  # support and conversion
 
 
-def test_holdout_auc_is_what_baton_backtest_gives(suggested: Suggestion, planted: History, tmp_path: Path) -> None:
-    history = tmp_path / "history"
-    history.mkdir()
-    write_events(history / "events.parquet", planted.events)
-    write_outcomes(history / "outcomes.parquet", planted.outcomes)
-    (tmp_path / "s.yaml").write_text(suggested.yaml)
-    report = run_report(history, load_ruleset(tmp_path / "s.yaml"), capacity=30, holdout_fraction=0.3, workers=1)
+def _backtest_holdout_auc(s: Suggestion, history: History, tmp_path: Path) -> float:
+    """The holdout AUC ``baton backtest`` gives the written file on the same history (capacity 30, 30 %)."""
+    directory = tmp_path / "history"
+    directory.mkdir()
+    write_events(directory / "events.parquet", history.events)
+    write_outcomes(directory / "outcomes.parquet", history.outcomes)
+    (tmp_path / "s.yaml").write_text(s.yaml)
+    report = run_report(directory, load_ruleset(tmp_path / "s.yaml"), capacity=30, holdout_fraction=0.3, workers=1)
     assert report.holdout is not None
-    assert report.holdout["quality"]["auc"] == pytest.approx(suggested.headline()["holdout_auc"], abs=1e-4)
+    return float(report.holdout["quality"]["auc"])
+
+
+def test_holdout_auc_is_what_baton_backtest_gives(suggested: Suggestion, planted: History, tmp_path: Path) -> None:
+    assert _backtest_holdout_auc(suggested, planted, tmp_path) == pytest.approx(suggested.headline()["holdout_auc"],
+                                                                                abs=1e-4)
 
 
 def _with_leak(history: History) -> tuple[list[Event], list]:
@@ -262,3 +268,108 @@ def test_declarations_type_custom_attributes_by_how_rules_read_them() -> None:
         "event_types:", '  chat_message: {description: "chat_message (seen in the history)"}',
         "attributes:", "  custom.occupation: {type: text}", "  custom.time_on_site: {type: number}", "",
     ]
+
+
+# -- amounts: time on site added up, as an amount rule does -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def on_site() -> History:
+    return planted_history(5000, seed=11, site_time=True)
+
+
+@pytest.fixture(scope="module")
+def suggested_on_site(on_site: History) -> Suggestion:
+    return suggest(on_site.events, on_site.outcomes, holdout_fraction=0.3, capacity=30, workers=1)
+
+
+def test_an_amount_signal_is_written_as_an_amount_rule(suggested_on_site: Suggestion, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    ruleset = parse_ruleset_text(suggested_on_site.yaml)  # a new version: what it scores is declared
+    amount_rules = [r for r in ruleset.engagement if r.amount is not None]
+    assert amount_rules, suggested_on_site.yaml
+    for rule in amount_rules:
+        assert rule.events == ["site_visit_time"] and rule.amount is not None and rule.amount.property == "seconds"
+        assert rule.caps is not None and rule.caps.max_points == abs(rule.points)  # the whole points at `per`
+        assert rule.label.startswith("Each of the first ") and rule.label.endswith(" on site")
+    assert sum(r.points for r in amount_rules) >= 15  # the planted weight (1.0: about 29 points), its sign
+    assert "site_visit_time" in ruleset.event_types
+    assert "reach the whole points" in suggested_on_site.yaml  # support and conversion in its comment
+    target = tmp_path / "suggested.yaml"
+    target.write_text(suggested_on_site.yaml)
+    assert cli.main(["rules", "validate", str(target)]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+    headline = suggested_on_site.headline()
+    assert headline["holdout_auc"] >= headline["logistic_holdout_auc"] - 0.02, headline
+
+
+def test_amount_rules_award_what_the_suggester_learned_on(suggested_on_site: Suggestion, on_site: History) -> None:
+    # The feature learned on is each rule's share of its whole points: min(total, per) / per. The
+    # engine (decay aside) awards exactly that, event by event, trimmed at the cap.
+    from chalicelib.engine.engagement import engagement_parts
+    from chalicelib.engine.fit import new_lead
+    from chalicelib.engine.scoring import apply_event
+    from chalicelib.rules.compile import compile_ruleset
+
+    text = suggested_on_site.yaml.replace("  half_life_days: 30\n", "  half_life_days: null\n")
+    assert text != suggested_on_site.yaml
+    compiled = compile_ruleset(parse_ruleset_text(text))
+    amount_rules = [r for r in compiled.engagement_by_id.values() if r.amount is not None]
+    rows, _ = lead_rows(sorted(on_site.events, key=lambda e: e.ts), on_site.outcomes)
+    partial = 0
+    for row in rows[:400]:
+        state = new_lead(row.lead_id)
+        for event in row.events:
+            apply_event(state, event, compiled, event.ts)
+        parts = engagement_parts(state, compiled, row.events[-1].ts)
+        total = row.amounts.get(("site_visit_time", "seconds"), 0.0)
+        for rule in amount_rules:
+            expected = rule.points * min(total, rule.amount_per) / rule.amount_per
+            assert parts.get(rule.id, 0.0) == pytest.approx(expected, abs=1e-6), (row.lead_id, total)
+            partial += 0 < total < rule.amount_per
+    assert partial > 50  # in proportion below `per`, not only whole awards
+
+
+def test_amount_rule_holdout_auc_is_what_baton_backtest_gives(suggested_on_site: Suggestion, on_site: History,
+                                                              tmp_path: Path) -> None:
+    expected = suggested_on_site.headline()["holdout_auc"]
+    assert _backtest_holdout_auc(suggested_on_site, on_site, tmp_path) == pytest.approx(expected, abs=1e-4)
+
+
+def test_from_refits_an_amount_rule_on_its_amount(on_site: History, tmp_path: Path) -> None:
+    current = tmp_path / "current.yaml"
+    current.write_text("""\
+name: current
+event_types: {site_visit_time: {description: Seconds on site}}
+grades: [{grade: A, min_fit: 50}, {grade: D}]
+fit:
+  - {id: partner, label: Partner, when: {field: lead_source, op: eq, value: partner}, points: 10}
+engagement:
+  - {id: time, label: Time on site, events: [site_visit_time], points: 10, amount: {property: seconds, per: 300},
+     caps: {max_points: 20}}
+stages:
+  mql: {when: {field: fit, op: gte, value: 30}}
+  sql: {when: {field: fit, op: gte, value: 50}}
+""")
+    s = suggest(on_site.events, on_site.outcomes, holdout_fraction=0.3, capacity=30,
+                base=load_ruleset(current), workers=1)
+    rule = s.ruleset.engagement[0]
+    assert rule.amount is not None and rule.amount.per == 300 and rule.points > 0
+    assert rule.caps is not None and rule.caps.max_points == 2 * rule.points  # still 600 seconds' worth
+
+
+def test_the_l1_fit_on_distinct_weighted_rows_is_the_fit_on_every_row() -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from baton.suggest import _l1, distinct_rows
+
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.integers(0, 2, 4000), rng.integers(0, 2, 4000), np.minimum(rng.poisson(2, 4000), 3)])
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(x @ np.array([1.0, -0.5, 0.3]) - 0.5)))).astype(float)
+    rows, outcomes, weights = distinct_rows(x.astype(float), y)
+    assert len(rows) < 40 and weights.sum() == 4000  # 2 x 2 x 4 feature values x 2 outcomes at most
+    every = LogisticRegression(l1_ratio=1.0, C=0.05, solver="liblinear", random_state=0, max_iter=1000).fit(x, y)
+    distinct = _l1(0.05, (rows, outcomes, weights))
+    assert np.allclose(every.coef_, distinct.coef_, atol=1e-3) and np.allclose(every.intercept_, distinct.intercept_,
+                                                                              atol=1e-3)
