@@ -942,7 +942,7 @@ def _import(path: str | Path, mapping: Mapping, out_dir: str | Path, *, lines: L
         kind = attribute_type(name, spec, declared)
         typed: Any
         if kind == "text":
-            typed = _plain(values)
+            typed = values  # (dictionary-encoded when it repeats: written as it is)
         elif kind == "enum":
             assert declared is not None and declared.values
             typed = _enum(values, tuple(declared.values))
@@ -1208,13 +1208,13 @@ def _timestamps(seconds: np.ndarray) -> Any:
     return pa.array(np.rint(seconds * 1_000_000).astype("int64"), pa.timestamp("us", tz="UTC"))
 
 
-def _write(path: Path, table: Any, dictionary: list[str]) -> None:
+def _write(path: Path, table: Any, dictionary: list[str], store_schema: bool = True) -> None:
     """Parquet, zstd; dictionary encoding only for the columns that repeat (unique ids and times
     would only fill a dictionary to throw it away); no statistics (the history is read whole)."""
     import pyarrow.parquet as pq
 
     pq.write_table(table, path, compression="zstd", compression_level=1, use_dictionary=dictionary,
-                   write_statistics=False)
+                   write_statistics=False, store_schema=store_schema)
 
 
 def _write_leads(path: Path, ids: Any, keys: Any, emails: Any, created: np.ndarray, attributes: dict[str, Any]) -> None:
@@ -1222,7 +1222,9 @@ def _write_leads(path: Path, ids: Any, keys: Any, emails: Any, created: np.ndarr
 
     columns: dict[str, Any] = {"lead_id": ids, "lead_key": keys, "email": emails, "created_at": _timestamps(created)}
     columns.update(attributes)
-    _write(path, pa.table(columns), [name for name in columns if name not in LEAD_COLUMNS])
+    # A dictionary-encoded text column is written as Parquet's dictionary as it is (not hashed again);
+    # without the Arrow schema in the file, it reads back as the text column it stands for.
+    _write(path, pa.table(columns), [name for name in columns if name not in LEAD_COLUMNS], store_schema=False)
 
 
 def _json_value(value: Any) -> str:
