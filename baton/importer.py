@@ -591,8 +591,16 @@ def _clean(column: Any, tokens: frozenset[str]) -> Any:
     if pc.count_distinct(sample).as_py() * 4 > len(sample):
         return _clean_text(_combined(column), tokens)
     encoded = _combined(pc.dictionary_encode(column))  # (one dictionary for all chunks: joins their indices)
-    cleaned = pc.dictionary_encode(_clean_text(encoded.dictionary, tokens))  # " a" and "a" become one value
-    return pa.DictionaryArray.from_arrays(cleaned.indices.take(encoded.indices), cleaned.dictionary)
+    return _recoded(encoded.indices, _clean_text(encoded.dictionary, tokens))  # (" a" and "a": one value)
+
+
+def _recoded(indices: Any, values: Any) -> Any:
+    """A dictionary array of ``values`` (which may repeat, or hold nulls) at ``indices``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    unique = pc.dictionary_encode(values)
+    return pa.DictionaryArray.from_arrays(unique.indices.take(indices), unique.dictionary)
 
 
 def _combined(column: Any) -> Any:
@@ -645,13 +653,17 @@ def _per_distinct(values: Any, convert: Any, kind: Any) -> Any:
 
 def _value_map(values: Any, targets: dict[str, str | None]) -> tuple[Any, np.ndarray]:
     """Map each value through ``targets`` (value -> name, or None for "nothing"): the mapped Arrow
-    array (null where None or no value) and a mask of the values the map does not know."""
+    array (null where None or no value; dictionary-encoded when ``values`` is) and a mask of the
+    values the map does not know."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     keys = pa.array(list(targets), pa.string())
     names = pa.array(list(targets.values()), pa.string())
-    mapped = _on_values(values, lambda distinct: names.take(pc.index_in(distinct, value_set=keys)))
+    if pa.types.is_dictionary(values.type):
+        mapped = _recoded(values.indices, names.take(pc.index_in(values.dictionary, value_set=keys)))
+    else:
+        mapped = names.take(pc.index_in(values, value_set=keys))
     unknown = _on_values(values, lambda distinct: pc.and_(pc.invert(pc.is_in(distinct, value_set=keys)),
                                                           pc.is_valid(distinct)))
     return mapped, _mask(pc.fill_null(unknown, False))
@@ -1027,7 +1039,7 @@ def _import(path: str | Path, mapping: Mapping, out_dir: str | Path, *, lines: L
             at_kept = pa.array(outcome_at[keep])
             background.submit(_write_outcomes, out / "outcomes.parquet", _strings(kept_ids[_mask(has_outcome)]),
                               pc.drop_null(kinds), pc.filter(at_kept, has_outcome).to_numpy(zero_copy_only=False),
-                              pc.filter(kept(_plain(reasons)), has_outcome) if reasons is not None else None)
+                              pc.filter(kept(reasons), has_outcome) if reasons is not None else None)
         else:
             summary.no_outcome = summary.leads
         _write_events(out / "events.parquet", mapping, event_inputs, np.flatnonzero(keep), kept_ids, emails_kept,
@@ -1208,13 +1220,15 @@ def _timestamps(seconds: np.ndarray) -> Any:
     return pa.array(np.rint(seconds * 1_000_000).astype("int64"), pa.timestamp("us", tz="UTC"))
 
 
-def _write(path: Path, table: Any, dictionary: list[str], store_schema: bool = True) -> None:
+def _write(path: Path, table: Any, dictionary: list[str]) -> None:
     """Parquet, zstd; dictionary encoding only for the columns that repeat (unique ids and times
-    would only fill a dictionary to throw it away); no statistics (the history is read whole)."""
+    would only fill a dictionary to throw it away); no statistics (the history is read whole).
+    A column kept dictionary-encoded (repeated text) is written as Parquet's dictionary as it is,
+    not hashed again; the file holds no Arrow schema, so it reads back as the text it stands for."""
     import pyarrow.parquet as pq
 
     pq.write_table(table, path, compression="zstd", compression_level=1, use_dictionary=dictionary,
-                   write_statistics=False, store_schema=store_schema)
+                   write_statistics=False, store_schema=False)
 
 
 def _write_leads(path: Path, ids: Any, keys: Any, emails: Any, created: np.ndarray, attributes: dict[str, Any]) -> None:
@@ -1222,9 +1236,7 @@ def _write_leads(path: Path, ids: Any, keys: Any, emails: Any, created: np.ndarr
 
     columns: dict[str, Any] = {"lead_id": ids, "lead_key": keys, "email": emails, "created_at": _timestamps(created)}
     columns.update(attributes)
-    # A dictionary-encoded text column is written as Parquet's dictionary as it is (not hashed again);
-    # without the Arrow schema in the file, it reads back as the text column it stands for.
-    _write(path, pa.table(columns), [name for name in columns if name not in LEAD_COLUMNS], store_schema=False)
+    _write(path, pa.table(columns), [name for name in columns if name not in LEAD_COLUMNS])
 
 
 def _json_value(value: Any) -> str:
@@ -1310,7 +1322,9 @@ def _write_events(path: Path, mapping: Mapping, inputs: list[_EventInput], rows_
             has = pc.is_valid(kinds)
             leads = np.flatnonzero(_mask(has))
             micros = created_us[leads] + (round(window * 1_000_000) if spec.at == "end" else 0)
-            types = pc.dictionary_encode(pc.drop_null(kinds))
+            types = pc.drop_null(kinds)
+            if not pa.types.is_dictionary(types.type):
+                types = pc.dictionary_encode(types)
             props = (pc.filter(item.properties if every_row else item.properties.take(rows_array), has)
                      if item.properties is not None else pa.nulls(len(leads), pa.string()))
             repeat = np.ones(len(leads), dtype="int32")
