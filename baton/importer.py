@@ -21,12 +21,15 @@ Rules for what an export leaves open (docs/importing.md has the full format):
   counted, with the first examples kept; ``strict=True`` refuses the file at the first one.
 
 The work is done column by column (pyarrow, and pandas where Arrow has no equivalent; imported on
-call), never row by row in Python except one hash per lead id; Parquet is encoded on a writer
-thread while the next piece is built. ``bench/import.py`` measures it against ``pandas.read_csv``.
+call), never row by row in Python except one hash per lead id (on a thread of its own); a column
+that repeats its values is dictionary-encoded once and read once per distinct value; Parquet is
+encoded on two writer threads while the next piece is built. ``bench/import.py`` measures it
+against ``pandas.read_csv``.
 """
 
 from __future__ import annotations
 
+import binascii
 import csv
 import difflib
 import io
@@ -63,7 +66,7 @@ from chalicelib.errors import ValidationFailed
 from chalicelib.events import KNOWN_TYPES
 from chalicelib.rules.loader import Lines, failed, read_document, validation_errors
 from chalicelib.rules.model import AttributeDeclaration, RuleSet, unknown_event_type
-from chalicelib.state import lead_id_for, lead_ids_for_keys
+from chalicelib.state import LEAD_ID_DIGEST_BYTES, LEAD_ID_PREFIX, lead_id_digests
 
 if TYPE_CHECKING:
     import numpy as np
@@ -571,7 +574,10 @@ def _malformed(path: Path, mapping: Mapping, layout: _Layout) -> str:
 
 
 def _clean(column: Any, tokens: frozenset[str]) -> Any:
-    """Text with blanks trimmed, null tokens and empty cells as nulls (an Arrow string array)."""
+    """Text with blanks trimmed, null tokens and empty cells as nulls. A column that repeats its
+    values (most of an export's: sources, countries, stages) comes back dictionary-encoded, each
+    distinct value cleaned once, and is read once per distinct value after this (``_on_values``);
+    a column of mostly unique values (keys, emails) as a string array."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -581,27 +587,86 @@ def _clean(column: Any, tokens: frozenset[str]) -> Any:
             if len(values) and pc.all(pc.equal(values, pc.round(values))).as_py():  # 1.0 reads as "1"
                 column = pc.cast(column, pa.int64())
         column = pc.cast(column, pa.string())
+    sample = column.slice(0, 4096)
+    if pc.count_distinct(sample).as_py() * 4 > len(sample):
+        return _clean_text(_combined(column), tokens)
+    encoded = _combined(pc.dictionary_encode(column))  # (one dictionary for all chunks: joins their indices)
+    return _recoded(encoded.indices, _clean_text(encoded.dictionary, tokens))  # (" a" and "a": one value)
+
+
+def _recoded(indices: Any, values: Any) -> Any:
+    """A dictionary array of ``values`` (which may repeat, or hold nulls) at ``indices``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    unique = pc.dictionary_encode(values)
+    return pa.DictionaryArray.from_arrays(unique.indices.take(indices), unique.dictionary)
+
+
+def _combined(column: Any) -> Any:
+    """One array for a column: masks and takes after this are cheaper."""
+    import pyarrow as pa
+
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _clean_text(column: Any, tokens: frozenset[str]) -> Any:
+    """``_clean`` on every value of a string array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     trimmed = pc.utf8_trim_whitespace(column)
-    if isinstance(trimmed, pa.ChunkedArray):  # one array per column: masks and takes after this are cheaper
-        trimmed = trimmed.combine_chunks()
     nulls = pc.is_in(trimmed, value_set=pa.array(sorted(tokens), pa.string()))
     if not pc.any(nulls).as_py():  # (most columns: no copy of their text)
         return trimmed
     return pc.if_else(nulls, pa.scalar(None, pa.string()), trimmed)
 
 
-def _value_map(values: Any, targets: dict[str, str | None]) -> tuple[Any, np.ndarray]:
-    """Map each value through ``targets`` (value -> name, or None for "nothing"): the mapped Arrow
-    array (null where None or no value) and a mask of the values the map does not know."""
-    import numpy as np
+def _on_values(values: Any, read: Any) -> Any:
+    """``read`` (an Arrow array -> an Arrow array as long) on each distinct value once when the
+    column is dictionary-encoded, else on every value; an Arrow array as long as ``values``."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(values.type):
+        return read(values.dictionary).take(values.indices)
+    return read(values)
+
+
+def _plain(values: Any) -> Any:
+    """A cleaned column as a string array (what leads.parquet stores)."""
+    return _on_values(values, lambda distinct: distinct)
+
+
+def _per_distinct(values: Any, convert: Any, kind: Any) -> Any:
+    """Each value through ``convert`` (Python, value -> value of Arrow type ``kind``), called once
+    per distinct value."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    keys = list(targets)
-    index = pc.index_in(values, value_set=pa.array(keys, pa.string()))
-    mapped = pa.array([targets[k] for k in keys], pa.string()).take(index)
-    unknown = pc.and_(pc.is_null(index), pc.is_valid(values))
-    return mapped, np.asarray(unknown.to_numpy(zero_copy_only=False), dtype=bool)
+    def read(array: Any) -> Any:
+        distinct = pc.unique(pc.drop_null(array))
+        found = pa.array([convert(v) for v in distinct.to_pylist()], kind)
+        return found.take(pc.index_in(array, value_set=distinct))
+
+    return _on_values(values, read)
+
+
+def _value_map(values: Any, targets: dict[str, str | None]) -> tuple[Any, np.ndarray]:
+    """Map each value through ``targets`` (value -> name, or None for "nothing"): the mapped Arrow
+    array (null where None or no value; dictionary-encoded when ``values`` is) and a mask of the
+    values the map does not know."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = pa.array(list(targets), pa.string())
+    names = pa.array(list(targets.values()), pa.string())
+    if pa.types.is_dictionary(values.type):
+        mapped = _recoded(values.indices, names.take(pc.index_in(values.dictionary, value_set=keys)))
+    else:
+        mapped = names.take(pc.index_in(values, value_set=keys))
+    unknown = _on_values(values, lambda distinct: pc.and_(pc.invert(pc.is_in(distinct, value_set=keys)),
+                                                          pc.is_valid(distinct)))
+    return mapped, _mask(pc.fill_null(unknown, False))
 
 
 def _mask(array: Any) -> np.ndarray:
@@ -625,23 +690,27 @@ def _numbers(values: Any, kind: str = "amount") -> np.ndarray:
     a whole number >= 0 (a range such as 50-200 or 1000+ counts as its lower bound), ``number`` a
     number >= 0, ``signed`` any number (a declared custom number), ``amount`` any number (event columns; negatives are refused by the caller). Arrow
     casts the column when every cell is a plain number; pandas reads the others, and the cells it
-    cannot go through the vocabulary's own functions one by one.
+    cannot go through the vocabulary's own functions one by one (once per distinct value).
     """
     import numpy as np
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    try:
-        numbers = np.array(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        text = values.to_pandas()
-        numbers = np.array(pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan))
-        retry = np.flatnonzero(np.isnan(numbers) & text.notna().to_numpy())
-        parse = {"integer": whole_number, "signed": number}.get(kind, non_negative_number)
-        for i, cell in zip(retry, text.iloc[retry].tolist(), strict=True):
-            found = parse(cell)
-            numbers[i] = np.nan if found is None else float(found)
+    def read(values: Any) -> Any:
+        try:
+            return pc.cast(values, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            text = values.to_pandas()
+            numbers = np.array(pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan))
+            retry = np.flatnonzero(np.isnan(numbers) & text.notna().to_numpy())
+            parse = {"integer": whole_number, "signed": number}.get(kind, non_negative_number)
+            for i, cell in zip(retry, text.iloc[retry].tolist(), strict=True):
+                found = parse(cell)
+                numbers[i] = np.nan if found is None else float(found)
+            return pa.array(numbers, pa.float64())
+
+    numbers = np.array(_on_values(values, read).to_numpy(zero_copy_only=False), dtype="float64")
     with np.errstate(invalid="ignore"):
         if kind not in ("amount", "signed"):
             numbers[numbers < 0] = np.nan
@@ -653,21 +722,15 @@ def _numbers(values: Any, kind: str = "amount") -> np.ndarray:
 def _booleans(values: Any) -> Any:
     """Yes/no values as the vocabulary reads them (``attributes.boolean``), once per distinct value."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    distinct = pc.unique(pc.drop_null(values)).to_pylist()
-    read = pa.array([boolean(v) for v in distinct], pa.bool_())
-    return read.take(pc.index_in(values, value_set=pa.array(distinct, values.type)))
+    return _per_distinct(values, boolean, pa.bool_())
 
 
 def _enum(values: Any, options: tuple[str, ...]) -> Any:
     """Each value as the declared enum value it names (``attributes.enum_value``), null for none."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    distinct = pc.unique(pc.drop_null(values)).to_pylist()
-    named = pa.array([enum_value(v, options) for v in distinct], pa.string())
-    return named.take(pc.index_in(values, value_set=pa.array(distinct, values.type)))
+    return _per_distinct(values, lambda v: enum_value(v, options), pa.string())
 
 
 def _times(values: Any, fmt: str) -> np.ndarray:
@@ -683,9 +746,13 @@ def _times(values: Any, fmt: str) -> np.ndarray:
     if pa.types.is_timestamp(values.type) or pa.types.is_date(values.type):
         micros = pc.cast(pc.cast(values, pa.timestamp("us", tz="UTC")), pa.int64())
         return np.asarray(micros.to_numpy(zero_copy_only=False), dtype="float64") / 1e6
-    text = values.to_pandas()
-    parsed = pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
-    return ((parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype="float64", na_value=np.nan)
+
+    def read(values: Any) -> Any:
+        parsed = pd.to_datetime(values.to_pandas(), format=fmt, utc=True, errors="coerce")
+        return pa.array(((parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(
+            dtype="float64", na_value=np.nan), pa.float64())
+
+    return np.array(_on_values(values, read).to_numpy(zero_copy_only=False), dtype="float64")
 
 
 # -- the import ---------------------------------------------------------------------------------------
@@ -803,6 +870,22 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
     a file that cannot be imported and ``ValidationFailed`` when the mapping names a column the file
     does not have, or an event type or attribute type the rule set does not declare.
     """
+    import pyarrow as pa
+
+    # Arrow's default allocator (mimalloc) commits its arenas eagerly, in huge pages where the
+    # kernel allows them: an import allocates and frees a few hundred MB in short-lived columns, and
+    # measured on a million rows the kernel spent more time preparing those pages (5-7 s) than the
+    # import spent computing (5 s). The C library's allocator hands memory back and forth cheaply.
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        return _import(path, mapping, out_dir, lines=lines, strict=strict, ruleset=ruleset)
+    finally:
+        pa.set_memory_pool(previous)
+
+
+def _import(path: str | Path, mapping: Mapping, out_dir: str | Path, *, lines: Lines | None,
+            strict: bool, ruleset: RuleSet | None) -> ImportSummary:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -839,27 +922,25 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
 
     # The lead: key, email.
     if isinstance(mapping.lead_key, KeyColumn):
-        keys = column(mapping.lead_key.column)
+        keys = _plain(column(mapping.lead_key.column))
         rows.drop(~_valid(keys), "lead_key is empty", mapping.lead_key.column)
-        key_list = keys.to_pylist()
     else:
-        key_list = [str(i + rows.first_row) for i in range(n)]
-    email_list: list[str | None] = [None] * n
+        keys = pc.cast(pa.array(np.arange(rows.first_row, n + rows.first_row)), pa.string())
+    emails = pa.nulls(n, pa.string())
     if mapping.email:
-        emails = pc.utf8_lower(column(mapping.email))
+        emails = _plain(_on_values(column(mapping.email), pc.utf8_lower))
         bad = _valid(emails) & ~_mask(pc.fill_null(pc.match_substring(emails, "@"), True))
         if bad.any():
             summary.notes.append(f"{int(bad.sum()):,} values of {mapping.email!r} are not addresses: those leads keep "
                                  "their key and no email")
             emails = pc.if_else(pa.array(bad), pa.scalar(None, pa.string()), emails)
-        email_list = emails.to_pylist()
 
     # Lead ids are hashed (Python, one per row) on a thread while the columns below are parsed
     # (numpy and Arrow, which let it run).
     from concurrent.futures import ThreadPoolExecutor
 
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="baton-import-ids")
-    hashed = hashing.submit(_lead_ids, mapping.source, key_list, email_list)
+    hashed = hashing.submit(_lead_digests, mapping.source, keys, emails)
     hashing.shutdown(wait=False)
 
     # When the lead was created.
@@ -873,7 +954,7 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
         kind = attribute_type(name, spec, declared)
         typed: Any
         if kind == "text":
-            typed = values
+            typed = values  # (dictionary-encoded when it repeats: written as it is)
         elif kind == "enum":
             assert declared is not None and declared.values
             typed = _enum(values, tuple(declared.values))
@@ -924,13 +1005,8 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
                                  f"(spread_days {mapping.spread_days:g}): some events come after the outcome")
 
     # One row per lead: the first row of a key (or an email) wins.
-    id_array = pa.array(hashed.result(), pa.string())
-    seen = pc.if_else(pa.array(rows.keep), id_array, pa.scalar(None, pa.string()))
-    if pc.count_distinct(seen).as_py() == len(seen) - seen.null_count:
-        duplicate = np.zeros(n, dtype=bool)  # (the usual case, found with one hash pass in Arrow)
-    else:
-        duplicate = _valid(seen) & seen.to_pandas().duplicated(keep="first").to_numpy()
-    rows.drop(duplicate, "duplicate lead (same key or email as an earlier row)",
+    digests, has_id = hashed.result()
+    rows.drop(_duplicates(digests, rows.keep & has_id), "duplicate lead (same key or email as an earlier row)",
               mapping.lead_key.column if isinstance(mapping.lead_key, KeyColumn) else "(row number)")
 
     rows.refuse_if_strict()
@@ -942,7 +1018,7 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
         return values if every_row else values.take(index)
 
     summary.leads = len(index)
-    emails_kept = kept(pa.array(email_list, pa.string()))
+    emails_kept = kept(emails)
     summary.with_email = summary.leads - emails_kept.null_count
     kept_created = created[keep]
     if summary.leads:
@@ -950,9 +1026,10 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    kept_ids = kept(id_array)
-    with _Background() as background:
-        background.submit(_write_leads, out / "leads.parquet", kept_ids, kept(pa.array(key_list, pa.string())),
+    kept_ids = _lead_ids(digests[keep])  # (every kept row has one: a row without a key is left out)
+    # Two writers: leads and outcomes on one, events (the most rows) on the other.
+    with _Background() as background, _Background() as events_writer:
+        background.submit(_write_leads, out / "leads.parquet", _strings(kept_ids), kept(keys),
                           emails_kept, kept_created, {name: kept(values) for name, values in attributes.items()})
         if outcome_kinds is not None and outcome_at is not None:
             kinds = kept(outcome_kinds)
@@ -960,13 +1037,13 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
             summary.outcomes = {k: int(n) for k, n in zip(*_counts(pc.drop_null(kinds)), strict=True)}
             summary.no_outcome = kinds.null_count
             at_kept = pa.array(outcome_at[keep])
-            background.submit(_write_outcomes, out / "outcomes.parquet", pc.filter(kept_ids, has_outcome),
+            background.submit(_write_outcomes, out / "outcomes.parquet", _strings(kept_ids[_mask(has_outcome)]),
                               pc.drop_null(kinds), pc.filter(at_kept, has_outcome).to_numpy(zero_copy_only=False),
                               pc.filter(kept(reasons), has_outcome) if reasons is not None else None)
         else:
             summary.no_outcome = summary.leads
         _write_events(out / "events.parquet", mapping, event_inputs, np.flatnonzero(keep), kept_ids, emails_kept,
-                      kept_created, summary, background)
+                      kept_created, summary, events_writer)
     summary.written = {"leads": str(out / "leads.parquet"), "events": str(out / "events.parquet")}
     if outcome_kinds is not None:
         summary.written["outcomes"] = str(out / "outcomes.parquet")
@@ -976,15 +1053,64 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
     return summary
 
 
-def _lead_ids(source: str, keys: list[Any], emails: list[str | None]) -> list[str | None]:
-    """Each row's lead id: from its email when it has one, else from its key (None: neither)."""
-    ids: list[str | None] = list(lead_ids_for_keys(source, [key or "" for key in keys]))
-    for i, email in enumerate(emails):
-        if email:
-            ids[i] = lead_id_for(email)
-        elif not keys[i]:
-            ids[i] = None
-    return ids
+def _lead_digests(source: str, keys: Any, emails: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's lead id as the bytes of its digest (``chalicelib.state.lead_id_digests``): from its
+    email when it has one, else from its key; and whether it has one (neither: no id)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    by_email = _valid(emails)
+    by_key = _valid(keys) & ~by_email
+    digests = np.zeros((len(keys), LEAD_ID_DIGEST_BYTES), dtype=np.uint8)
+    for rows, source_of, values in ((by_key, source, keys), (by_email, None, emails)):
+        if rows.any():
+            chosen = pc.filter(values, pa.array(rows)).cast(pa.binary()).to_pylist()
+            found = np.frombuffer(b"".join(lead_id_digests(source_of, chosen)), dtype=np.uint8)
+            digests[rows] = found.reshape(len(chosen), -1)[:, :LEAD_ID_DIGEST_BYTES]
+    return digests, by_key | by_email
+
+
+def _lead_ids(digests: np.ndarray) -> np.ndarray:
+    """Lead ids (``chalicelib.state.lead_id_from_digest``) from digests, as fixed-width bytes: rows
+    of them are taken and made into Arrow strings (``_strings``) without a Python object each."""
+    import numpy as np
+
+    prefix = np.frombuffer(LEAD_ID_PREFIX.encode(), dtype=np.uint8)
+    text = np.empty((len(digests), len(prefix) + 2 * LEAD_ID_DIGEST_BYTES), dtype=np.uint8)
+    text[:, :len(prefix)] = prefix
+    text[:, len(prefix):] = np.frombuffer(binascii.hexlify(np.ascontiguousarray(digests).tobytes()),
+                                          dtype=np.uint8).reshape(len(digests), -1)
+    return text.view(f"S{text.shape[1]}").reshape(len(digests))
+
+
+def _strings(fixed: np.ndarray) -> Any:
+    """An Arrow string array sharing the buffer of a numpy array of fixed-width ASCII bytes."""
+    import numpy as np
+    import pyarrow as pa
+
+    fixed = np.ascontiguousarray(fixed)
+    offsets = np.arange(0, fixed.itemsize * (len(fixed) + 1), fixed.itemsize, dtype=np.int64)
+    return pa.Array.from_buffers(pa.large_string(), len(fixed), [None, pa.py_buffer(offsets),
+                                                                  pa.py_buffer(fixed)]).cast(pa.string())
+
+
+def _duplicates(digests: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The rows (of ``rows``) whose lead id an earlier one has: compared as two integers, the first
+    eight bytes alone first (all different, the usual case: no id repeats)."""
+    import numpy as np
+    import pandas as pd
+
+    where = np.flatnonzero(rows)
+    chosen = digests[where]
+    head = np.ascontiguousarray(chosen[:, :8]).view(np.uint64).ravel()
+    found = pd.Series(head).duplicated(keep="first").to_numpy()
+    if found.any():
+        tail = np.ascontiguousarray(chosen[:, 8:12]).view(np.uint32).ravel()
+        found = pd.DataFrame({"head": head, "tail": tail}).duplicated(keep="first").to_numpy()
+    duplicate = np.zeros(len(rows), dtype=bool)
+    duplicate[where[found]] = True
+    return duplicate
 
 
 def _counts(values: Any) -> tuple[list[str], list[int]]:
@@ -1000,7 +1126,8 @@ def _iso(ts: float) -> str:
 
 def _created(mapping: Mapping, column: Any, n: int, rows: _Rows) -> np.ndarray:
     import numpy as np
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     spec = mapping.created_at
     if isinstance(spec, TimeColumn):
@@ -1017,8 +1144,9 @@ def _created(mapping: Mapping, column: Any, n: int, rows: _Rows) -> np.ndarray:
         present = _valid(order)
         rows.drop(~present, "order_by value is empty", spec.order_by)
         numbers = _numbers(order)
-        key = pd.Series(numbers) if (~np.isnan(numbers)).sum() == present.sum() else order.to_pandas()
-        ranks = key.rank(method="first", na_option="bottom").to_numpy() - 1
+        key = pa.array(numbers) if (~np.isnan(numbers)).sum() == present.sum() else _plain(order)
+        ranks = np.empty(n, dtype="float64")  # (a stable sort: equal values keep file order)
+        ranks[np.asarray(pc.array_sort_indices(key))] = np.arange(n)
     else:
         ranks = np.arange(n, dtype="float64")
     return start + (end - start) * ranks / max(n, 1)
@@ -1044,13 +1172,12 @@ def _event_input(number: int, spec: CountEvents | AmountEvents | ValueEvents, co
         values = column(spec.column)
         kinds, unknown = _value_map(values, spec.values)
         if unknown.any():
-            names, counts = _counts(pc.filter(values, pa.array(unknown)))
+            names, counts = _counts(_plain(pc.filter(values, pa.array(unknown))))
             summary.unmapped_values[spec.column] = dict(zip(names, counts, strict=True))
         properties = None
-        if spec.property:  # the original value, as JSON once per distinct value
-            distinct = pc.unique(pc.drop_null(values)).to_pylist()
-            encoded = pa.array([_json_value({spec.property: v}) for v in distinct], pa.string())
-            properties = encoded.take(pc.index_in(values, value_set=pa.array(distinct, pa.string())))
+        if spec.property:  # the original value, as JSON
+            name = spec.property
+            properties = _per_distinct(values, lambda v: _json_value({name: v}), pa.string())
         return _EventInput(spec, number, kinds=kinds, properties=properties)
 
     def read(name: str) -> np.ndarray:
@@ -1094,11 +1221,14 @@ def _timestamps(seconds: np.ndarray) -> Any:
 
 
 def _write(path: Path, table: Any, dictionary: list[str]) -> None:
-    """Parquet, zstd; dictionary encoding only for the columns that repeat (unique ids would only
-    fill a dictionary to throw it away)."""
+    """Parquet, zstd; dictionary encoding only for the columns that repeat (unique ids and times
+    would only fill a dictionary to throw it away); no statistics (the history is read whole).
+    A column kept dictionary-encoded (repeated text) is written as Parquet's dictionary as it is,
+    not hashed again; the file holds no Arrow schema, so it reads back as the text it stands for."""
     import pyarrow.parquet as pq
 
-    pq.write_table(table, path, compression="zstd", compression_level=1, use_dictionary=dictionary)
+    pq.write_table(table, path, compression="zstd", compression_level=1, use_dictionary=dictionary,
+                   write_statistics=False, store_schema=False)
 
 
 def _write_leads(path: Path, ids: Any, keys: Any, emails: Any, created: np.ndarray, attributes: dict[str, Any]) -> None:
@@ -1106,7 +1236,7 @@ def _write_leads(path: Path, ids: Any, keys: Any, emails: Any, created: np.ndarr
 
     columns: dict[str, Any] = {"lead_id": ids, "lead_key": keys, "email": emails, "created_at": _timestamps(created)}
     columns.update(attributes)
-    _write(path, pa.table(columns), [name for name in columns if name not in ("lead_id", "lead_key", "email")])
+    _write(path, pa.table(columns), [name for name in columns if name not in LEAD_COLUMNS])
 
 
 def _json_value(value: Any) -> str:
@@ -1192,7 +1322,9 @@ def _write_events(path: Path, mapping: Mapping, inputs: list[_EventInput], rows_
             has = pc.is_valid(kinds)
             leads = np.flatnonzero(_mask(has))
             micros = created_us[leads] + (round(window * 1_000_000) if spec.at == "end" else 0)
-            types = pc.dictionary_encode(pc.drop_null(kinds))
+            types = pc.drop_null(kinds)
+            if not pa.types.is_dictionary(types.type):
+                types = pc.dictionary_encode(types)
             props = (pc.filter(item.properties if every_row else item.properties.take(rows_array), has)
                      if item.properties is not None else pa.nulls(len(leads), pa.string()))
             repeat = np.ones(len(leads), dtype="int32")
@@ -1207,9 +1339,10 @@ def _write_events(path: Path, mapping: Mapping, inputs: list[_EventInput], rows_
             if isinstance(spec, AmountEvents):
                 assert item.amounts is not None
                 opening = _json_value(constant)[:-1] + ("," if constant else "") + f'"{spec.property}":'
-                amounts = pa.array(np.round(item.amounts[rows_kept[leads]], 3), pa.float64())
-                props = pc.binary_join_element_wise(pa.scalar(opening), pc.cast(amounts, pa.string()),
-                                                    pa.scalar("}"), "")
+                # Each distinct amount is formatted once: formatting a number costs more than finding it again.
+                amounts = pc.dictionary_encode(pa.array(np.round(item.amounts[rows_kept[leads]], 3), pa.float64()))
+                props = pc.binary_join_element_wise(pa.scalar(opening), pc.cast(amounts.dictionary, pa.string()),
+                                                    pa.scalar("}"), "").take(amounts.indices)
             elif constant:
                 props = pa.array([_json_value(constant)], pa.string()).take(pa.array(np.zeros(len(leads), "int64")))
             else:
@@ -1228,7 +1361,7 @@ def _write_events(path: Path, mapping: Mapping, inputs: list[_EventInput], rows_
             "occurred_at": pa.array(micros, pa.timestamp("us", tz="UTC")),
             "email": emails.take(take) if with_email else pa.nulls(n, pa.string()),
             "anonymous_id": pa.nulls(n, pa.string()), "properties": props, "traits": pa.nulls(n, pa.string()),
-            "source": _dictionary(np.zeros(n, dtype="int32"), sources), "lead_id": ids.take(take),
+            "source": _dictionary(np.zeros(n, dtype="int32"), sources), "lead_id": _strings(ids[leads]),
             "repeat": pa.array(repeat, pa.int32()), "repeat_every": pa.array(window / repeat, pa.float64()),
         }, schema=schema))
     background.submit(writer.close)

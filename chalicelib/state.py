@@ -7,6 +7,7 @@ caps keep at most the timestamps they can still need, dedupe memory and historie
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +27,14 @@ HISTORY = 20
 KEY_EVENTS = 10
 
 
+# A lead id is "L" and the first 12 bytes of a SHA-256 digest in hex (``lead_id_digests``).
+LEAD_ID_PREFIX = "L"
+LEAD_ID_DIGEST_BYTES = 12
+
+
 def lead_id_for(email: str) -> str:
     """Leads are keyed by normalised email; the id is a digest so keys and logs carry no address."""
-    return "L" + hashlib.sha256(email.encode()).hexdigest()[:24]
+    return LEAD_ID_PREFIX + hashlib.sha256(email.encode()).hexdigest()[:2 * LEAD_ID_DIGEST_BYTES]
 
 
 def lead_id_for_key(source: str, key: str) -> str:
@@ -36,18 +42,24 @@ def lead_id_for_key(source: str, key: str) -> str:
     CRM row). Derived, never invented: the same key from the same source is the same lead, so a
     later address can be linked to it by the key. (No email contains a NUL: the two kinds of id
     never meet.)"""
-    return lead_ids_for_keys(source, [key])[0]
+    return lead_id_from_digest(lead_id_digests(source, [key.encode()])[0])
 
 
-def lead_ids_for_keys(source: str, keys: list[str]) -> list[str]:
-    """``lead_id_for_key`` for many keys of one source at once (an import hashes a million)."""
-    prefix = hashlib.sha256(f"key\0{source}\0".encode())
+def lead_id_digests(source: str | None, values: Iterable[bytes]) -> list[bytes]:
+    """The SHA-256 digests lead ids are made of (``lead_id_from_digest``), for many values at once
+    (an import hashes a million): of UTF-8 emails when ``source`` is None (``lead_id_for``), else of
+    that source's keys (``lead_id_for_key``)."""
+    seed = hashlib.sha256(b"" if source is None else f"key\0{source}\0".encode())
     out = []
-    for key in keys:
-        digest = prefix.copy()
-        digest.update(key.encode())
-        out.append("L" + digest.hexdigest()[:24])
+    for value in values:
+        digest = seed.copy()
+        digest.update(value)
+        out.append(digest.digest())
     return out
+
+
+def lead_id_from_digest(digest: bytes) -> str:
+    return LEAD_ID_PREFIX + digest[:LEAD_ID_DIGEST_BYTES].hex()
 
 
 @dataclass(slots=True)

@@ -4,11 +4,14 @@ tricky CSV, typed attributes, events from counts / amounts / values, outcomes, s
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from baton import cli
 from baton.backtest.io import read_events
@@ -368,3 +371,70 @@ def test_imported_amounts_score_through_an_amount_rule(tmp_path: Path) -> None:
     state = result.state(lead_id_for_key("import", "a1"))
     assert state is not None
     assert engagement_at(state, compile_ruleset(ruleset), state.last_seen) == pytest.approx(3)  # 4, capped at 3
+
+
+# -- columns that repeat their values ---------------------------------------------------------------------
+
+
+def _copies(text: str, copies: int) -> str:
+    """The export's rows ``copies`` times, each copy's keys made its own (``c<k>-<key>``)."""
+    header, _, body = text.partition("\n")
+    rows = re.split(r"(?<=\n)(?=[a-z]?\d+[;,])", body)
+    return header + "\n" + "".join(f"c{k}-{row}" for k in range(copies) for row in rows)
+
+
+def _per_lead(out: Path, copy: int | None) -> dict[str, dict[str, Any]]:
+    """Leads by their export key (the copy's prefix taken off), without what a copy changes."""
+    prefix = f"c{copy}-" if copy is not None else ""
+    return {row["lead_key"].removeprefix(prefix): {k: v for k, v in row.items()
+                                                   if k not in ("lead_id", "lead_key", "created_at")}
+            for row in table(out / "leads.parquet") if row["lead_key"].startswith(prefix)}
+
+
+@pytest.mark.parametrize(("text", "mapping"), [(TRICKY, TRICKY_MAPPING), (BAD_ROWS, BAD_MAPPING)])
+def test_repeated_values_are_read_once_each_with_the_same_result(tmp_path: Path, text: str, mapping: str) -> None:
+    """In a long export a column that repeats its values is cleaned and read once per distinct value
+    (null tokens, trimming, numbers, value maps, outcomes, bad cells): the same leads, events,
+    outcomes and skipped rows as the short export read cell by cell."""
+    (tmp_path / "once").mkdir()
+    (tmp_path / "many").mkdir()
+    once, once_out = run(tmp_path / "once", text, mapping)
+    many, many_out = run(tmp_path / "many", _copies(text, 200), mapping)
+    assert (many.rows, many.leads) == (200 * once.rows, 200 * once.leads)
+    assert many.events == {kind: 200 * n for kind, n in once.events.items()}
+    assert many.outcomes == {kind: 200 * n for kind, n in once.outcomes.items()}
+    assert many.skipped == {reason: 200 * n for reason, n in once.skipped.items()}
+    assert {reason: found[0] for reason, found in many.examples.items()} == \
+        {reason: found[0] for reason, found in once.examples.items()}  # (the first copy's rows come first)
+    for name in ("leads.parquet", "outcomes.parquet", "events.parquet"):  # (no dictionaries where text was)
+        assert pq.read_schema(many_out / name) == pq.read_schema(once_out / name)
+    expected = _per_lead(once_out, None)
+    assert _per_lead(many_out, 0) == expected and _per_lead(many_out, 199) == expected
+    properties = sorted(e["properties"] or "" for e in table(once_out / "events.parquet"))
+    assert sorted(e["properties"] or "" for e in table(many_out / "events.parquet")) == sorted(properties * 200)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp")),
+                                  min_size=1, max_size=12),
+                          st.none() | st.from_regex(r"[a-zA-Z0-9.]{1,8}@[a-z]{1,6}\.[a-z]{2,3}", fullmatch=True)),
+                min_size=1, max_size=40))
+def test_lead_ids_are_the_live_ones(tmp_path: Path, rows: list[tuple[str, str | None]]) -> None:
+    """An imported lead's id is the one the live paths derive: from its email when it has one
+    (``lead_id_for``), else from the export's key (``lead_id_for_key``); the first row of an id wins."""
+    import csv
+    import io
+    import tempfile
+
+    handle = io.StringIO()
+    writer = csv.writer(handle)
+    writer.writerow(["key", "email"])
+    writer.writerows([key, email or ""] for key, email in rows)
+    summary, out = run(Path(tempfile.mkdtemp(dir=tmp_path)), handle.getvalue(),
+                       "lead_key: key\nemail: email\ncreated_at: {between: [2024-01-01, 2024-01-02]}\nsource: crm\n")
+    expected: dict[str, str] = {}
+    for key, email in rows:
+        lead_id = lead_id_for(email.lower()) if email else lead_id_for_key("crm", key)
+        expected.setdefault(lead_id, key)
+    assert {row["lead_id"]: row["lead_key"] for row in table(out / "leads.parquet")} == expected
+    assert summary.leads == len(expected)
