@@ -65,7 +65,7 @@ from chalicelib.engine import OUTCOMES
 from chalicelib.errors import ValidationFailed
 from chalicelib.events import KNOWN_TYPES
 from chalicelib.rules.loader import Lines, failed, read_document, validation_errors
-from chalicelib.rules.model import AttributeDeclaration, RuleSet, unknown_event_type
+from chalicelib.rules.model import AttributeDeclaration, RuleSet, closest, unknown_event_type
 from chalicelib.state import LEAD_ID_DIGEST_BYTES, LEAD_ID_PREFIX, lead_id_digests
 
 if TYPE_CHECKING:
@@ -374,6 +374,7 @@ def check_vocabulary(mapping: Mapping, ruleset: RuleSet, lines: Lines | None = N
     the mapping key (and line), with the closest known type."""
     known = KNOWN_TYPES | frozenset(ruleset.event_types)
     errors: list[dict[str, Any]] = []
+    unknown = False
 
     def error(path: tuple[str | int, ...], message: str) -> None:
         found: dict[str, Any] = {"path": _path(path), "message": message}
@@ -386,8 +387,12 @@ def check_vocabulary(mapping: Mapping, ruleset: RuleSet, lines: Lines | None = N
         made = [(("events", i, "values", value), kind) for value, kind in spec.values.items() if kind is not None] \
             if isinstance(spec, ValueEvents) else [(("events", i, "type"), spec.type)]
         for path, kind in made:
-            if kind not in known:
-                error(path, unknown_event_type(kind, known) + f" (rule set {ruleset.name!r})")
+            if kind not in known and unknown:
+                error(path, f"unknown event type {kind!r}{closest(kind, known)}: declare it too")
+            elif kind not in known:  # the first says what to do; the next ones say only which
+                unknown = True
+                error(path, unknown_event_type(kind, known)
+                      + f" in a rule set passed with --rules (checked against {ruleset.name!r})")
     for name, attribute in mapping.attributes.items():
         declared = ruleset.attributes.get(name)
         if declared is not None:

@@ -285,6 +285,25 @@ events:
                      "line": 4}
 
 
+def test_undeclared_event_types_are_refused_saying_once_how_to_declare_them(tmp_path: Path) -> None:
+    mapping = """\
+lead_key: id
+created_at: {between: [2024-01-01, 2024-01-31]}
+events:
+  - {type: chat_mesage, count: chats}
+  - {column: Last, values: {SMS: sms_sent, Call: call, Open: email_open}}
+"""
+    with pytest.raises(ValidationFailed) as info:
+        run(tmp_path, "id,chats,Last\n1,2,SMS\n", mapping)
+    first, sms, call = info.value.details["errors"]
+    assert first["path"] == "events[0].type" and first["line"] == 4
+    assert "unknown event type 'chat_mesage' (did you mean 'chat_message'?)" in first["message"]
+    assert "declare it under event_types in a rule set passed with --rules" in first["message"]
+    assert (sms["path"], sms["message"]) == ("events[1].values.SMS", "unknown event type 'sms_sent': declare it too")
+    assert call["message"] == "unknown event type 'call': declare it too", "Baton's own list is given once"
+    assert not (tmp_path / "out").exists(), "nothing written"
+
+
 def test_row_numbers_as_keys(tmp_path: Path) -> None:
     summary, out = run(tmp_path, "name,visits\nann,1\nbo,2\n",
                        "lead_key: {row_number: true}\ncreated_at: {between: [2024-01-01, 2024-01-01]}\n"
