@@ -196,12 +196,13 @@ def identify() -> Response:
 
 @_api("/v1/leads", ["GET"], auth=ADMIN)
 def find_leads() -> Any:
-    from chalicelib.lead_list import parse_query
+    from chalicelib.lead_list import check_lookup, parse_query
     from chalicelib.paging import page_params
 
     params = app.current_request.query_params or {}
     if "email" not in params:
         return container().leads.list_leads(parse_query(params))
+    check_lookup(params)
     limit, cursor = page_params(params)
     return container().leads.get_by_email(params.get("email"), limit=limit, cursor=cursor)
 
