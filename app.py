@@ -92,6 +92,12 @@ def _uniform_errors(event: Any, get_response: Callable[[Any], Response]) -> Resp
 
     response = get_response(event)
     body = response.body
+    if response.status_code == 405 and isinstance(body, dict) and "Code" in body:
+        taken = _parameter_route(event.path, event.method)
+        if taken is not None:  # e.g. GET /v1/rulesets/shadow: the version route judges "shadow"
+            pattern, params = taken
+            answer = app.routes[pattern][event.method].view_function(**params)
+            return answer if isinstance(answer, Response) else Response(body=answer, status_code=200)
     if response.status_code >= 400 and isinstance(body, dict) and "Code" in body:  # Chalice's own errors
         status = response.status_code
         message = str(body.get("Message")) if status < 500 else "internal error"
@@ -106,6 +112,22 @@ def _uniform_errors(event: Any, get_response: Callable[[Any], Response]) -> Resp
                                    "details": details}}
         response.headers["Content-Type"] = "application/json"
     return response
+
+
+def _parameter_route(path: str, method: str) -> tuple[str, dict[str, str]] | None:
+    """The route with path parameters that ``path``, a fixed route not taking ``method``, also
+    spells, and its parameters: a client asking ``GET /v1/rulesets/{version}`` with the version
+    ``shadow`` means that route (and gets its 422 naming ``version``), not ``DELETE
+    /v1/rulesets/shadow``'s 405. (Chalice matches fixed routes first; API Gateway answers it as an
+    unknown route.)"""
+    parts = path.split("/")
+    for pattern, methods in app.routes.items():
+        if method not in methods or "{" not in pattern:
+            continue
+        names = pattern.split("/")
+        if len(names) == len(parts) and all(n.startswith("{") or n == p for n, p in zip(names, parts, strict=True)):
+            return pattern, {n[1:-1]: p for n, p in zip(names, parts, strict=True) if n.startswith("{")}
+    return None
 
 
 def _cors_headers() -> dict[str, str]:
@@ -174,12 +196,13 @@ def identify() -> Response:
 
 @_api("/v1/leads", ["GET"], auth=ADMIN)
 def find_leads() -> Any:
-    from chalicelib.lead_list import parse_query
+    from chalicelib.lead_list import check_lookup, parse_query
     from chalicelib.paging import page_params
 
     params = app.current_request.query_params or {}
     if "email" not in params:
         return container().leads.list_leads(parse_query(params))
+    check_lookup(params)
     limit, cursor = page_params(params)
     return container().leads.get_by_email(params.get("email"), limit=limit, cursor=cursor)
 

@@ -9,13 +9,18 @@ most that many decimals, the shown score reaches it exactly when the score does.
 from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal
+from functools import lru_cache
 
 PLACES = 1
 
 
+_STEPS = {places: Decimal(1).scaleb(-places) for places in range(10)}  # (0.1 for 1 place)
+
+
 def shown_score(value: float, places: int = PLACES) -> float:
     """``value`` cut down to ``places`` decimals (from its shortest repr: 2.3 stays 2.3)."""
-    return float(Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_FLOOR))
+    step = _STEPS.get(places) or Decimal(1).scaleb(-places)
+    return float(Decimal(repr(float(value))).quantize(step, rounding=ROUND_FLOOR))
 
 
 def shown_points(value: float) -> float:
@@ -23,6 +28,7 @@ def shown_points(value: float) -> float:
     return round(float(value), PLACES)
 
 
+@lru_cache(maxsize=256)  # (stage thresholds: a few values, one per transition reason)
 def decimals(value: float) -> int:
     """How many decimals ``value`` is written with (60 -> 0, 60.25 -> 2)."""
     exponent = Decimal(repr(float(value))).normalize().as_tuple().exponent

@@ -27,6 +27,7 @@ from chalicelib.state import STAGE_ORDER, LeadState
 
 AWAITING = ("sales", "overdue")
 PARAMETERS = ("stage", "route", "since", "owner", "awaiting", "limit", "cursor")
+LOOKUP_PARAMETERS = ("email", "limit", "cursor")  # one lead by address: its events paged
 MAX_LIMIT = 200
 MAX_TEXT = 200  # a route name or an owner: longer ones exist nowhere
 # What the ``stage`` index projects besides its keys (infra/data-plane.yaml says the same; a test checks).
@@ -51,6 +52,21 @@ class LeadQuery:
     awaiting: str | None = None  # "sales": handed over, no answer yet; "overdue": that, past its SLA
     limit: int = 50
     after: Position | None = None
+
+
+def check_lookup(params: Mapping[str, str]) -> None:
+    """The query string of ``GET /v1/leads?email=`` (one lead, its events paged by ``limit`` and
+    ``cursor``): a list's parameters beside ``email`` are a 422 naming them, not silently dropped."""
+    conflicting = [name for name in PARAMETERS if name in params and name not in LOOKUP_PARAMETERS]
+    if conflicting:
+        raise ValidationFailed(
+            f"email looks one lead up (its events paged by limit and cursor); {', '.join(conflicting)} "
+            "filter a list of leads and cannot be combined with it", field=conflicting[0],
+            details={"errors": [{"field": name, "message": f"{name} does not combine with email"}
+                                for name in conflicting]})
+    unknown = sorted(set(params) - set(PARAMETERS) - set(LOOKUP_PARAMETERS))
+    if unknown:
+        raise ValidationFailed(f"unknown parameter {unknown[0]}; email takes limit and cursor", field=unknown[0])
 
 
 def parse_query(params: Mapping[str, str]) -> LeadQuery:

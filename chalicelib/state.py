@@ -23,6 +23,10 @@ STAGE_ORDER = {"lead": 0, "recycled": 0, "mql": 1, "sql": 2, "opportunity": 3, "
 # reach it: 512 of them take 17 KB).
 RECENT_IDS = 256
 RECENT_ID_BYTES = 16 * 1024
+# Ids this short cannot take 2 * RECENT_ID_BYTES before 2 * RECENT_IDS of them reach the count bound,
+# so the bytes are counted only while a longer id is remembered (``recent_bytes``, 0 otherwise): the
+# engine's hot path pays one length check per event, the trims fall where counting every id puts them.
+SHORT_ID = RECENT_ID_BYTES // RECENT_IDS
 HISTORY = 20
 KEY_EVENTS = 10
 
@@ -97,6 +101,12 @@ _RENAMED = {"clock": "last_seen", "eng": "engagement_by_rule", "eng_total": "eng
             "eng_basis": "totals_basis", "freq": "frequency_matches"}
 
 
+def _counted(ids: Iterable[str]) -> int:
+    """``LeadState.recent_bytes`` for a memory holding ``ids``."""
+    lengths = list(map(len, ids))
+    return sum(lengths) if lengths and max(lengths) > SHORT_ID else 0
+
+
 @dataclass(slots=True)
 class LeadState:
     lead_id: str
@@ -122,7 +132,8 @@ class LeadState:
     # rule id -> [last award time, match times since]
     frequency_matches: dict[str, list[float]] = field(default_factory=dict)
     recent_ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
-    # The characters of ``recent_ids`` (kept as they change, never stored: from_dict sums them).
+    # The characters of ``recent_ids`` while one of them is longer than SHORT_ID, else 0 (kept as
+    # they change, never stored: from_dict counts them).
     recent_bytes: int = field(default=0, compare=False, repr=False)
     key_events: list[dict[str, Any]] = field(default_factory=list)
     fit: float = 0.0
@@ -179,13 +190,20 @@ class LeadState:
         """A stored state; states stored before the fields were renamed load under the new names."""
         data = {_RENAMED.get(k, k): v for k, v in d.items()}
         data["recent_ids"] = dict.fromkeys(data.get("recent_ids") or ())
-        data["recent_bytes"] = sum(map(len, data["recent_ids"]))
+        data["recent_bytes"] = _counted(data["recent_ids"])
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
+    def count_recent(self, event_id: str) -> None:
+        """``event_id`` was just added to the dedupe memory (the engine adds ids inline, on the hot
+        path) and it or another remembered id is longer than SHORT_ID: count the bytes, trim past a bound."""
+        self.recent_bytes = self.recent_bytes + len(event_id) if self.recent_bytes else sum(map(len, self.recent_ids))
+        if len(self.recent_ids) > 2 * RECENT_IDS or self.recent_bytes > 2 * RECENT_ID_BYTES:
+            self.trim_recent()
+
     def trim_recent(self) -> None:
         """Keep the newest ids of the dedupe memory: at most RECENT_IDS, within RECENT_ID_BYTES (the
-        engine calls this once the memory holds twice either; it adds ids inline, on the hot path)."""
+        engine calls this once the memory holds twice either)."""
         kept: list[str] = []
         size = 0
         for kept_id in reversed(self.recent_ids):
@@ -194,7 +212,7 @@ class LeadState:
                 break
             kept.append(kept_id)
         self.recent_ids = dict.fromkeys(reversed(kept))
-        self.recent_bytes = sum(map(len, kept))
+        self.recent_bytes = _counted(kept)
 
     def copy(self) -> "LeadState":
         import copy

@@ -10,9 +10,9 @@ from chalicelib.display import decimals, score_text, shown_points, shown_score
 from chalicelib.emails import likely_typo
 from chalicelib.engine.engagement import engagement_at, engagement_parts
 from chalicelib.events import Event, iso
-from chalicelib.rules.compile import CompiledRuleset
+from chalicelib.rules.compile import CompiledRuleset, stage_floors
 from chalicelib.rules.conditions import Context, Predicate
-from chalicelib.rules.model import Condition, engagement_floors
+from chalicelib.rules.model import Condition
 from chalicelib.state import LeadState
 
 
@@ -82,9 +82,9 @@ def transition_reason(rs: CompiledRuleset, stage: str, ctx: Context, event: Even
     ("engagement 62.3 of 60 needed, fit A (70)")."""
     if ctx.hand_raiser:
         return f"hand-raiser: {event_label(rs, event)}"
-    when = {"mql": rs.source.stages.mql, "sql": rs.source.stages.sql, "fast_track": rs.source.stages.fast_track}[stage]
-    test = {"mql": rs.mql, "sql": rs.sql, "fast_track": rs.fast_track}[stage]
-    needed = engagement_needed(when.when, test, ctx) if when is not None and test is not None else None
+    test = rs.mql if stage == "mql" else rs.sql if stage == "sql" else rs.fast_track
+    floors = rs.floors.get(stage)
+    needed = _needed(floors, test, ctx) if floors is not None and test is not None else None
     fit = f"fit {ctx.grade} ({ctx.fit:g})"
     if needed is None:
         return f"{fit}, engagement {score_text(ctx.engagement)}"
@@ -96,8 +96,11 @@ def engagement_needed(when: Condition, test: Predicate, ctx: Context) -> float |
     """The least engagement score at which ``test`` (compiled from ``when``) holds for the lead as it
     stands in ``ctx``, among the condition's own engagement bounds; None when it holds whatever the
     score, or at none of them up to the lead's."""
+    return _needed(stage_floors(when), test, ctx)
+
+
+def _needed(bounds: tuple[tuple[float, bool], ...], test: Predicate, ctx: Context) -> float | None:
     actual = ctx.engagement
-    bounds = sorted(set(engagement_floors(when)))
     try:
         ctx.engagement = -math.inf
         if test(ctx):

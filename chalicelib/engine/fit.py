@@ -70,23 +70,30 @@ def merge_traits(state: LeadState, traits: dict[str, Any] | Any, source: str | N
     attrs = state.attributes
     sources = state.attribute_sources
     trusted = verified(source)
+    # One [source, time] for every value this call sets (never changed in place: replaced).
+    entry: list[Any] = [source, ts]
+    recording = source is not None
+    # A verified source confirming a value a public form gave makes the value verified.
+    vouches = trusted and recording and bool(sources)
     for key, raw in traits.items():
         if raw is None or raw == "" or key in ("email", "email_domain"):
             continue
         if key in LEAD_FIELDS:
             held = attrs.get(key)
-            if held is not None and held != "" and not trusted:
+            if not trusted and held is not None and held != "":
                 continue  # a public form does not replace what is known
             if held == raw:  # unchanged (what is stored is already clean, so raw is too)
-                _vouch(sources, key, source, ts)
+                if vouches:
+                    _vouch(sources, key, entry)
                 continue
             value = _clean(key, raw)
             if held != value:
                 attrs[key] = value
                 changed.add(key)
-                _record(sources, key, source, ts)
-            else:
-                _vouch(sources, key, source, ts)
+                if recording:
+                    sources[key] = entry
+            elif vouches:
+                _vouch(sources, key, entry)
         else:
             value = _clean(key, raw)
             custom = attrs.setdefault("custom", {})
@@ -95,7 +102,8 @@ def merge_traits(state: LeadState, traits: dict[str, Any] | Any, source: str | N
             if custom.get(key) != value and (key in custom or len(custom) < MAX_CUSTOM):
                 custom[key] = value
                 changed.add("custom")
-                _record(sources, "custom." + key, source, ts)
+                if recording:
+                    sources["custom." + key] = entry
     if state.email is None and isinstance(traits.get("email"), str) and "@" in traits["email"]:
         _set_email(state, traits["email"].strip().lower())
         changed.update(("email", "email_domain"))
@@ -103,23 +111,18 @@ def merge_traits(state: LeadState, traits: dict[str, Any] | Any, source: str | N
 
 
 def unverified_fields(state: LeadState, fields: Iterable[str] = LEAD_FIELDS_IN_ORDER) -> list[str]:
-    """Those of ``fields`` (by default every attribute of the vocabulary) whose value only a public form gave, unconfirmed by a verified source:
-    anyone may post a form with anyone's address, so sales should know what is merely claimed."""
+    """Those of ``fields`` (by default every attribute of the vocabulary) whose value only a public
+    form gave, unconfirmed by a verified source: anyone may post a form with anyone's address, so
+    sales should know what is merely claimed."""
     sources = state.attribute_sources
     return [k for k in fields
             if state.attributes.get(k) not in (None, "") and k in sources and not verified(sources[k][0])]
 
 
-def _record(sources: dict[str, list[Any]], key: str, source: str | None, ts: float) -> None:
-    if source is not None:
-        sources[key] = [source, ts]
-
-
-def _vouch(sources: dict[str, list[Any]], key: str, source: str | None, ts: float) -> None:
-    # A verified source confirming a value a public form gave makes the value verified.
+def _vouch(sources: dict[str, list[Any]], key: str, entry: list[Any]) -> None:
     held = sources.get(key)
-    if source is not None and held is not None and not verified(held[0]) and verified(source):
-        sources[key] = [source, ts]
+    if held is not None and not verified(held[0]):
+        sources[key] = entry
 
 
 def compute_fit(state: LeadState, rs: CompiledRuleset) -> None:

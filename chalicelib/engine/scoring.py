@@ -23,11 +23,10 @@ from chalicelib.engine.stages import SETTLED, climb
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledEngagement, CompiledRuleset
 from chalicelib.rules.conditions import Context
-from chalicelib.state import RECENT_ID_BYTES, RECENT_IDS, LeadState, Transition
+from chalicelib.state import RECENT_IDS, SHORT_ID, LeadState, Transition
 
 FUTURE_SKEW = 300.0  # seconds: a sender's clock may run a little fast; beyond that we clamp
 _RECENT_MAX = 2 * RECENT_IDS
-_RECENT_BYTES_MAX = 2 * RECENT_ID_BYTES
 
 
 def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float) -> list[Transition]:
@@ -38,8 +37,9 @@ def apply_event(state: LeadState, event: Event, rs: CompiledRuleset, now: float)
     if event_id in recent:
         return []
     recent[event_id] = None  # (bounded as state.RECENT_IDS says, by count and by bytes)
-    state.recent_bytes += len(event_id)
-    if len(recent) > _RECENT_MAX or state.recent_bytes > _RECENT_BYTES_MAX:
+    if state.recent_bytes or len(event_id) > SHORT_ID:
+        state.count_recent(event_id)
+    elif len(recent) > _RECENT_MAX:
         state.trim_recent()
     state.event_count += 1
     ts = event.ts

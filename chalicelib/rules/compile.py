@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from chalicelib.attributes import LEAD_FIELDS, Declared
 from chalicelib.events import KNOWN_TYPES
 from chalicelib.rules.conditions import Context, Predicate, compile_condition, condition_fields
-from chalicelib.rules.model import Condition, EngagementRule, Route, RuleSet
+from chalicelib.rules.model import Condition, EngagementRule, Route, RuleSet, engagement_floors
 from chalicelib.rules.plans import EventMemo, FitMemo, LeadPlans, StagePlan, StagePlanner, attribute_key
 
 DAY = 86400.0
@@ -97,6 +97,11 @@ class RulesetCaches:
     leads: LeadPlans = field(default_factory=LeadPlans)
 
 
+def stage_floors(when: Condition) -> tuple[tuple[float, bool], ...]:
+    """The distinct engagement floors of a stage condition, lowest first: (value, strictly above)."""
+    return tuple(sorted(set(engagement_floors(when))))
+
+
 @dataclass(frozen=True)
 class CompiledRuleset:
     version: int | None
@@ -131,12 +136,19 @@ class CompiledRuleset:
     # The disqualifiers and stage rules as a plan of whole conditions: what the stage ladder walks
     # without a planner (made from the fields above, so a copy with other rules has its own).
     whole_plan: StagePlan = field(init=False, repr=False, compare=False)
+    # Per stage rule ("mql", "sql", "fast_track"), its engagement floors (``stage_floors``): what a
+    # transition's reason tries, read once here rather than from the condition on every transition.
+    floors: dict[str, tuple[tuple[float, bool], ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         fast_track = self.fast_track if self.fast_track is not None else False
         plan = StagePlan(tuple((rule, rule.test) for rule in self.disqualifiers), fast_track, self.mql, self.sql,
                          idle=False, reads_engagement=False)
         object.__setattr__(self, "whole_plan", plan)  # (frozen)
+        stages = self.source.stages
+        rules = {"mql": stages.mql, "sql": stages.sql, "fast_track": stages.fast_track}
+        object.__setattr__(self, "floors", {name: stage_floors(rule.when) for name, rule in rules.items()
+                                               if rule is not None})
 
     def grade_for(self, fit: float) -> str:
         for grade, floor in self.grades:

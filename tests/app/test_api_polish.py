@@ -81,3 +81,33 @@ def test_the_active_rule_set_shows_its_running_rescore(api: Api) -> None:
     assert done["status"] == "complete" and done["leads_total"] == 3 and done["leads_done"] == 3
     assert done["failures"] == 0
     assert rescore() == api.get(f"/v1/rulesets/{version}", headers=ADMIN).json_body["rescore"][0]
+
+
+def _spelled_fixed_routes() -> list[object]:
+    """(method, fixed path, parameters) where a fixed route that does not take ``method`` is spelled by
+    a route with path parameters that does (GET /v1/rulesets/shadow: GET /v1/rulesets/{version})."""
+    import app as app_module
+
+    out = []
+    for fixed, methods in app_module.app.routes.items():
+        for method in {m for taken in app_module.app.routes.values() for m in taken} - set(methods):
+            if "{" not in fixed and (spelled := app_module._parameter_route(fixed, method)) is not None:
+                out.append(pytest.param(method, fixed, list(spelled[1]), id=f"{method} {fixed}"))
+    return out
+
+
+def test_fixed_routes_spelled_by_a_path_parameter_are_found() -> None:
+    assert {p.id for p in _spelled_fixed_routes()} >= {"GET /v1/rulesets/shadow", "GET /v1/rulesets/rollback"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("method", "fixed", "params"), _spelled_fixed_routes())
+def test_a_path_parameter_spelling_a_fixed_route_is_judged_by_its_route_not_a_405(
+    api: Api, method: str, fixed: str, params: list[str]
+) -> None:
+    # "shadow" is no version: the 422 the version route gives any other word, naming the field.
+    for path in (fixed, fixed + "/"):
+        response = api.client.http.request(method, path, headers=ADMIN, body=b"")
+        assert response.status_code == 422, (path, response.body)
+        assert _error(response)["details"]["field"] in params
+    unauthenticated = api.client.http.request(method, fixed, headers={}, body=b"")
+    assert unauthenticated.status_code == 401  # (the route's own checks, in its order)

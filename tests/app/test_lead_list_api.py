@@ -39,3 +39,20 @@ def test_an_unknown_email_says_so_without_an_id(api: Api) -> None:
     answer = api.get("/v1/leads?email=nobody%40acme.io", headers=ADMIN)
     assert answer.status_code == 404
     assert answer.json_body["error"]["message"] == "no lead with that email"
+
+
+def test_email_with_a_lists_parameters_is_a_422_naming_them_not_a_lookup(api: Api) -> None:
+    # They were silently dropped: ?email=...&stage=mql answered the lead whatever its stage.
+    assert api.post("/v1/forms/demo", raw=FORM, headers=FORM_HEADERS).status_code == 200
+    assert api.get("/v1/leads?email=ada%40acme.io&limit=5&cursor=0", headers=ADMIN).status_code == 200
+    for query, named in [("stage=mql", ["stage"]), ("route=emea", ["route"]), ("owner=rep-1", ["owner"]),
+                         ("since=2026-12-01", ["since"]), ("awaiting=sales", ["awaiting"]),
+                         ("stage=sql&route=emea&limit=5", ["stage", "route"])]:
+        answer = api.get(f"/v1/leads?email=ada%40acme.io&{query}", headers=ADMIN)
+        assert answer.status_code == 422, (query, answer.json_body)
+        error = answer.json_body["error"]
+        assert error["details"]["field"] == named[0]
+        assert [e["field"] for e in error["details"]["errors"]] == named
+        assert all(name in error["message"] for name in named) and "ada" not in error["message"]
+    unknown = api.get("/v1/leads?email=ada%40acme.io&colour=red", headers=ADMIN)
+    assert unknown.status_code == 422 and unknown.json_body["error"]["details"]["field"] == "colour"

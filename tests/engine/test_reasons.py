@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.display import shown_score
-from chalicelib.emails import likely_typo
+from chalicelib.emails import _NEIGHBOURS, FREE_MAIL, likely_typo
 from chalicelib.engine import apply_event, explain
 from chalicelib.engine.explain import engagement_needed
 from chalicelib.rules.compile import compile_ruleset
@@ -119,6 +119,44 @@ def test_engagement_needed_takes_the_branch_the_lead_is_in() -> None:
 ])  # fmt: skip
 def test_likely_typos_of_free_mail_domains(domain: str, meant: str | None) -> None:
     assert likely_typo(domain) == meant
+
+
+def _edits(a: str, b: str) -> int:
+    """Optimal string alignment distance, the whole table (what likely_typo answers without it)."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+near_free_mail = st.sampled_from(FREE_MAIL).flatmap(lambda known: st.lists(
+    st.tuples(st.integers(0, len(known)), st.sampled_from(["delete", "insert", "replace", "swap"]),
+              st.sampled_from("abcglmo.x-")), max_size=2,
+).map(lambda edits: _edit(known, edits)))
+
+
+def _edit(text: str, edits: list[tuple[int, str, str]]) -> str:
+    for at, how, char in edits:
+        at = min(at, len(text) - 1)
+        if how == "delete":
+            text = text[:at] + text[at + 1:]
+        elif how == "insert":
+            text = text[:at] + char + text[at:]
+        elif how == "replace":
+            text = text[:at] + char + text[at + 1:]
+        elif at + 1 < len(text):
+            text = text[:at] + text[at + 1] + text[at] + text[at + 2:]
+    return text
+
+
+@given(domain=near_free_mail | st.text("abcdeglmo.", max_size=16))
+def test_a_likely_typo_is_the_first_free_mail_domain_one_edit_away(domain: str) -> None:
+    expected = None if domain in FREE_MAIL or domain in _NEIGHBOURS else next(
+        (known for known in FREE_MAIL if _edits(domain, known) == 1), None)
+    assert likely_typo(domain) == expected
 
 
 def test_a_free_mail_typo_is_scored_as_free_mail_and_not_disqualified_as_disposable() -> None:

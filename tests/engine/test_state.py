@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from chalicelib.engine import apply_event, new_lead
 from chalicelib.events import Event
 from chalicelib.rules import compile_ruleset, default_ruleset
-from chalicelib.state import LeadState
+from chalicelib.state import RECENT_ID_BYTES, RECENT_IDS, SHORT_ID, LeadState
 
 RS = compile_ruleset(default_ruleset(), 1)
 T0 = 1_700_000_000.0
@@ -76,7 +79,7 @@ def test_the_dedupe_memory_is_bounded_by_bytes_as_well_as_by_count() -> None:
         apply_event(state, Event(f"form:{n:06d}".ljust(MAX_ID_LENGTH + 5, "x"), "page_view", T0 + n), RS, T0 + n)
         stored = len(json.dumps(state.to_dict()["recent_ids"]))
         longest = max(longest, stored)
-        assert state.recent_bytes == sum(map(len, state.recent_ids))
+        assert state.recent_bytes == sum(map(len, state.recent_ids))  # (long ids: counted)
     # Long ids: at most twice the byte budget (plus JSON's quotes and commas), the newest kept.
     assert longest <= 2 * RECENT_ID_BYTES + 4 * (2 * RECENT_ID_BYTES // MAX_ID_LENGTH), longest
     assert f"form:{3 * RECENT_IDS - 1:06d}".ljust(MAX_ID_LENGTH + 5, "x") in state.recent_ids
@@ -86,4 +89,42 @@ def test_the_dedupe_memory_is_bounded_by_bytes_as_well_as_by_count() -> None:
     for n in range(2 * RECENT_IDS + 1):
         apply_event(short, Event(f"h_{n:032d}", "page_view", T0 + n), RS, T0 + n)
     assert len(short.recent_ids) == RECENT_IDS
-    assert LeadState.from_dict(json.loads(json.dumps(short.to_dict()))).recent_bytes == short.recent_bytes
+    assert LeadState.from_dict(json.loads(json.dumps(short.to_dict()))).recent_bytes == short.recent_bytes == 0
+
+
+def _remembered(ids: list[str]) -> list[list[str]]:
+    """The dedupe memory after each id, every id's bytes counted (what state.RECENT_IDS describes)."""
+    memory: dict[str, None] = {}
+    out = []
+    for event_id in ids:
+        if event_id not in memory:
+            memory[event_id] = None
+            if len(memory) > 2 * RECENT_IDS or sum(map(len, memory)) > 2 * RECENT_ID_BYTES:
+                kept: list[str] = []
+                for held in reversed(memory):
+                    if len(kept) == RECENT_IDS or (kept and sum(map(len, kept)) + len(held) > RECENT_ID_BYTES):
+                        break
+                    kept.append(held)
+                memory = dict.fromkeys(reversed(kept))
+        out.append(list(memory))
+    return out
+
+
+# Lengths around SHORT_ID (bytes counted only while a longer id is remembered), runs of short ones.
+id_lengths = st.lists(st.one_of(st.integers(1, 40), st.integers(SHORT_ID - 2, SHORT_ID + 2), st.integers(100, 300)),
+                      min_size=1, max_size=40).flatmap(lambda pattern: st.integers(200, 1200).map(
+                          lambda n: [pattern[i % len(pattern)] for i in range(n)]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(lengths=id_lengths, repeats=st.integers(2, 50), stored_at=st.integers(0, 1200))
+def test_the_dedupe_memory_trims_where_counting_every_id_does(lengths: list[int], repeats: int, stored_at: int
+                                                               ) -> None:
+    ids = [f"{n}:".ljust(length, "x") for n, length in enumerate(lengths)]
+    ids = [ids[n - n % repeats] if n % 7 == 3 else i for n, i in enumerate(ids)]  # some redeliveries
+    state = new_lead("L1", "pat@acme.io")
+    for n, (event_id, expected) in enumerate(zip(ids, _remembered(ids), strict=True)):
+        apply_event(state, Event(event_id, "page_view", T0 + n), RS, T0 + n)
+        assert list(state.recent_ids) == expected, n
+        if n == stored_at:  # a stored state goes on the same way
+            state = LeadState.from_dict(json.loads(json.dumps(state.to_dict())))

@@ -172,3 +172,35 @@ def test_slack_payload_no_parser_can_build_is_a_4xx(service: Service, text: str)
     body = urlencode({"payload": text}).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded", **slack_headers(body, time.time())}
     send_and_check(service, "POST", "/v1/slack/interactions", "/v1/slack/interactions", headers, body)
+
+
+# -- path parameters spelling a fixed route -------------------------------------------------------
+
+def _spelled_fixed_routes() -> list[Any]:
+    """(method, template, concrete path) for each fixed path of the document that a template's path
+    parameters can spell and that does not take the template's method: ``GET /v1/rulesets/shadow``
+    is ``GET /v1/rulesets/{version}`` with the version ``shadow`` (generated values can be any word)."""
+    out = []
+    for method, template in operations():
+        names = template.split("/")
+        if not any(n.startswith("{") for n in names):
+            continue
+        for fixed, item in DOC["paths"].items():
+            parts = fixed.split("/")
+            if "{" in fixed or method.lower() in item or len(parts) != len(names):
+                continue
+            if all(n.startswith("{") or n == p for n, p in zip(names, parts, strict=True)):
+                out.append(pytest.param(method, template, fixed, id=f"{method} {fixed}"))
+    return out
+
+
+@pytest.mark.parametrize(("method", "template", "fixed"), _spelled_fixed_routes())
+def test_a_path_parameter_spelling_a_fixed_route_gets_the_templates_answer(
+    service: Service, method: str, template: str, fixed: str
+) -> None:
+    # Once an undocumented 405 (the fixed route's method list) for GET /v1/rulesets/{version}.
+    op = DOC["paths"][template][method.lower()]
+    sent, headers = authenticate(service, op, method, fixed, {}, b"")
+    response = send_and_check(service, method, template, sent, headers, b"")
+    assert response.status_code == 422, response.body
+    assert response.json_body["error"]["details"]["field"] in {n[1:-1] for n in template.split("/") if n[:1] == "{"}
