@@ -61,7 +61,8 @@ def check_lookup(params: Mapping[str, str]) -> None:
     if conflicting:
         raise ValidationFailed(
             f"email looks one lead up (its events paged by limit and cursor); {', '.join(conflicting)} "
-            "filter a list of leads and cannot be combined with it", field=conflicting[0],
+            f"{'filters' if len(conflicting) == 1 else 'filter'} a list of leads and cannot be combined with it",
+            field=conflicting[0],
             details={"errors": [{"field": name, "message": f"{name} does not combine with email"}
                                 for name in conflicting]})
     unknown = sorted(set(params) - set(PARAMETERS) - set(LOOKUP_PARAMETERS))

@@ -54,5 +54,6 @@ def test_email_with_a_lists_parameters_is_a_422_naming_them_not_a_lookup(api: Ap
         assert error["details"]["field"] == named[0]
         assert [e["field"] for e in error["details"]["errors"]] == named
         assert all(name in error["message"] for name in named) and "ada" not in error["message"]
+        assert f"{', '.join(named)} {'filters' if len(named) == 1 else 'filter'} a list of leads" in error["message"]
     unknown = api.get("/v1/leads?email=ada%40acme.io&colour=red", headers=ADMIN)
     assert unknown.status_code == 422 and unknown.json_body["error"]["details"]["field"] == "colour"
