@@ -16,7 +16,6 @@ from chalicelib import timeline
 from chalicelib.engine import engagement_at, explain, new_lead
 from chalicelib.events import Event
 from chalicelib.rules.compile import CompiledRuleset
-from chalicelib.rules.model import engagement_floors
 from chalicelib.rulesets import RulesetService
 from chalicelib.state import LeadState
 from chalicelib.store.base import LeadRepository
@@ -100,10 +99,9 @@ def _grid(start: float, end: float) -> Iterator[float]:
 def engagement_thresholds(rs: CompiledRuleset) -> dict[str, float]:
     """The least engagement each stage's rule names (``engagement >= 30`` somewhere in the MQL rule:
     30), for the lines drawn across the chart; a stage reached without one has no line."""
-    stages = rs.source.stages
     found: dict[str, float] = {}
-    for name, rule in (("MQL", stages.mql), ("SQL", stages.sql)):
-        bounds = [value for value, _ in engagement_floors(rule.when)]
+    for name, stage in (("MQL", "mql"), ("SQL", "sql")):
+        bounds = rs.floors.get(stage)  # (compiled once, lowest first)
         if bounds:
-            found[name] = min(bounds)
+            found[name] = bounds[0][0]
     return found
