@@ -223,6 +223,9 @@ def test_malformed_and_empty_files_are_refused(tmp_path: Path) -> None:
         run(tmp_path, "", "lead_key: id\ncreated_at: created\n")
     with pytest.raises(ImportRefused, match="not utf-8-sig text"):
         run(tmp_path, "id,created\n\xe9,2024-01-01\n", "lead_key: id\ncreated_at: created\n", encoding="latin-1")
+    with pytest.raises(ImportRefused, match="not utf-8-sig text"):  # (a column read as a dictionary)
+        run(tmp_path, "id,created,src\n1,2024-01-01,\xe9t\xe9\n", "lead_key: id\ncreated_at: created\n"
+            "attributes:\n  lead_source: {column: src}\n", encoding="latin-1")
 
 
 # -- the mapping, validated like a rule set ------------------------------------------------------------------
