@@ -547,7 +547,8 @@ def engagement_label(feature: Feature) -> str:
         prop = feature.values[0]
         where = AMOUNT_WORDS.get((feature.field, prop), f"of {plain}")
         return f"Each of the first {amount_words(feature.threshold, prop)} {where}"
-    one, several = EVENT_WORDS.get(feature.field, (plain, plain + "s"))
+    # A type a rule set declares (sms_sent, chat_message) is named as the analyst wrote it.
+    one, several = EVENT_WORDS.get(feature.field, (f"{feature.field} event", f"{feature.field} events"))
     k = int(feature.threshold)
     return f"At least one {one}" if k == 1 else f"Each of the first {k} {several}"
 

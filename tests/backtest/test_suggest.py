@@ -11,7 +11,16 @@ import pytest
 from baton import cli
 from baton.backtest.io import write_events, write_outcomes
 from baton.backtest.report import run_report
-from baton.suggest import Feature, LeadRow, Suggestion, lead_rows, score_condition, suggest, threshold_for
+from baton.suggest import (
+    Feature,
+    LeadRow,
+    Suggestion,
+    engagement_label,
+    lead_rows,
+    score_condition,
+    suggest,
+    threshold_for,
+)
 from baton.synth import PLANTED_WEIGHTS, History, planted_history, planted_signals
 from chalicelib.events import Event
 from chalicelib.rules.conditions import Context, compile_condition
@@ -373,3 +382,12 @@ def test_the_l1_fit_on_distinct_weighted_rows_is_the_fit_on_every_row() -> None:
     distinct = _l1(0.05, (rows, outcomes, weights))
     assert np.allclose(every.coef_, distinct.coef_, atol=1e-3) and np.allclose(every.intercept_, distinct.intercept_,
                                                                               atol=1e-3)
+
+
+def test_engagement_labels_name_baton_types_in_words_and_declared_types_as_written() -> None:
+    assert engagement_label(Feature("count", "page_view", threshold=1)) == "At least one page view"
+    assert engagement_label(Feature("count", "page_view", threshold=5)) == "Each of the first 5 page views"
+    assert engagement_label(Feature("count", "sms_sent", threshold=1)) == "At least one sms_sent event"
+    assert engagement_label(Feature("count", "sms_sent", threshold=3)) == "Each of the first 3 sms_sent events"
+    assert engagement_label(Feature("amount", "site_visit_time", ("seconds",), 600)) == \
+        "Each of the first 10 minutes on site"
