@@ -402,7 +402,11 @@ def replay_late(old: LeadState, events: Sequence[Event], outcomes: Sequence[Outc
     recorded = [(h["transition_id"], h["at"]) for h in old.stage_history if "transition_id" in h]
     if len(steps) >= count and [(t.id, t.at) for t in steps[count - len(recorded) : count]] == recorded:
         fresh = steps[count:]
-        if not fresh:
+        if not fresh and (replayed.route == old.route or old.sla_reminders):
+            # Once handed off, the deadline is the reminder job's (it moves it to when the alert was
+            # delivered, and on after each reminder). A replay that routes the lead elsewhere before any
+            # reminder gives it the new route's deadline, as in-order arrival would have: a lead found
+            # to be enterprise is due sooner.
             for name in _SLA:
                 setattr(replayed, name, getattr(old, name))
         return replayed, fresh

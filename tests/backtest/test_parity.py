@@ -150,6 +150,26 @@ def test_live_service_rescore_and_backtest_read_a_history_alike(
     _rescore_matches_online(events, outcomes, online)
 
 
+def test_a_lead_accepted_before_its_form_was_linked_gets_the_route_and_deadline_the_form_gives() -> None:
+    """Found by the test above: sales accepted dee at T0, the form (Founder, 5,000 people: the
+    enterprise route) came from a visitor linked to dee one second later. Replayed, the lead is
+    routed enterprise; its deadline must be the enterprise one (4 h), as the backtest has it, not
+    the 24 h of the route it had before the link."""
+    def page(event_id: str, ts: float, anonymous_id: str | None = None) -> Event:
+        return Event(event_id=event_id, type="page_view", ts=ts, email="dee@bigcorp.com", anonymous_id=anonymous_id,
+                     properties={"path": "/pricing"}, source="test")
+
+    events = [Event(event_id="e03", type="form_submitted", ts=T0, anonymous_id="anon-2", source="test",
+                    traits={"job_title": "Founder", "company_size": 5000}),
+              page("e08", T0), page("e12", T0 + 1, anonymous_id="anon-2")]
+    outcomes = [Outcome(outcome="accepted", ts=T0, email="dee@bigcorp.com")]
+    online = replay_online(events, outcomes, batches=itertools.cycle([1]))
+    state = online.states[lead_id_for("dee@bigcorp.com")]
+    assert state.route == "enterprise" and state.sla_deadline == T0 + 4 * 3600
+    assert parity(backtest(events, online.ruleset, outcomes), online)["parity"]
+    _rescore_matches_online(events, outcomes, online)
+
+
 @settings(max_examples=40, deadline=None)
 @given(histories())
 def test_results_do_not_depend_on_workers(history: tuple[list[Event], list[Outcome]]) -> None:
