@@ -10,9 +10,8 @@ from chalicelib.display import decimals, score_text, shown_points, shown_score
 from chalicelib.emails import likely_typo
 from chalicelib.engine.engagement import engagement_at, engagement_parts
 from chalicelib.events import Event, iso
-from chalicelib.rules.compile import CompiledRuleset, stage_floors
+from chalicelib.rules.compile import CompiledRuleset
 from chalicelib.rules.conditions import Context, Predicate
-from chalicelib.rules.model import Condition
 from chalicelib.state import LeadState
 
 
@@ -84,7 +83,7 @@ def transition_reason(rs: CompiledRuleset, stage: str, ctx: Context, event: Even
         return f"hand-raiser: {event_label(rs, event)}"
     test = rs.mql if stage == "mql" else rs.sql if stage == "sql" else rs.fast_track
     floors = rs.floors.get(stage)
-    needed = _needed(floors, test, ctx) if floors is not None and test is not None else None
+    needed = engagement_needed(floors, test, ctx) if floors is not None and test is not None else None
     fit = f"fit {ctx.grade} ({ctx.fit:g})"
     if needed is None:
         return f"{fit}, engagement {score_text(ctx.engagement)}"
@@ -92,20 +91,16 @@ def transition_reason(rs: CompiledRuleset, stage: str, ctx: Context, event: Even
     return f"engagement {score_text(ctx.engagement, places)} of {needed:g} needed, {fit}"
 
 
-def engagement_needed(when: Condition, test: Predicate, ctx: Context) -> float | None:
-    """The least engagement score at which ``test`` (compiled from ``when``) holds for the lead as it
-    stands in ``ctx``, among the condition's own engagement bounds; None when it holds whatever the
-    score, or at none of them up to the lead's."""
-    return _needed(stage_floors(when), test, ctx)
-
-
-def _needed(bounds: tuple[tuple[float, bool], ...], test: Predicate, ctx: Context) -> float | None:
+def engagement_needed(floors: tuple[tuple[float, bool], ...], test: Predicate, ctx: Context) -> float | None:
+    """The least engagement score at which ``test`` holds for the lead as it stands in ``ctx``, among
+    its condition's engagement ``floors`` (``rules.compile.stage_floors``: compiled once per rule
+    set); None when it holds whatever the score, or at none of them up to the lead's."""
     actual = ctx.engagement
     try:
         ctx.engagement = -math.inf
         if test(ctx):
             return None
-        for bound, strict in bounds:
+        for bound, strict in floors:
             trial = math.nextafter(bound, math.inf) if strict else bound
             if trial > actual:
                 break

@@ -13,7 +13,7 @@ from chalicelib.display import shown_score
 from chalicelib.emails import _NEIGHBOURS, FREE_MAIL, likely_typo
 from chalicelib.engine import apply_event, explain
 from chalicelib.engine.explain import engagement_needed
-from chalicelib.rules.compile import compile_ruleset
+from chalicelib.rules.compile import compile_ruleset, stage_floors
 from chalicelib.rules.conditions import Context, compile_condition
 from chalicelib.rules.model import RuleSet
 from tests.engine.test_engine import A_TRAITS, B_TRAITS, DAY, RS, T0, ev, feed, lead, persona
@@ -98,15 +98,15 @@ def test_an_mql_shown_just_under_its_threshold_after_decay() -> None:
 
 def test_engagement_needed_takes_the_branch_the_lead_is_in() -> None:
     when = RS.source.stages.sql.when
-    test = compile_condition(when, RS.lists)
-    assert engagement_needed(when, test, Context({}, grade="A", engagement=72.0)) == 60
-    assert engagement_needed(when, test, Context({}, grade="A", engagement=50.0)) is None  # not reached
-    assert engagement_needed(when, test, Context({}, grade="C", engagement=0.0, hand_raiser=True)) is None
+    test, floors = compile_condition(when, RS.lists), stage_floors(when)
+    assert engagement_needed(floors, test, Context({}, grade="A", engagement=72.0)) == 60
+    assert engagement_needed(floors, test, Context({}, grade="A", engagement=50.0)) is None  # not reached
+    assert engagement_needed(floors, test, Context({}, grade="C", engagement=0.0, hand_raiser=True)) is None
     strict = RuleSet.model_validate({**RS.source.model_dump(by_alias=True), "stages": {
         **RS.source.stages.model_dump(by_alias=True),
         "sql": {"when": {"field": "engagement", "op": "gt", "value": 60.25}}}}).stages.sql.when
     ctx = Context({}, engagement=60.3)
-    assert engagement_needed(strict, compile_condition(strict, RS.lists), ctx) == 60.25
+    assert engagement_needed(stage_floors(strict), compile_condition(strict, RS.lists), ctx) == 60.25
     assert ctx.engagement == 60.3  # the context is left as it was
 
 
