@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,20 @@ def test_tricky_csv(tmp_path: Path) -> None:
     assert dict(opened.properties) == {"activity": "Email Opened"}
     assert opened.ts == pytest.approx(created[0] + 14 * DAY)  # the last activity: at the end of the window
     assert leads["a1"]["lead_id"] == lead_id_for_key("import", "a1")
+
+
+@pytest.mark.parametrize("numbers", [(10, 11, 12, 13), (13, 12, 11, 10), (12, 10, 13, 10)],
+                         ids=["ascending", "descending", "shuffled with a tie"])
+def test_created_between_follows_order_by_in_any_file_order(tmp_path: Path, numbers: tuple[int, ...]) -> None:
+    text = "Prospect ID,Lead Number\n" + "".join(f"k{i},{n}\n" for i, n in enumerate(numbers))
+    mapping = "lead_key: Prospect ID\ncreated_at: {between: [2024-01-01, 2024-01-04], order_by: Lead Number}\n"
+    _, out = run(tmp_path, text, mapping)
+    created = {row["lead_key"]: row["created_at"] for row in table(out / "leads.parquet")}
+    by_time = sorted(created, key=lambda key: (created[key], key))
+    # lowest number first, one day apart; equal numbers keep file order
+    assert by_time == [f"k{i}" for i, _ in sorted(enumerate(numbers), key=lambda pair: pair[1])]
+    days = sorted(value.timestamp() for value in created.values())
+    assert [b - a for a, b in pairwise(days)] == [DAY] * 3
 
 
 def test_parquet_export(tmp_path: Path) -> None:
