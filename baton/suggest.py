@@ -307,6 +307,27 @@ def matrix(features: Sequence[Feature], rows: Sequence[LeadRow]) -> NDArray[np.f
     return np.array([column(f, rows) for f in features], dtype=float).T
 
 
+def reference_levels(features: Sequence[Feature], x: NDArray[np.float64]) -> set[int]:
+    """The indicator to leave out of each field whose indicators (its common values, "another
+    value", "not given") cover every lead exactly once. Together they equal the intercept, so the
+    fit can move a constant between them and the intercept, and where it settled followed the
+    column order: renaming a field changed the suggestion. The most common indicator is the
+    reference, as in a scorecard: its leads get no points for the field, the others' points are
+    relative to it."""
+    import numpy as np
+
+    by_field: dict[str, list[int]] = {}
+    for i, feature in enumerate(features):
+        if feature.kind in ("value", "other", "missing"):
+            by_field.setdefault(feature.field, []).append(i)
+    reference = set()
+    for columns in by_field.values():
+        chosen = x[:, columns]
+        if len(columns) > 1 and bool((chosen.sum(axis=1) == 1).all()):
+            reference.add(columns[int(np.argmax(chosen.sum(axis=0)))])
+    return reference
+
+
 # -- 4. leaks ------------------------------------------------------------------------------------------
 
 
@@ -1156,7 +1177,8 @@ def _suggest(
     known_before = Counter(n for r in rows for n, v in r.flat.items() if _present(v))
     left_out = told + leaks(features, x, y, late, known_before, fields)
     out = {leak.field for leak in left_out}
-    keep = [i for i, f in enumerate(features) if f.field not in out]
+    reference = reference_levels(features, x)
+    keep = [i for i, f in enumerate(features) if f.field not in out and i not in reference]
     features = [features[i] for i in keep]
     x = x[:, keep]
     fields = [f for f in fields if f not in out]
