@@ -307,6 +307,9 @@ def matrix(features: Sequence[Feature], rows: Sequence[LeadRow]) -> NDArray[np.f
     return np.array([column(f, rows) for f in features], dtype=float).T
 
 
+REFERENCE_WORDS = "reference levels (no points: the other rules on their field score against them)"
+
+
 def reference_levels(features: Sequence[Feature], x: NDArray[np.float64]) -> set[int]:
     """The indicator to leave out of each field whose indicators (its common values, "another
     value", "not given") cover every lead exactly once. Together they equal the intercept, so the
@@ -795,7 +798,8 @@ def _stage(name: str, when: dict[str, Any]) -> list[str]:
 
 
 def render_yaml(rules: list[Rule], limits: Thresholds, fits: list[float], engagement: list[float], *, name: str,
-                description: str, leads: int, base: RuleSet | None, left_out: list[Leak], unusable: list[str]) -> str:
+                description: str, leads: int, base: RuleSet | None, left_out: list[Leak], unusable: list[str],
+                references: Sequence[str] = ()) -> str:
     """The suggested rule set as YAML, each rule with a comment on its support and conversion."""
     emax = max(engagement, default=0.0)
     emin = min(engagement, default=0.0)
@@ -808,6 +812,8 @@ def render_yaml(rules: list[Rule], limits: Thresholds, fits: list[float], engage
     lines += [f"# left out: {leak.message}" for leak in left_out]
     if unusable:
         lines.append(f"# event types in the history that rule sets cannot score yet: {', '.join(unusable)}")
+    if references:
+        lines.append(f"# {REFERENCE_WORDS}: {', '.join(references)}")
     lines += [f"name: {_flow(name)}", f"description: {_flow(description)}", ""]
     lines += declarations(rules)
     half_life = base.decay.half_life_days if base is not None else HALF_LIFE_DAYS
@@ -1078,6 +1084,7 @@ class Suggestion:
     negative: dict[str, int]  # event signals that learned negative points (label -> points), not written
     seconds: float = 0.0
     diff: str | None = None
+    references: list[str] = field(default_factory=list)  # the reference levels' labels (``reference_levels``)
 
     def headline(self) -> dict[str, Any]:
         held = self.report.holdout or self.report.metrics
@@ -1100,7 +1107,7 @@ class Suggestion:
             "points_to_double": POINTS_TO_DOUBLE, "seconds": round(self.seconds, 3),
             "logistic_seconds": round(self.baseline.logistic_seconds, 3),
             "left_out": [leak.field for leak in self.left_out], "not_scorable": self.unusable,
-            "negative_events_left_out": self.negative,
+            "negative_events_left_out": self.negative, "reference_levels": self.references,
         }
 
 
@@ -1178,15 +1185,19 @@ def _suggest(
     left_out = told + leaks(features, x, y, late, known_before, fields)
     out = {leak.field for leak in left_out}
     reference = reference_levels(features, x)
+    reference_features = [features[i] for i in sorted(reference) if features[i].field not in out]
     keep = [i for i, f in enumerate(features) if f.field not in out and i not in reference]
     features = [features[i] for i in keep]
     x = x[:, keep]
     fields = [f for f in fields if f not in out]
     chosen_c: float | None = None
     negative: dict[str, int] = {}
+    references: list[str] = []
     if base is None:
         scored, chosen_c, negative = fit_scorecard(features, x, y, max_rules)
         rules = rules_of(scored)
+        scored_fields = {s.feature.field for s in scored}  # (a field with no rule left has nothing to be against)
+        references = [rule_of(f)[0] for f in reference_features if f.field in scored_fields]
     else:
         rules = rules_from(base, refit_points(base, train, y), train, y)
     half_life = base.decay.half_life_days if base is not None else HALF_LIFE_DAYS
@@ -1200,7 +1211,7 @@ def _suggest(
                        f"scorecard; {POINTS_TO_DOUBLE} points double the odds. SQL at fit + engagement >= "
                        f"{limits.sql}, MQL at >= {limits.mql}.")
         return render_yaml(rules, limits, fits, engagement, name=name, description=description, leads=len(train),
-                           base=None, left_out=left_out, unusable=unusable)
+                           base=None, left_out=left_out, unusable=unusable, references=references)
 
     text = render(limits)
     ruleset = parse_ruleset_text(text)
@@ -1215,7 +1226,7 @@ def _suggest(
         diff = render_diff(diff_rulesets(base, ruleset), "current", "suggested")
     suggestion = Suggestion(text, ruleset, rules, len(train), len(held), left_out, unusable, report, current,
                             baselines(train, held, fields, event_types, amounts), limits, chosen_c, negative,
-                            diff=diff)
+                            diff=diff, references=references)
     suggestion.seconds = time.perf_counter() - started
     return suggestion
 
@@ -1231,6 +1242,8 @@ def format_suggestion(s: Suggestion, out: str) -> str:
              f"wrote {out}: {h['fit_rules']} fit and {h['engagement_rules']} engagement rules "
              f"({POINTS_TO_DOUBLE} points double the odds)"]
     lines += [f"  {r.points:+5d}  {r.label}  [{r.comment(s.train_leads)}]" for r in s.rules]
+    if s.references:
+        lines.append(f"{REFERENCE_WORDS}: {', '.join(s.references)}")
     for leak in s.left_out:
         lines.append(f"left out: {leak.message}")
     if s.unusable:

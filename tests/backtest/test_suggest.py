@@ -19,6 +19,7 @@ from baton.suggest import (
     LeadRow,
     Suggestion,
     engagement_label,
+    format_suggestion,
     lead_rows,
     reference_levels,
     score_condition,
@@ -309,6 +310,12 @@ def test_the_most_common_value_is_the_reference_the_others_score_against() -> No
     region = {k: v for k, v in points.items() if "region" in k}
     assert region["region-is-b"] < 0 < region["region-not-given"]  # won 22 % and 47 % against A's 35 %
     assert "tier-is-gold" not in points and points["tier-is-bronze"] < points["tier-is-silver"] < 0
+    # said where the analyst reads the rules: the file, the report and the JSON line
+    assert s.references == ["Region is A", "Tier is gold"] == s.headline()["reference_levels"]
+    assert "# reference levels (no points: the other rules on their field score against them): Region is A, " \
+           "Tier is gold\n" in s.yaml
+    assert "\nreference levels (no points: the other rules on their field score against them): Region is A, Tier is " \
+           "gold\n" in format_suggestion(s, "suggested.yaml")
 
 
 def test_reference_levels_only_where_a_fields_indicators_cover_every_lead() -> None:
