@@ -1184,9 +1184,7 @@ def _suggest(
     known_before = Counter(n for r in rows for n, v in r.flat.items() if _present(v))
     left_out = told + leaks(features, x, y, late, known_before, fields)
     out = {leak.field for leak in left_out}
-    reference = reference_levels(features, x)
-    reference_features = [features[i] for i in sorted(reference) if features[i].field not in out]
-    keep = [i for i, f in enumerate(features) if f.field not in out and i not in reference]
+    keep = [i for i, f in enumerate(features) if f.field not in out]
     features = [features[i] for i in keep]
     x = x[:, keep]
     fields = [f for f in fields if f not in out]
@@ -1194,10 +1192,12 @@ def _suggest(
     negative: dict[str, int] = {}
     references: list[str] = []
     if base is None:
-        scored, chosen_c, negative = fit_scorecard(features, x, y, max_rules)
+        reference = reference_levels(features, x)
+        fitted = [i for i in range(len(features)) if i not in reference]
+        scored, chosen_c, negative = fit_scorecard([features[i] for i in fitted], x[:, fitted], y, max_rules)
         rules = rules_of(scored)
         scored_fields = {s.feature.field for s in scored}  # (a field with no rule left has nothing to be against)
-        references = [rule_of(f)[0] for f in reference_features if f.field in scored_fields]
+        references = [rule_of(features[i])[0] for i in sorted(reference) if features[i].field in scored_fields]
     else:
         rules = rules_from(base, refit_points(base, train, y), train, y)
     half_life = base.decay.half_life_days if base is not None else HALF_LIFE_DAYS
