@@ -369,7 +369,7 @@ def _configure_suggest(parser: argparse.ArgumentParser) -> None:
 
 def rules_suggest(args: argparse.Namespace) -> int:
     """Learn points from outcomes, write them as a rule set, measure it on the holdout; never publishes."""
-    from baton.backtest.io import parse_time, read_history
+    from baton.backtest.io import parse_time, read_history, read_vocabulary
     from baton.suggest import format_suggestion, suggest
 
     current = _load_or_report(args.current) if args.current else None
@@ -387,7 +387,7 @@ def rules_suggest(args: argparse.Namespace) -> int:
         result = suggest(events, outcomes, holdout_after=after, holdout_after_text=args.holdout_after,
                          holdout_fraction=args.holdout_fraction, capacity=args.capacity, base=current,
                          max_rules=args.max_rules, leave_out=args.leave_out, name=Path(args.out).stem, history=args.history,
-                         workers=args.workers)
+                         workers=args.workers, vocabulary=read_vocabulary(args.history))
     except (OSError, ValueError) as exc:
         print(f"{args.history}: {exc}", file=sys.stderr)
         return EXIT_INVALID

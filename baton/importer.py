@@ -37,6 +37,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -53,6 +54,7 @@ from pydantic import (
     model_validator,
 )
 
+from baton.backtest.io import write_vocabulary
 from chalicelib.attributes import (
     BY_NAME,
     LEAD_FIELDS,
@@ -66,7 +68,7 @@ from chalicelib.engine import OUTCOMES
 from chalicelib.errors import ValidationFailed
 from chalicelib.events import KNOWN_TYPES
 from chalicelib.rules.loader import Lines, failed, read_document, validation_errors
-from chalicelib.rules.model import AttributeDeclaration, RuleSet, closest, unknown_event_type
+from chalicelib.rules.model import AttributeDeclaration, RuleSet, Vocabulary, closest, unknown_event_type
 from chalicelib.state import LEAD_ID_DIGEST_BYTES, LEAD_ID_PREFIX, lead_id_digests
 
 if TYPE_CHECKING:
@@ -384,16 +386,13 @@ def check_vocabulary(mapping: Mapping, ruleset: RuleSet, lines: Lines | None = N
             found["line"] = line
         errors.append(found)
 
-    for i, spec in enumerate(mapping.events):
-        made = [(("events", i, "values", value), kind) for value, kind in spec.values.items() if kind is not None] \
-            if isinstance(spec, ValueEvents) else [(("events", i, "type"), spec.type)]
-        for path, kind in made:
-            if kind not in known and unknown:
-                error(path, f"unknown event type {kind!r}{closest(kind, known)}: declare it too")
-            elif kind not in known:  # the first says what to do; the next ones say only which
-                unknown = True
-                error(path, unknown_event_type(kind, known)
-                      + f" in a rule set passed with --rules (checked against {ruleset.name!r})")
+    for path, kind in _made(mapping):
+        if kind not in known and unknown:
+            error(path, f"unknown event type {kind!r}{closest(kind, known)}: declare it too")
+        elif kind not in known:  # the first says what to do; the next ones say only which
+            unknown = True
+            error(path, unknown_event_type(kind, known)
+                  + f" in a rule set passed with --rules (checked against {ruleset.name!r})")
     for name, attribute in mapping.attributes.items():
         declared = ruleset.attributes.get(name)
         if declared is not None:
@@ -403,6 +402,24 @@ def check_vocabulary(mapping: Mapping, ruleset: RuleSet, lines: Lines | None = N
                 error(("attributes", name, "type"), str(exc))
     if errors:
         raise failed(errors)
+
+
+def _made(mapping: Mapping) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """(mapping key, event type) of every event type the mapping makes."""
+    for i, spec in enumerate(mapping.events):
+        if isinstance(spec, ValueEvents):
+            yield from ((("events", i, "values", value), kind) for value, kind in spec.values.items() if kind is not None)
+        else:
+            yield ("events", i, "type"), spec.type
+
+
+def vocabulary_of(mapping: Mapping, ruleset: RuleSet) -> Vocabulary:
+    """The rule set's declarations of the event types the mapping makes and the attributes it
+    fills: written beside the history (vocabulary.yaml), so that a rule set suggested from it
+    declares them as the analyst did (descriptions, enum values, units), not as guessed from data."""
+    made = {kind for _, kind in _made(mapping)}
+    return Vocabulary(event_types={k: v for k, v in ruleset.event_types.items() if k in made},
+                      attributes={k: v for k, v in ruleset.attributes.items() if k in mapping.attributes})
 
 
 # -- the summary --------------------------------------------------------------------------------------
@@ -1086,6 +1103,7 @@ def _import(path: str | Path, mapping: Mapping, out_dir: str | Path, *, lines: L
     summary.written = {"leads": str(out / "leads.parquet"), "events": str(out / "events.parquet")}
     if outcome_kinds is not None:
         summary.written["outcomes"] = str(out / "outcomes.parquet")
+    summary.written["vocabulary"] = str(write_vocabulary(out, vocabulary_of(mapping, ruleset), f"rule set {ruleset.name!r}"))
     summary.seconds = time.perf_counter() - started
     (out / "import-summary.json").write_text(json.dumps(summary.to_dict(), indent=1, default=str) + "\n")
     summary.written["summary"] = str(out / "import-summary.json")

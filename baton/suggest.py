@@ -43,14 +43,14 @@ import yaml
 
 from baton.backtest.report import Report, measure
 from baton.metrics import LEAK_AUC
-from chalicelib.attributes import LEAD_FIELDS
+from chalicelib.attributes import ATTRIBUTES, LEAD_FIELDS
 from chalicelib.engine.engagement import amount_of
 from chalicelib.engine.fit import merge_traits, new_lead
 from chalicelib.events import EVENT_TYPE, KNOWN_TYPES, Event
 from chalicelib.rules.compile import compile_ruleset
 from chalicelib.rules.conditions import Context, as_number
 from chalicelib.rules.loader import parse_ruleset_text
-from chalicelib.rules.model import RuleSet
+from chalicelib.rules.model import AttributeDeclaration, RuleSet, Vocabulary
 from chalicelib.timeline import Outcome, Routed, in_time_order, route
 
 if TYPE_CHECKING:
@@ -532,14 +532,16 @@ def _number(x: float) -> Any:
     return int(x) if float(x).is_integer() else x
 
 
-def rule_of(feature: Feature, values: tuple[Any, ...] | None = None) -> tuple[str, dict[str, Any]]:
-    """(label in words, condition) of a fit feature; ``values`` merges several ``value`` features."""
+def rule_of(feature: Feature, values: tuple[Any, ...] | None = None, unit: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(label in words, condition) of a fit feature; ``values`` merges several ``value`` features;
+    ``unit`` is what one of a number field is (declared, or Baton's own: company_size's employees)."""
     name, words = feature.field, field_words(feature.field)
     if feature.kind == "missing":
         return f"{words} not given", {"not": {"field": name, "op": "exists"}}
     if feature.kind == "at_least":
         edge = _number(feature.threshold)
-        return f"{words} {edge:,} or more", {"field": name, "op": "gte", "value": edge}
+        amount = amount_words(edge, unit) if unit else f"{edge:,}"
+        return f"{words} {amount} or more", {"field": name, "op": "gte", "value": edge}
     if feature.kind == "other":
         if not feature.values:
             return f"{words} given", {"field": name, "op": "exists"}
@@ -555,14 +557,14 @@ AMOUNT_WORDS = {("site_visit_time", "seconds"): "on site"}  # what an amount of 
 
 
 def amount_words(amount: float, prop: str) -> str:
-    """``600, "seconds"`` -> "10 minutes"; ``250, "value"`` -> "250 value"."""
+    """``600, "seconds"`` -> "10 minutes"; ``2500000, "value"`` -> "2,500,000 value"."""
     if prop in SECONDS:
         if amount >= 7200 and amount % 3600 == 0:
-            return f"{amount / 3600:g} hours"
+            return f"{_number(amount / 3600):,} hours"
         if amount >= 120 and amount % 60 == 0:
-            return f"{amount / 60:g} minutes"
-        return f"{amount:g} seconds"
-    return f"{amount:,g} {prop.replace('_', ' ')}"
+            return f"{_number(amount / 60):,} minutes"
+        return f"{_number(amount):,} seconds"
+    return f"{_number(amount):,} {prop.replace('_', ' ')}"
 
 
 def engagement_label(feature: Feature) -> str:
@@ -609,9 +611,9 @@ class Rule:
                 f"{rate:.1%} won")
 
 
-def rules_of(scored: list[Scored]) -> list[Rule]:
+def rules_of(scored: list[Scored], units: dict[str, str] | None = None) -> list[Rule]:
     """Fit rules (values of one field with the same points merged into one ``in`` rule) and
-    engagement rules, strongest first."""
+    engagement rules, strongest first; ``units``: field -> what one of it is, for the labels."""
     taken: set[str] = set()
     out: list[Rule] = []
     merged: dict[tuple[str, int], list[Scored]] = {}
@@ -636,7 +638,7 @@ def rules_of(scored: list[Scored]) -> list[Rule]:
         group = merged.get((s.feature.field, s.points), [s]) if s.feature.kind == "value" else [s]
         done.update(g.feature for g in group)
         values = tuple(v for g in group for v in g.feature.values)
-        label, when = rule_of(s.feature, values)
+        label, when = rule_of(s.feature, values, (units or {}).get(s.feature.field))
         out.append(Rule("fit", _slug(label, taken), label[:120], s.points, sum(g.support for g in group),
                         sum(g.won for g in group), when=when))
     return out
@@ -799,7 +801,7 @@ def _stage(name: str, when: dict[str, Any]) -> list[str]:
 
 def render_yaml(rules: list[Rule], limits: Thresholds, fits: list[float], engagement: list[float], *, name: str,
                 description: str, leads: int, base: RuleSet | None, left_out: list[Leak], unusable: list[str],
-                references: Sequence[str] = ()) -> str:
+                references: Sequence[str] = (), vocabulary: Vocabulary | None = None) -> str:
     """The suggested rule set as YAML, each rule with a comment on its support and conversion."""
     emax = max(engagement, default=0.0)
     emin = min(engagement, default=0.0)
@@ -815,7 +817,7 @@ def render_yaml(rules: list[Rule], limits: Thresholds, fits: list[float], engage
     if references:
         lines.append(f"# {REFERENCE_WORDS}: {', '.join(references)}")
     lines += [f"name: {_flow(name)}", f"description: {_flow(description)}", ""]
-    lines += declarations(rules)
+    lines += declarations(rules, vocabulary)
     half_life = base.decay.half_life_days if base is not None else HALF_LIFE_DAYS
     lines += ["decay:", f"  half_life_days: {_flow(half_life)}", "", "grades:"]
     lines += [f"  - {{grade: {g}, min_fit: {v}}}" if v is not None else f"  - {{grade: {g}}}" for g, v in limits.grades]
@@ -857,24 +859,50 @@ def render_yaml(rules: list[Rule], limits: Thresholds, fits: list[float], engage
     return "\n".join(lines) + "\n"
 
 
-def declarations(rules: list[Rule]) -> list[str]:
+def declarations(rules: list[Rule], vocabulary: Vocabulary | None = None) -> list[str]:
     """The ``event_types:`` and ``attributes:`` the rules read that Baton does not know: a new
-    version must declare every custom attribute its conditions read, and every event type it scores."""
+    version must declare every custom attribute its conditions read, and every event type it scores.
+    Each is declared as the history's vocabulary has it (the analyst's descriptions, enum values
+    and units) where that fits the values the rules compare; otherwise from those values."""
+    known = vocabulary or Vocabulary()
     types = sorted({t for r in rules for t in (r.events or ()) if t not in KNOWN_TYPES})
-    numbers: dict[str, bool] = {}
+    compared: dict[str, list[Any]] = {}
     for r in rules:
         for leaf in _leaves(r.when):
             name = leaf.get("field", "")
             if name.startswith("custom."):
                 value = leaf.get("value")
-                numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-                numbers[name] = numbers.get(name, False) or numeric
+                compared.setdefault(name, []).extend(value if isinstance(value, list) else [] if value is None else [value])
     lines: list[str] = []
     if types:
-        lines += ["event_types:"] + [f"  {t}: {{description: {_flow(f'{t} (seen in the history)')}}}" for t in types]
-    if numbers:
-        lines += ["attributes:"] + [f"  {n}: {{type: {'number' if numbers[n] else 'text'}}}" for n in sorted(numbers)]
+        lines.append("event_types:")
+        for t in types:
+            declared = known.event_types.get(t)
+            description = declared.description if declared is not None else f"{t} (seen in the history)"
+            lines.append(f"  {t}: {{description: {_flow(description)}}}")
+    if compared:
+        lines += ["attributes:"] + [f"  {n}: {_flow(_declaration(compared[n], known.attributes.get(n)))}"
+                                    for n in sorted(compared)]
     return [*lines, ""] if lines else []
+
+
+def _declaration(values: list[Any], declared: AttributeDeclaration | None) -> dict[str, Any]:
+    """The analyst's declaration of an attribute when the rules' ``values`` are of its type (a
+    history imported under it always is), else the type those values show."""
+    if any(isinstance(v, bool) for v in values):
+        kind = "boolean"
+    elif any(isinstance(v, (int, float)) for v in values):
+        kind = "number"
+    else:
+        kind = "text"
+    if declared is not None:
+        if declared.type == "enum":
+            fits = kind == "text" and {str(v).casefold() for v in values} <= {v.casefold() for v in declared.values or ()}
+        else:
+            fits = not values or declared.type == kind or (declared.type == "date" and kind == "text")
+        if fits:
+            return declared.model_dump(mode="json", exclude_defaults=True)
+    return {"type": kind}
 
 
 def _leaves(when: Any) -> Iterator[dict[str, Any]]:
@@ -1132,18 +1160,19 @@ def suggest(
     events: list[Event], outcomes: list[Outcome], *, holdout_after: float | None = None,
     holdout_after_text: str | None = None, holdout_fraction: float | None = None, capacity: float | None = None,
     base: RuleSet | None = None, max_rules: int = 30, leave_out: Sequence[str] = (), name: str = "suggested",
-    history: str = "", workers: int = 2,
+    history: str = "", workers: int = 2, vocabulary: Vocabulary | None = None,
 ) -> Suggestion:
-    """Learn a rule set from ``events`` and ``outcomes``, write it, and measure it on the holdout."""
+    """Learn a rule set from ``events`` and ``outcomes``, write it, and measure it on the holdout.
+    ``vocabulary``: the history's declarations (``read_vocabulary``), copied into the rule set written."""
     with _one_thread():
         return _suggest(events, outcomes, holdout_after, holdout_after_text, holdout_fraction, capacity, base,
-                        max_rules, leave_out, name, history, workers)
+                        max_rules, leave_out, name, history, workers, vocabulary or Vocabulary())
 
 
 def _suggest(
     events: list[Event], outcomes: list[Outcome], holdout_after: float | None, holdout_after_text: str | None,
     holdout_fraction: float | None, capacity: float | None, base: RuleSet | None, max_rules: int,
-    leave_out: Sequence[str], name: str, history: str, workers: int,
+    leave_out: Sequence[str], name: str, history: str, workers: int, vocabulary: Vocabulary,
 ) -> Suggestion:
     import numpy as np
 
@@ -1195,7 +1224,8 @@ def _suggest(
         reference = reference_levels(features, x)
         fitted = [i for i in range(len(features)) if i not in reference]
         scored, chosen_c, negative = fit_scorecard([features[i] for i in fitted], x[:, fitted], y, max_rules)
-        rules = rules_of(scored)
+        units = {a.name: a.unit for a in ATTRIBUTES if a.unit} | {n: d.unit for n, d in vocabulary.attributes.items() if d.unit}
+        rules = rules_of(scored, units)
         scored_fields = {s.feature.field for s in scored}  # (a field with no rule left has nothing to be against)
         references = [rule_of(features[i])[0] for i in sorted(reference) if features[i].field in scored_fields]
     else:
@@ -1211,7 +1241,8 @@ def _suggest(
                        f"scorecard; {POINTS_TO_DOUBLE} points double the odds. SQL at fit + engagement >= "
                        f"{limits.sql}, MQL at >= {limits.mql}.")
         return render_yaml(rules, limits, fits, engagement, name=name, description=description, leads=len(train),
-                           base=None, left_out=left_out, unusable=unusable, references=references)
+                           base=None, left_out=left_out, unusable=unusable, references=references,
+                           vocabulary=vocabulary)
 
     text = render(limits)
     ruleset = parse_ruleset_text(text)

@@ -31,6 +31,7 @@ class Attribute:
     description: str
     aliases: tuple[str, ...] = ()  # other field names forms and exports use for it
     derived: bool = False  # set by Baton itself, never taken from a sender
+    unit: str | None = None  # what one of a number is, where a threshold on it is written in words
 
 
 ATTRIBUTES: tuple[Attribute, ...] = (
@@ -47,7 +48,7 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("industry", "text", "the organisation's industry"),
     Attribute("company_size", "integer",
               "employees; a range such as 50-200 or 1000+ counts as its lower bound",
-              ("employees", "num_employees", "numemployees", "number_of_employees")),
+              ("employees", "num_employees", "numemployees", "number_of_employees"), unit="employees"),
     Attribute("annual_revenue", "number", "the organisation's yearly revenue", ("revenue",)),
     Attribute("country", "text", "country name or ISO code"),
     Attribute("phone", "text", "phone number", ("phone_number", "tel")),

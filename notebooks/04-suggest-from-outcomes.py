@@ -46,7 +46,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from baton.backtest.io import parse_time, read_history
+from baton.backtest.io import parse_time, read_history, read_vocabulary
 from baton.backtest.report import measure
 from baton.metrics import calibration, compare, labeled, roc_points, split_holdout, stage_matrix, weekly_sqls
 from baton.suggest import format_suggestion, suggest
@@ -59,10 +59,12 @@ from chalicelib.rules import default_ruleset, load_ruleset
 # %%
 if data_path:
     events, outcomes = read_history(data_path)
+    vocabulary = read_vocabulary(data_path)  # what the history was imported under (baton import --rules)
     source = data_path
 else:
     history = planted_history(n_leads, seed=seed)
     events, outcomes = history.events, history.outcomes
+    vocabulary = None
     source = f"planted synthetic history ({n_leads:,} leads, seed {seed})"
     print("planted weights (log-odds):", json.dumps(PLANTED_WEIGHTS))
 print(f"{source}: {len(events):,} events, {len(outcomes):,} outcomes")
@@ -75,7 +77,8 @@ measured_on = {"holdout_after": holdout_after} if holdout_after else {"holdout_f
 
 # %%
 s = suggest(events, outcomes, capacity=weekly_capacity, max_rules=max_rules, workers=workers,
-            leave_out=[f.strip() for f in leave_out.split(",") if f.strip()], name="suggested", **holdout)
+            leave_out=[f.strip() for f in leave_out.split(",") if f.strip()], name="suggested",
+            vocabulary=vocabulary, **holdout)
 print(format_suggestion(s, out_path))
 
 # %% [markdown]

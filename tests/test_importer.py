@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from baton import cli
-from baton.backtest.io import read_events
+from baton.backtest.io import read_events, read_vocabulary
 from baton.importer import ImportRefused, ImportSummary, import_file, load_mapping, parse_mapping_text
 from chalicelib.errors import ValidationFailed
 from chalicelib.rules import RuleSet, default_ruleset, parse_ruleset
@@ -475,3 +475,38 @@ def test_lead_ids_are_the_live_ones(tmp_path: Path, rows: list[tuple[str, str | 
         expected.setdefault(lead_id, key)
     assert {row["lead_id"]: row["lead_key"] for row in table(out / "leads.parquet")} == expected
     assert summary.leads == len(expected)
+
+
+def test_the_history_keeps_the_declarations_of_what_it_holds(tmp_path: Path) -> None:
+    # What the analyst declared (descriptions, enum values, units) goes with the history, so that
+    # `baton rules suggest` declares it as they did; what the mapping never makes or fills stays out.
+    body = default_ruleset().model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["event_types"] = {"chat_message": "a chat with an advisor", "sms_sent": "an SMS (not in this export)"}
+    body["attributes"] |= {
+        "custom.occupation": {"type": "enum", "values": ["Student", "Working Professional"]},
+        "custom.time_on_site": {"type": "number", "unit": "seconds", "description": "time on the website"},
+        "custom.unused": {"type": "text"},
+    }
+    declaring = parse_ruleset(body)
+    source = tmp_path / "export.csv"
+    source.write_text("id,Job,Seconds,Last\n1,student,600,Chat\n2,,30,Open\n")
+    mapping, lines = parse_mapping_text("""\
+lead_key: id
+created_at: {between: [2024-01-01, 2024-01-31]}
+attributes:
+  custom.occupation: {column: Job}
+  custom.time_on_site: {column: Seconds}
+events:
+  - {column: Last, values: {Chat: chat_message, Open: email_open}}
+""")
+    summary = import_file(source, mapping, tmp_path / "out", lines=lines, ruleset=declaring)
+    vocabulary = read_vocabulary(tmp_path / "out")
+    assert summary.written["vocabulary"] == str(tmp_path / "out" / "vocabulary.yaml")
+    assert vocabulary.model_dump(exclude_defaults=True) == {
+        "event_types": {"chat_message": {"description": "a chat with an advisor"}},
+        "attributes": {"custom.occupation": {"type": "enum", "values": ["Student", "Working Professional"]},
+                       "custom.time_on_site": {"type": "number", "unit": "seconds", "description": "time on the website"}},
+    }
+    import_file(source, mapping, tmp_path / "out", lines=lines, ruleset=RULES)  # again, under another rule set
+    assert read_vocabulary(tmp_path / "out").model_dump(exclude_defaults=True) == {
+        "event_types": {"chat_message": {"description": "a chat with an advisor"}}}

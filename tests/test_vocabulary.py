@@ -67,6 +67,8 @@ def test_declared_event_types_and_attributes_validate() -> None:
     ruleset = parse_ruleset_text(rules(fit_rule("{field: custom.lead_origin, op: eq, value: lead add form}")))
     assert ruleset.event_types["sms_sent"].description == "An SMS from sales"  # (the shorthand)
     assert ruleset.attributes["custom.lead_origin"].values == ["Lead Add Form", "API", "Landing Page Submission"]
+    assert parse_ruleset_text(rules().replace("{type: number, description", "{type: number, unit: seconds, description")
+                              ).attributes["custom.time_on_site"].unit == "seconds"
     compiled = compile_ruleset(ruleset)
     assert {"chat_message", "sms_sent", "page_view"} <= compiled.event_types
     assert compiled.declared["time_on_site"] == Declared("time_on_site", "number")
@@ -86,6 +88,10 @@ def test_declared_event_types_and_attributes_validate() -> None:
     (rules().replace("{type: boolean}", "{type: enum}"), "attributes.custom.free_copy", "needs its values"),
     (rules().replace("{type: boolean}", "{type: boolean, values: [a]}"), "attributes.custom.free_copy",
      "values are for enum"),
+    (rules().replace("{type: boolean}", "{type: boolean, unit: days}"), "attributes.custom.free_copy",
+     "a unit is for number attributes; this one is boolean"),
+    (rules().replace("{type: number, description", "{type: number, unit: '', description"),
+     "attributes.custom.time_on_site.unit", "at least 1 character"),
     (rules().replace("custom.city: {type: text}", "company_size: {type: number}"), "attributes.company_size",
      "company_size is Baton's own attribute"),
     (rules().replace("custom.city: {type: text}", "city: {type: text}"), "attributes.city", "custom.<name>"),

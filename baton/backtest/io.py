@@ -23,7 +23,10 @@ from typing import IO, Any
 
 from baton.backtest.replay import paused_gc
 from chalicelib.engine import OUTCOMES
+from chalicelib.errors import ValidationFailed
 from chalicelib.events import Event, content_event_id
+from chalicelib.rules.loader import parse_vocabulary_text
+from chalicelib.rules.model import Vocabulary
 from chalicelib.state import lead_id_for
 from chalicelib.timeline import Outcome
 
@@ -418,6 +421,35 @@ def read_lead_keys(directory: str | Path) -> dict[str, str]:
     else:
         pairs = ((row.get("lead_id"), row.get("lead_key")) for row in _csv_rows(path))
     return {str(lead_id): str(key) for lead_id, key in pairs if lead_id and key}
+
+
+VOCABULARY_FILE = "vocabulary.yaml"
+
+
+def write_vocabulary(directory: str | Path, vocabulary: Vocabulary, origin: str) -> Path:
+    """The declarations a history was made under, as a rule set writes them (``origin`` says which
+    rule set, in the file's first line). Written even when empty: a history imported again into the
+    same directory must not keep another rule set's declarations."""
+    import yaml
+
+    path = Path(directory) / VOCABULARY_FILE
+    data = vocabulary.model_dump(mode="json", exclude_defaults=True)
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110) if data else "{}\n"
+    path.write_text(f"# The event types and custom attributes of this history, as {origin} declares them.\n"
+                    "# baton rules suggest copies them into the rule sets it writes.\n" + body, encoding="utf-8")
+    return path
+
+
+def read_vocabulary(directory: str | Path) -> Vocabulary:
+    """A history's ``vocabulary.yaml`` (empty when it has none: a history made by hand, or imported
+    or exported before histories carried one)."""
+    path = Path(directory) / VOCABULARY_FILE
+    if not path.exists():
+        return Vocabulary()
+    try:
+        return parse_vocabulary_text(path.read_text(encoding="utf-8"))
+    except ValidationFailed as exc:
+        raise ValueError(f"{VOCABULARY_FILE}: {exc}") from None
 
 
 def read_history(directory: str | Path, leads_at: float | str | None = None) -> tuple[list[Event], list[Outcome]]:

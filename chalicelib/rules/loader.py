@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from chalicelib.errors import ValidationFailed
-from chalicelib.rules.model import RuleSet, _problem, undeclared_reads
+from chalicelib.rules.model import RuleSet, Vocabulary, _problem, undeclared_reads
 
 DEFAULT_RULESET_PATH = Path(__file__).with_name("default.yaml")
 log = logging.getLogger(__name__)
@@ -178,6 +178,19 @@ def parse_ruleset_text(text: str) -> RuleSet:
     """YAML or JSON text."""
     data, lines = read_document(text)
     return parse_ruleset(data, lines)
+
+
+def parse_vocabulary_text(text: str) -> Vocabulary:
+    """A history's ``vocabulary.yaml``: a rule set's ``event_types`` and ``attributes`` alone."""
+    data, lines = read_document(text, "vocabulary")
+    if data is None:
+        return Vocabulary()
+    if not isinstance(data, dict):
+        raise ValidationFailed("a vocabulary must be a mapping with event_types and attributes", field="$")
+    try:
+        return Vocabulary.model_validate(data)
+    except ValidationError as exc:
+        raise failed(_errors(exc, lines)) from None
 
 
 def load_ruleset(path: str | Path) -> RuleSet:

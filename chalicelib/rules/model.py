@@ -325,9 +325,14 @@ class AttributeDeclaration(BaseModel):
     type: Literal["text", "number", "boolean", "date", "enum"]
     values: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(default=None, max_length=500)
     description: str = Field(default="", max_length=300)
+    # What one of a number is (seconds, employees, USD): named where a threshold on it is written
+    # in words ("Time on site 510 seconds or more", by the suggester).
+    unit: str | None = Field(default=None, min_length=1, max_length=40)
 
     @model_validator(mode="after")
     def _values_for_enum(self) -> "AttributeDeclaration":
+        if self.unit is not None and self.type != "number":
+            raise ValueError(f"a unit is for number attributes; this one is {self.type}")
         if self.type == "enum":
             if not self.values:
                 raise ValueError("an enum attribute needs its values: {type: enum, values: [...]}")
@@ -343,6 +348,21 @@ def _event_type_shorthand(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: {"description": v} if isinstance(v, str) else v for k, v in value.items()}
     return value
+
+
+class Vocabulary(BaseModel):
+    """A rule set's ``event_types`` and ``attributes`` alone: what a history was imported under
+    (``vocabulary.yaml``, docs/backtest-data.md), so that rule sets written from it declare them
+    as the analyst did."""
+
+    model_config = _Strict
+    event_types: dict[str, EventTypeDeclaration] = Field(default_factory=dict)
+    attributes: dict[str, AttributeDeclaration] = Field(default_factory=dict)
+
+    @field_validator("event_types", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return _event_type_shorthand(value)
 
 
 class Decay(BaseModel):

@@ -12,11 +12,12 @@ import pytest
 
 from baton.backtest import backtest
 from baton.backtest.export import export_command, export_store
-from baton.backtest.io import read_events, read_outcomes
+from baton.backtest.io import read_events, read_outcomes, read_vocabulary
 from baton.backtest.online import _normalised
 from baton.synth import generate
 from chalicelib.events import Event
 from chalicelib.leads import LeadService
+from chalicelib.rules import default_ruleset, parse_ruleset
 from chalicelib.rulesets import RulesetService
 from chalicelib.store.memory import InMemoryLeads, InMemoryRulesets
 from chalicelib.timeline import merge
@@ -81,3 +82,19 @@ def test_export_command_prints_the_summary(tmp_path: Path, capsys: pytest.Captur
     assert export_command(argparse.Namespace(out=str(tmp_path / "x")), leads_repo=leads) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["leads"] == 10 and Path(line["events_path"]).exists() and Path(line["outcomes_path"]).exists()
+
+
+def test_an_export_carries_the_vocabulary_of_the_rule_set_scoring_it(tmp_path: Path) -> None:
+    leads = InMemoryLeads()
+    _fill(leads, 5, seed=2)
+    body = default_ruleset().model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["event_types"] = {"chat_message": "a chat with an advisor"}
+    body["attributes"] |= {"custom.seconds_on_site": {"type": "number", "unit": "seconds"}}
+    declaring = parse_ruleset(body)
+    summary = export_store(leads, tmp_path / "live", declaring)
+    vocabulary = read_vocabulary(tmp_path / "live")
+    assert summary["vocabulary_path"] == str(tmp_path / "live" / "vocabulary.yaml")
+    assert vocabulary.event_types == declaring.event_types and vocabulary.attributes == declaring.attributes
+    assert vocabulary.attributes["custom.seconds_on_site"].unit == "seconds"
+    export_store(leads, tmp_path / "live")  # before anything is published: the shipped rule set's
+    assert read_vocabulary(tmp_path / "live").attributes == default_ruleset().attributes

@@ -9,13 +9,16 @@ import pytest
 
 from baton.backtest import backtest
 from baton.backtest.io import (
+    VOCABULARY_FILE,
     format_time,
     parse_time,
     read_events,
     read_leads,
     read_outcomes,
+    read_vocabulary,
     write_events,
     write_outcomes,
+    write_vocabulary,
 )
 from baton.synth import generate
 from chalicelib.events import Event
@@ -200,3 +203,25 @@ def test_events_keyed_by_lead_id_round_trip_and_route(tmp_path: Path) -> None:
     keyed = result.get("Lkey1")
     assert keyed is not None and keyed.events == 2 and keyed.won and keyed.email is None
     assert len(result) == 2 and result.outcomes_applied == 1
+
+
+def test_a_vocabulary_round_trips_and_a_history_without_one_has_an_empty_one(tmp_path: Path) -> None:
+    from chalicelib.rules.model import Vocabulary
+
+    assert read_vocabulary(tmp_path) == Vocabulary()  # (an older import, a hand-made history)
+    vocabulary = Vocabulary.model_validate({
+        "event_types": {"chat_message": "a chat with an advisor: 'quoted', #hashed"},
+        "attributes": {"custom.occupation": {"type": "enum", "values": ["Student", "Working Professional"]},
+                       "custom.time_on_site": {"type": "number", "unit": "seconds", "description": "on the website"}},
+    })
+    path = write_vocabulary(tmp_path, vocabulary, "rule set 'x'")
+    assert path.name == VOCABULARY_FILE and path.read_text().startswith("# The event types and custom attributes")
+    assert read_vocabulary(tmp_path) == vocabulary
+    write_vocabulary(tmp_path, Vocabulary(), "rule set 'y'")  # imported again under a rule set declaring nothing
+    assert read_vocabulary(tmp_path) == Vocabulary()
+
+
+def test_a_broken_vocabulary_is_refused_naming_the_file_the_key_and_the_line(tmp_path: Path) -> None:
+    (tmp_path / VOCABULARY_FILE).write_text("attributes:\n  custom.x: {type: numbr}\n")
+    with pytest.raises(ValueError, match=r"vocabulary.yaml: attributes.custom.x.type: .*'number'.*\(line 2\)"):
+        read_vocabulary(tmp_path)

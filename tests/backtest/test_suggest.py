@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +271,41 @@ def test_custom_attributes_and_event_types_it_scores_are_declared(planted: Histo
     assert "chat_message" in ruleset.event_types and any("chat_message" in r.events for r in ruleset.engagement)
 
 
+def test_a_history_imported_under_declarations_is_suggested_in_their_words(planted: History, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # As `baton import --rules` leaves it: the analyst's declarations beside the history. The file
+    # written declares them as they did, and a threshold on a number names its unit (declared, or
+    # of Baton's own attributes: company_size counts employees).
+    from baton.backtest.io import write_vocabulary
+    from chalicelib.rules.model import Vocabulary
+
+    won = {o.email for o in planted.outcomes if o.outcome == "won"}
+    rng = random.Random(3)
+    events = []
+    for e in planted.events:
+        if e.type == "identify":
+            long = rng.random() < (0.45 if e.email in won else 0.2)  # (a fair signal: a leak would be left out)
+            seconds = rng.choice([900, 1200, 1500] if long else [20, 60, 120])
+            e = Event(e.event_id, e.type, e.ts, e.email, e.anonymous_id, e.properties,
+                      {**e.traits, "time_on_site": seconds}, e.source)  # (custom.time_on_site)
+        events.append(e)
+    history = tmp_path / "history"
+    history.mkdir()
+    write_events(history / "events.parquet", events)
+    write_outcomes(history / "outcomes.parquet", planted.outcomes)
+    write_vocabulary(history, Vocabulary.model_validate({"attributes": {"custom.time_on_site": {
+        "type": "number", "unit": "seconds", "description": "time on the website in all"}}}), "rule set 'x'")
+    out = tmp_path / "suggested.yaml"
+    assert cli.main(["rules", "suggest", str(history), "--out", str(out), "--workers", "1"]) == 0
+    capsys.readouterr()
+    ruleset = load_ruleset(out)
+    assert ruleset.attributes["custom.time_on_site"].model_dump(exclude_defaults=True) == {
+        "type": "number", "unit": "seconds", "description": "time on the website in all"}
+    labels = [r.label for r in ruleset.fit if "time_on_site" in json.dumps(r.when.model_dump())]
+    assert labels and all(re.fullmatch(r"Time on site \d+ (seconds|minutes) or more", label) for label in labels), labels
+    assert any(re.fullmatch(r"Company size [\d,]+ employees or more", r.label) for r in ruleset.fit)  # (Baton's own unit)
+
+
 def _two_fields(seed: int, region_as: str = "region") -> tuple[list[Event], list[Outcome]]:
     """3,000 leads with a region (A 70 %, B 5 %, not given 25 %: won 35, 22 and 47 %) and a tier (gold,
     silver, bronze: +5, -5, -10 points of rate): each field's indicators cover every lead."""
@@ -343,6 +379,40 @@ def test_declarations_type_custom_attributes_by_how_rules_read_them() -> None:
     assert declarations(rules) == [
         "event_types:", '  chat_message: {description: "chat_message (seen in the history)"}',
         "attributes:", "  custom.occupation: {type: text}", "  custom.time_on_site: {type: number}", "",
+    ]
+    flag = Rule("fit", "copy", "Free copy is yes", 3, 40, 20, when={"field": "custom.free_copy", "op": "eq", "value": True})
+    given = Rule("fit", "city", "City given", 2, 40, 20, when={"field": "custom.city", "op": "exists"})
+    assert declarations([flag, given])[1:3] == ["  custom.city: {type: text}", "  custom.free_copy: {type: boolean}"]
+
+
+def test_declarations_are_the_analysts_where_the_rules_values_fit_them() -> None:
+    from baton.suggest import Rule, declarations
+    from chalicelib.rules.model import Vocabulary
+
+    vocabulary = Vocabulary.model_validate({
+        "event_types": {"chat_message": "a chat with an advisor", "sms_sent": "not scored here"},
+        "attributes": {"custom.occupation": {"type": "enum", "values": ["Student", "Working Professional"]},
+                       "custom.region": {"type": "enum", "values": ["North", "South"]},
+                       "custom.time_on_site": {"type": "number", "unit": "seconds", "description": "on the website"},
+                       "custom.city": {"type": "text", "description": "as typed in the form"}},
+    })
+    rules = [
+        Rule("fit", "job", "Occupation is student", -12, 50, 5, when={"field": "custom.occupation", "op": "eq",
+                                                                       "value": "student"}),  # (case is ignored)
+        Rule("fit", "east", "Region is East", 4, 50, 5, when={"field": "custom.region", "op": "eq", "value": "East"}),
+        Rule("fit", "long", "Time on site 600 seconds or more", 20, 80, 40,
+             when={"field": "custom.time_on_site", "op": "gte", "value": 600}),
+        Rule("fit", "city", "City not given", -3, 80, 40, when={"not": {"field": "custom.city", "op": "exists"}}),
+        Rule("engagement", "chat", "At least one chat", 9, 70, 30, events=["chat_message"]),
+    ]
+    assert declarations(rules, vocabulary) == [
+        "event_types:", '  chat_message: {description: "a chat with an advisor"}',
+        "attributes:",
+        '  custom.city: {type: text, description: as typed in the form}',
+        "  custom.occupation: {type: enum, values: [Student, Working Professional]}",
+        "  custom.region: {type: text}",  # East is not one of its values: declared from the rule instead
+        '  custom.time_on_site: {type: number, description: on the website, unit: seconds}',
+        "",
     ]
 
 
