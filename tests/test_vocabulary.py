@@ -92,6 +92,8 @@ def test_declared_event_types_and_attributes_validate() -> None:
      "a unit is for number attributes; this one is boolean"),
     (rules().replace("{type: number, description", "{type: number, unit: '', description"),
      "attributes.custom.time_on_site.unit", "at least 1 character"),
+    (rules().replace("{type: number, description", "{type: number, unit: \"sec\\nonds\", description"),
+     "attributes.custom.time_on_site.unit", "a unit is a word or two on one line"),
     (rules().replace("custom.city: {type: text}", "company_size: {type: number}"), "attributes.company_size",
      "company_size is Baton's own attribute"),
     (rules().replace("custom.city: {type: text}", "city: {type: text}"), "attributes.city", "custom.<name>"),

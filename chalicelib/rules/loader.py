@@ -31,11 +31,12 @@ def _to_python(node: Any, path: tuple[str | int, ...], lines: Lines, seen: list[
     budget = seen if seen is not None else [0]
     budget[0] += 1
     if budget[0] > MAX_NODES or len(path) > 100:
-        raise ValidationFailed(f"rule set too large or recursive (line {node.start_mark.line + 1})", field="$")
+        raise ValidationFailed(f"too large or recursive (line {node.start_mark.line + 1})", field="$")
     lines[path] = node.start_mark.line + 1
     if not node.tag.startswith(_STANDARD_TAGS) or node.tag.startswith(_PYTHON_TAGS):
-        # A rule set is plain data: application tags (!foo) and Python's (!!python/...) mean nothing here.
-        raise ValidationFailed(f"YAML tag {node.tag!r} is not allowed in a rule set (line {node.start_mark.line + 1})",
+        # Rule sets, mappings and vocabularies are plain data: application tags (!foo) and Python's
+        # (!!python/...) mean nothing here.
+        raise ValidationFailed(f"YAML tag {node.tag!r} is not allowed: plain data only (line {node.start_mark.line + 1})",
                                field=format_path(path))
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}

@@ -329,6 +329,13 @@ class AttributeDeclaration(BaseModel):
     # in words ("Time on site 510 seconds or more", by the suggester).
     unit: str | None = Field(default=None, min_length=1, max_length=40)
 
+    @field_validator("unit")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+            raise ValueError("a unit is a word or two on one line: seconds, employees, USD")
+        return value
+
     @model_validator(mode="after")
     def _values_for_enum(self) -> "AttributeDeclaration":
         if self.unit is not None and self.type != "number":
