@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -112,10 +113,45 @@ def coerce(name: str, value: Any, path: str) -> Any:
     return amount
 
 
-def coerce_all(traits: dict[str, Any], path: str) -> dict[str, Any]:
-    """Every known attribute of ``traits`` coerced (``path`` prefixes the field in errors)."""
+def custom_key(key: str, path: str) -> str:
+    """A trait's name as a lead stores it: a custom attribute named as rules read it (``custom.plan``)
+    is ``plan``, kept with the lead's other custom attributes like any name Baton does not know. A
+    name of Baton's own under ``custom.`` is refused, naming ``path``: it would be read as Baton's own."""
+    if not key.startswith("custom."):
+        return key
+    name = key.removeprefix("custom.")
+    if name in LEAD_FIELDS:
+        raise ValidationFailed(f"{path}: {name} is Baton's own attribute, not a custom one: send it as {name}",
+                               field=path)
+    if not name or name == "custom":
+        raise ValidationFailed(f"{path}: not a custom attribute name (custom.<name>)", field=path)
+    return name
+
+
+def coerce_all(traits: dict[str, Any], path: str, declared: dict[str, Declared] | None = None) -> dict[str, Any]:
+    """``traits`` as a lead stores them: Baton's own attributes coerced to their types, custom ones
+    under their stored names (sent as ``plan``, ``custom.plan`` or ``custom: {plan: ...}``:
+    ``custom_key``) and coerced to their ``declared`` types. Errors name the field as sent (``path``
+    prefixes it); a name given twice with two values is refused."""
     prefix = f"{path}." if path else ""
-    return {k: coerce(k, v, prefix + k) if v not in (None, "") else v for k, v in traits.items()}
+    out: dict[str, Any] = {}
+    for field, value in _flattened(traits):
+        key = custom_key(field, prefix + field)
+        if value not in (None, ""):
+            value = (coerce_declared(declared[key], value, prefix + field) if declared and key in declared
+                     else coerce(key, value, prefix + field))
+        if key in out and out[key] != value:
+            raise ValidationFailed(f"{prefix}{field}: {key} is given twice, with two values", field=prefix + field)
+        out[key] = value
+    return out
+
+
+def _flattened(traits: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    for key, value in traits.items():
+        if key == "custom" and isinstance(value, dict):
+            yield from ((f"custom.{sub}", v) for sub, v in value.items())
+        else:
+            yield key, value
 
 
 def whole_number(value: Any) -> int | None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.attributes import UTM_KEYS, Declared, attribute_for, coerce, coerce_declared
+from chalicelib.attributes import UTM_KEYS, Declared, attribute_for, coerce, coerce_declared, custom_key
 from chalicelib.emails import normalize_email
 from chalicelib.errors import (
     BadRequest,
@@ -154,7 +154,7 @@ def parse_submission(
     for name, value in fields.items():
         if name.startswith("_") or name in ("anonymous_id", "event_id"):
             continue
-        key = attribute_for(name) or name
+        key = attribute_for(name) or custom_key(name, name)
         if key == "email":
             email = email or value
             continue

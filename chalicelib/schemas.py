@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from chalicelib.attributes import Declared, coerce_all, coerce_traits
+from chalicelib.attributes import Declared, coerce_all
 from chalicelib.emails import normalize_email
 from chalicelib.engine import OUTCOMES
 from chalicelib.errors import ValidationFailed
@@ -165,7 +165,7 @@ def to_event(item: EventIn, source: str = "api", now: float | None = None,
     email = normalize_email(item.email) if item.email else None
     subject = email or item.anonymous_id or ""
     event_id = item.event_id or content_event_id(source, item.type, ts, subject, item.properties)
-    traits = coerce_traits(coerce_all(item.traits, "traits"), declared or {}, "traits")
+    traits = coerce_all(item.traits, "traits", declared)
     return Event(event_id, item.type, ts, email, item.anonymous_id, item.properties, traits, source)
 
 
@@ -203,5 +203,5 @@ def parse_identify(data: Any, now: float, declared: dict[str, Declared] | None =
     ts = to_epoch(item.occurred_at) if item.occurred_at else now
     # (the id hashes the traits as sent: a redelivery from before coercion existed hashes the same)
     event_id = item.event_id or content_event_id("api", IDENTIFY, ts, f"{item.anonymous_id}>{email}", item.traits)
-    traits = coerce_traits(coerce_all(item.traits, "traits"), declared or {}, "traits")
+    traits = coerce_all(item.traits, "traits", declared)
     return Event(event_id, IDENTIFY, ts, email, item.anonymous_id, {}, traits, "api")

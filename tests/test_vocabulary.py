@@ -11,8 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.attributes import (
+    LEAD_FIELDS,
     Declared,
     boolean,
+    coerce_all,
     coerce_declared,
     coerce_traits,
     enum_value,
@@ -209,6 +211,26 @@ def test_undeclared_custom_traits_pass_as_sent() -> None:
     assert coerce_traits(traits, {"time_on_site": Declared("time_on_site", "number")}, "traits") == {
         "time_on_site": 600, "favourite": "teal", "company_size": 50}
     assert coerce_traits(traits, {}, "traits") is traits
+
+
+_NAMES = st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True).filter(lambda n: n not in LEAD_FIELDS and n != "custom")
+_VALUES = st.one_of(st.text(max_size=8), st.integers(0, 10**6), st.booleans(), st.none())
+
+
+@given(st.dictionaries(_NAMES, _VALUES, max_size=5))
+def test_custom_attributes_sent_as_rules_name_them_are_stored_alike(custom: dict[str, Any]) -> None:
+    # `plan`, `custom.plan` and `custom: {plan: ...}` are one attribute, coerced once; and coercing
+    # what is stored again changes nothing (a redelivery, a replay).
+    declared = {"n": Declared("n", "number")}
+    traits = {"company_size": "50-200", **{k: v for k, v in custom.items() if k != "n"}, "n": "1,200"}
+    plain = coerce_all(traits, "traits", declared)
+    prefixed = coerce_all({("company_size" if k == "company_size" else f"custom.{k}"): v for k, v in traits.items()},
+                          "traits", declared)
+    nested = coerce_all({"company_size": "50-200", "custom": {k: v for k, v in traits.items() if k != "company_size"}},
+                        "traits", declared)
+    assert plain == prefixed == nested
+    assert plain["company_size"] == 50 and plain["n"] == 1200
+    assert coerce_all(plain, "traits", declared) == plain
 
 
 @given(st.one_of(st.integers(-10**12, 10**12), st.floats(-1e9, 1e9, allow_nan=False)))

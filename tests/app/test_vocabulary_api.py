@@ -62,3 +62,38 @@ def test_a_form_may_make_a_declared_event(api: Api) -> None:
     lead = api.get("/v1/leads?email=bo@acme.io", headers=ADMIN).json_body  # (a form's answer names no lead)
     assert lead["events"]["items"][0]["type"] == "chat_message"
     assert lead["attributes"]["custom"] == {"occupation": "Student", "time_on_site": 90}
+
+
+def test_custom_attributes_may_be_sent_as_rules_name_them(api: Api) -> None:
+    # A sender reading the rule set writes custom.occupation; stored under custom as `occupation`
+    # (as a form or vendor field of that name is), the rules read it and its declaration types it.
+    publish_declaring(api)
+    r = api.post("/v1/events", {"type": "page_view", "email": "cy@acme.io",
+                                "traits": {"custom.time_on_site": "1,200", "custom": {"occupation": "student"}}},
+                 headers=INGEST)
+    assert r.status_code == 202, r.json_body
+    r = api.post("/v1/identify", {"anonymous_id": "v9", "email": "cy@acme.io", "traits": {"custom.colour": "teal"}},
+                 headers=INGEST)
+    assert r.status_code == 200, r.json_body
+    r = api.post("/v1/forms/chat", raw="email=cy%40acme.io&custom.plan=pro", headers=FORM_HEADERS)
+    assert r.status_code == 200, r.json_body
+    lead = api.get("/v1/leads?email=cy@acme.io", headers=ADMIN).json_body
+    assert lead["attributes"]["custom"] == {"time_on_site": 1200, "occupation": "Student", "colour": "teal",
+                                            "plan": "pro"}
+
+
+def test_custom_names_that_cannot_be_stored_are_422s_naming_the_field(api: Api) -> None:
+    publish_declaring(api)
+    for traits, field, says in [
+        ({"custom.company_size": 50}, "traits.custom.company_size", "company_size is Baton's own attribute"),
+        ({"custom": {"country": "FR"}}, "traits.custom.country", "country is Baton's own attribute"),
+        ({"custom.": "x"}, "traits.custom.", "not a custom attribute name"),
+        ({"plan": "pro", "custom.plan": "free"}, "traits.custom.plan", "plan is given twice, with two values"),
+        ({"custom.time_on_site": "long"}, "traits.custom.time_on_site", "must be a number"),  # (as sent)
+    ]:
+        r = api.post("/v1/events", {"type": "page_view", "email": "dee@acme.io", "traits": traits}, headers=INGEST)
+        assert r.status_code == 422, (traits, r.json_body)
+        assert r.json_body["error"]["details"]["field"] == field and says in r.json_body["error"]["message"], r.json_body
+    r = api.post("/v1/forms/chat", raw="email=dee%40acme.io&custom.country=FR", headers=FORM_HEADERS)
+    assert r.status_code == 422 and r.json_body["error"]["details"]["field"] == "custom.country"
+    assert table_items(os.environ["BATON_LEADS_TABLE"]) == []
