@@ -121,8 +121,8 @@ def custom_key(key: str, path: str) -> str:
         return key
     name = key.removeprefix("custom.")
     if name in LEAD_FIELDS:
-        raise ValidationFailed(f"{path}: {name} is Baton's own attribute, not a custom one: send it as {name}",
-                               field=path)
+        how = "Baton sets it from the email" if BY_NAME[name].derived else f"send it as {name}"
+        raise ValidationFailed(f"{path}: {name} is Baton's own attribute, not a custom one: {how}", field=path)
     if not name or name == "custom":
         raise ValidationFailed(f"{path}: not a custom attribute name (custom.<name>)", field=path)
     return name
@@ -135,23 +135,28 @@ def coerce_all(traits: dict[str, Any], path: str, declared: dict[str, Declared] 
     prefixes it); a name given twice with two values is refused."""
     prefix = f"{path}." if path else ""
     out: dict[str, Any] = {}
-    for field, value in _flattened(traits):
+    for field, value in _flattened(traits, prefix):
         key = custom_key(field, prefix + field)
-        if value not in (None, ""):
-            value = (coerce_declared(declared[key], value, prefix + field) if declared and key in declared
-                     else coerce(key, value, prefix + field))
-        if key in out and out[key] != value:
+        if value in (None, ""):  # (blank: not given; it never erases, nor clashes with a value)
+            out.setdefault(key, value)
+            continue
+        value = (coerce_declared(declared[key], value, prefix + field) if declared and key in declared
+                 else coerce(key, value, prefix + field))
+        if out.get(key) not in (None, "", value):
             raise ValidationFailed(f"{prefix}{field}: {key} is given twice, with two values", field=prefix + field)
         out[key] = value
     return out
 
 
-def _flattened(traits: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+def _flattened(traits: dict[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
     for key, value in traits.items():
-        if key == "custom" and isinstance(value, dict):
-            yield from ((f"custom.{sub}", v) for sub, v in value.items())
-        else:
+        if key != "custom":
             yield key, value
+        elif isinstance(value, dict):
+            yield from ((f"custom.{sub}", v) for sub, v in value.items())
+        elif value is not None:
+            raise ValidationFailed(f"{prefix}custom must be an object of custom attributes, e.g. {{\"plan\": \"pro\"}}",
+                                   field=f"{prefix}custom")
 
 
 def whole_number(value: Any) -> int | None:

@@ -72,7 +72,8 @@ def test_custom_attributes_may_be_sent_as_rules_name_them(api: Api) -> None:
                                 "traits": {"custom.time_on_site": "1,200", "custom": {"occupation": "student"}}},
                  headers=INGEST)
     assert r.status_code == 202, r.json_body
-    r = api.post("/v1/identify", {"anonymous_id": "v9", "email": "cy@acme.io", "traits": {"custom.colour": "teal"}},
+    r = api.post("/v1/identify", {"anonymous_id": "v9", "email": "cy@acme.io",
+                                  "traits": {"custom.colour": "teal", "colour": None}},  # (blank: not a second value)
                  headers=INGEST)
     assert r.status_code == 200, r.json_body
     r = api.post("/v1/forms/chat", raw="email=cy%40acme.io&custom.plan=pro", headers=FORM_HEADERS)
@@ -89,6 +90,8 @@ def test_custom_names_that_cannot_be_stored_are_422s_naming_the_field(api: Api) 
         ({"custom": {"country": "FR"}}, "traits.custom.country", "country is Baton's own attribute"),
         ({"custom.": "x"}, "traits.custom.", "not a custom attribute name"),
         ({"plan": "pro", "custom.plan": "free"}, "traits.custom.plan", "plan is given twice, with two values"),
+        ({"custom": "pro"}, "traits.custom", "custom must be an object of custom attributes"),
+        ({"custom.email_domain": "x.io"}, "traits.custom.email_domain", "Baton sets it from the email"),
         ({"custom.time_on_site": "long"}, "traits.custom.time_on_site", "must be a number"),  # (as sent)
     ]:
         r = api.post("/v1/events", {"type": "page_view", "email": "dee@acme.io", "traits": traits}, headers=INGEST)
