@@ -24,7 +24,7 @@ from chalicelib.attributes import (
 from chalicelib.errors import ValidationFailed
 from chalicelib.events import Event
 from chalicelib.rules.compile import compile_ruleset
-from chalicelib.rules.loader import default_ruleset, parse_ruleset, parse_ruleset_text
+from chalicelib.rules.loader import default_ruleset, parse_ruleset, parse_ruleset_text, read_document
 
 HEAD = """\
 name: vocabulary
@@ -139,6 +139,18 @@ def test_rules_read_what_is_declared_with_values_of_its_type(condition: str, pat
 ])
 def test_well_typed_reads_validate(condition: str) -> None:
     parse_ruleset_text(rules(fit_rule(condition)))
+
+
+def test_a_custom_name_of_batons_own_cannot_be_declared_in_a_new_version(caplog: pytest.LogCaptureFixture) -> None:
+    # The API, forms and imports refuse custom.company_size (it would be read as company_size): a
+    # rule set declaring it would wait for a value no lead can have.
+    text = rules().replace("custom.city: {type: text}", "custom.city: {type: text}\n  custom.company_size: {type: number}")
+    (error,) = errors_of(text)
+    assert error["path"] == "attributes.custom.company_size" and error["line"] == 11
+    assert "company_size is Baton's own attribute: a lead never has custom.company_size" in error["message"]
+    with caplog.at_level(logging.WARNING):
+        assert parse_ruleset(read_document(text)[0], stored=True).attributes["custom.company_size"].type == "number"
+    assert "custom.company_size" in caplog.text
 
 
 def test_a_stored_version_loads_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:

@@ -553,9 +553,15 @@ def _conditions(ruleset: RuleSet) -> list[tuple[tuple[str | int, ...], Any]]:
 def undeclared_reads(ruleset: RuleSet) -> list[Problem]:
     """Conditions reading a custom attribute the rule set does not declare, or comparing an attribute
     with a value its type can never equal (a number with text, an enum with a value it lacks):
-    ``(location, value, message)`` each. New versions must have none; stored ones load with a warning."""
+    ``(location, value, message)`` each; and a declared ``custom.<Baton's own name>``, which no lead
+    can have (the API, forms and imports refuse the name). New versions must have none; stored ones
+    load with a warning."""
     declared = ruleset.attributes
-    problems: list[Problem] = []
+    problems: list[Problem] = [
+        (("attributes", name), name, f"{own} is Baton's own attribute: a lead never has {name} (senders and imports "
+                                     f"are refused it); read {own} itself, or declare another name")
+        for name in declared if (own := name.split(".")[1]) in LEAD_FIELDS
+    ]
     for where, condition in _conditions(ruleset):
         for loc, leaf in _leaves(condition, where):
             name, op, value = leaf["field"], leaf["op"], leaf.get("value")
