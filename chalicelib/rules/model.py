@@ -337,7 +337,7 @@ class AttributeDeclaration(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _values_for_enum(self) -> "AttributeDeclaration":
+    def _values_and_unit_fit_the_type(self) -> "AttributeDeclaration":
         if self.unit is not None and self.type != "number":
             raise ValueError(f"a unit is for number attributes; this one is {self.type}")
         if self.type == "enum":
