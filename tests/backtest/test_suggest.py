@@ -262,13 +262,15 @@ def test_custom_attributes_and_event_types_it_scores_are_declared(planted: Histo
             won = outcome[e.email] == "won"
             job = "Working Professional" if n % 5 < (3 if won else 1) else "Student"  # a fair signal, no leak
             e = Event(e.event_id, e.type, e.ts, e.email, e.anonymous_id, e.properties,
-                      {**e.traits, "custom": {"occupation": job}}, e.source)
+                      {**e.traits, "occupation": job}, e.source)  # (custom.occupation, as every path stores it)
             if won and n % 3:
                 events.append(Event(e.event_id + "-chat", "chat_message", e.ts + 3600, e.email, None, {}, {}, "synth"))
         events.append(e)
     s = suggest(events, planted.outcomes, holdout_fraction=0.3, capacity=30, workers=1)
     ruleset = parse_ruleset_text(s.yaml)  # a new version: undeclared reads would fail here
     assert "chat_message" in ruleset.event_types and any("chat_message" in r.events for r in ruleset.engagement)
+    assert ruleset.attributes["custom.occupation"].type == "text"
+    assert any("custom.occupation" in json.dumps(r.when.model_dump()) for r in ruleset.fit)
 
 
 def test_a_history_imported_under_declarations_is_suggested_in_their_words(planted: History, tmp_path: Path,
