@@ -38,6 +38,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -920,23 +921,34 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
     a file that cannot be imported and ``ValidationFailed`` when the mapping names a column the file
     does not have, or an event type or attribute type the rule set does not declare.
     """
-    import pyarrow as pa
-
-    # Arrow's default allocator (mimalloc) commits its arenas eagerly, in huge pages where the
-    # kernel allows them: an import allocates and frees a few hundred MB in short-lived columns, and
-    # measured on a million rows the kernel spent more time preparing those pages (5-7 s) than the
-    # import spent computing (5 s). The C library's allocator hands memory back and forth cheaply.
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
     # Lead ids are hashed in Python on a thread that holds the GIL while the main thread makes
     # many short Arrow calls, each of which has to take it back: at the default 5 ms switch
     # interval the main thread spent half its time waiting (measured on a million rows).
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.0001)
     try:
-        return _import(path, mapping, out_dir, lines=lines, strict=strict, ruleset=ruleset)
+        with system_allocator():
+            return _import(path, mapping, out_dir, lines=lines, strict=strict, ruleset=ruleset)
     finally:
         sys.setswitchinterval(switch)
+
+
+@contextmanager
+def system_allocator() -> Iterator[None]:
+    """Arrow allocating with the C library's allocator for a while (the import, and the bench's
+    floor, which measures the import's own reading and writing).
+
+    Arrow's default allocator (mimalloc) commits its arenas eagerly, in huge pages where the kernel
+    allows them: an import allocates and frees a few hundred MB in short-lived columns, and measured
+    on a million rows the kernel spent more time preparing those pages (5-7 s) than the import spent
+    computing (5 s). The C library's allocator hands memory back and forth cheaply."""
+    import pyarrow as pa
+
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
         pa.set_memory_pool(previous)
 
 

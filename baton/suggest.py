@@ -50,7 +50,7 @@ from chalicelib.events import EVENT_TYPE, KNOWN_TYPES, Event
 from chalicelib.rules.compile import compile_ruleset
 from chalicelib.rules.conditions import Context, as_number
 from chalicelib.rules.loader import parse_ruleset_text
-from chalicelib.rules.model import AttributeDeclaration, RuleSet, Vocabulary
+from chalicelib.rules.model import AttributeDeclaration, RuleSet, Vocabulary, type_mismatch
 from chalicelib.timeline import Outcome, Routed, in_time_order, route
 
 if TYPE_CHECKING:
@@ -863,16 +863,14 @@ def declarations(rules: list[Rule], vocabulary: Vocabulary | None = None) -> lis
     """The ``event_types:`` and ``attributes:`` the rules read that Baton does not know: a new
     version must declare every custom attribute its conditions read, and every event type it scores.
     Each is declared as the history's vocabulary has it (the analyst's descriptions, enum values
-    and units) where that fits the values the rules compare; otherwise from those values."""
+    and units) where the rules' conditions fit it; otherwise from the values they compare."""
     known = vocabulary or Vocabulary()
     types = sorted({t for r in rules for t in (r.events or ()) if t not in KNOWN_TYPES})
-    compared: dict[str, list[Any]] = {}
+    reads: dict[str, list[dict[str, Any]]] = {}
     for r in rules:
         for leaf in _leaves(r.when):
-            name = leaf.get("field", "")
-            if name.startswith("custom."):
-                value = leaf.get("value")
-                compared.setdefault(name, []).extend(value if isinstance(value, list) else [] if value is None else [value])
+            if leaf.get("field", "").startswith("custom."):
+                reads.setdefault(leaf["field"], []).append(leaf)
     lines: list[str] = []
     if types:
         lines.append("event_types:")
@@ -880,29 +878,23 @@ def declarations(rules: list[Rule], vocabulary: Vocabulary | None = None) -> lis
             declared = known.event_types.get(t)
             description = declared.description if declared is not None else f"{t} (seen in the history)"
             lines.append(f"  {t}: {{description: {_flow(description)}}}")
-    if compared:
-        lines += ["attributes:"] + [f"  {n}: {_flow(_declaration(compared[n], known.attributes.get(n)))}"
-                                    for n in sorted(compared)]
+    if reads:
+        lines += ["attributes:"] + [f"  {n}: {_flow(_declaration(n, reads[n], known.attributes.get(n)))}"
+                                    for n in sorted(reads)]
     return [*lines, ""] if lines else []
 
 
-def _declaration(values: list[Any], declared: AttributeDeclaration | None) -> dict[str, Any]:
-    """The analyst's declaration of an attribute when the rules' ``values`` are of its type (a
-    history imported under it always is), else the type those values show."""
+def _declaration(name: str, reads: list[dict[str, Any]], declared: AttributeDeclaration | None) -> dict[str, Any]:
+    """The analyst's declaration of an attribute when every condition reading it could hold under
+    it (``type_mismatch``, as validation checks; a history imported under it always can), else the
+    type the compared values show."""
+    if declared is not None and not any(type_mismatch(name, declared.type, declared.values or [], leaf["op"],
+                                                      leaf.get("value")) for leaf in reads):
+        return declared.model_dump(mode="json", exclude_defaults=True)
+    values = [v for leaf in reads for v in (leaf["value"] if isinstance(leaf.get("value"), list) else [leaf.get("value")])]
     if any(isinstance(v, bool) for v in values):
-        kind = "boolean"
-    elif any(isinstance(v, (int, float)) for v in values):
-        kind = "number"
-    else:
-        kind = "text"
-    if declared is not None:
-        if declared.type == "enum":
-            fits = kind == "text" and {str(v).casefold() for v in values} <= {v.casefold() for v in declared.values or ()}
-        else:
-            fits = not values or declared.type == kind or (declared.type == "date" and kind == "text")
-        if fits:
-            return declared.model_dump(mode="json", exclude_defaults=True)
-    return {"type": kind}
+        return {"type": "boolean"}
+    return {"type": "number" if any(isinstance(v, (int, float)) for v in values) else "text"}
 
 
 def _leaves(when: Any) -> Iterator[dict[str, Any]]:

@@ -132,7 +132,6 @@ def floor_seconds(export: Path, history: Path, mapping: importer.Mapping, repeat
     output with its own writing code (``_read``, ``_write``: the floor is its own, not a model of it)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     layout = importer._layout(export, mapping)
@@ -151,19 +150,17 @@ def floor_seconds(export: Path, history: Path, mapping: importer.Mapping, repeat
 
     reads: list[float] = []
     writes: list[float] = []
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())  # (the allocator the importer uses)
-    for _ in range(repeat):
-        t = time.perf_counter()
-        importer._read(export, mapping, layout, columns)
-        reads.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=2) as pool:  # (the importer's two writers: events; leads and outcomes)
-            done = [pool.submit(write, "events"), pool.submit(write, "leads", "outcomes")]
-        for future in done:
-            future.result()
-        writes.append(time.perf_counter() - t)
-    pa.set_memory_pool(previous)
+    with importer.system_allocator():  # (the allocator the importer uses)
+        for _ in range(repeat):
+            t = time.perf_counter()
+            importer._read(export, mapping, layout, columns)
+            reads.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=2) as pool:  # (the importer's two writers: events; leads and outcomes)
+                done = [pool.submit(write, "events"), pool.submit(write, "leads", "outcomes")]
+            for future in done:
+                future.result()
+            writes.append(time.perf_counter() - t)
     shutil.rmtree(floor, ignore_errors=True)
     return min(reads), min(writes)
 

@@ -577,13 +577,15 @@ def undeclared_reads(ruleset: RuleSet) -> list[Problem]:
                 kind, values = "number", []
             else:
                 continue
-            message = _type_mismatch(name, kind, values, op, value)
+            message = type_mismatch(name, kind, values, op, value)
             if message:
                 problems.append(((*loc, "value" if op not in _TEXT_OPS | {"matches"} else "op"), value, message))
     return problems
 
 
-def _type_mismatch(name: str, kind: str, values: list[str], op: str, value: Any) -> str | None:
+def type_mismatch(name: str, kind: str, values: list[str], op: str, value: Any) -> str | None:
+    """Why ``{field: name, op, value}`` can never hold for an attribute of type ``kind`` (an enum's
+    ``values``), or None when it can: what a new version's validation refuses."""
     given = value if isinstance(value, list) else [value]
     if op in ("exists",):
         return None
