@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -128,6 +128,21 @@ def custom_key(key: str, path: str) -> str:
     return name
 
 
+def coerce_trait(name: str, value: Any, path: str) -> tuple[str, Any]:
+    """One trait a vendor's field gives, as a lead stores it: its name (``custom_key``: a field map
+    may name ``custom.plan``, as rules read it) and its value coerced (``coerce``)."""
+    key = custom_key(name, path)
+    return key, coerce(key, value, path)
+
+
+def stored_names(traits: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """``traits`` under the names a lead stores them by (``custom_key``; a ``custom`` object's
+    members as custom attributes), values as they are: the traits of a hand-written history are
+    named as the live paths name them. A name given twice keeps the later value."""
+    prefix = f"{path}." if path else ""
+    return {custom_key(field, prefix + field): value for field, value in _flattened(traits, prefix)}
+
+
 def coerce_all(traits: dict[str, Any], path: str, declared: dict[str, Declared] | None = None) -> dict[str, Any]:
     """``traits`` as a lead stores them: Baton's own attributes coerced to their types, custom ones
     under their stored names (sent as ``plan``, ``custom.plan`` or ``custom: {plan: ...}``:
@@ -148,7 +163,7 @@ def coerce_all(traits: dict[str, Any], path: str, declared: dict[str, Declared] 
     return out
 
 
-def _flattened(traits: dict[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
+def _flattened(traits: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
     for key, value in traits.items():
         if key != "custom":
             yield key, value

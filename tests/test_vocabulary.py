@@ -20,6 +20,7 @@ from chalicelib.attributes import (
     enum_value,
     iso_date,
     number,
+    stored_names,
 )
 from chalicelib.errors import ValidationFailed
 from chalicelib.events import Event
@@ -243,6 +244,9 @@ def test_custom_attributes_sent_as_rules_name_them_are_stored_alike(custom: dict
     assert plain == prefixed == nested
     assert plain["company_size"] == 50 and plain["n"] == 1200
     assert coerce_all(plain, "traits", declared) == plain
+    # A history names them the same way (its values are left as written).
+    assert stored_names({f"custom.{k}": v for k, v in custom.items()}, "traits") == custom
+    assert stored_names({"custom": custom}, "traits") == stored_names(custom, "traits") == custom
 
 
 @given(st.one_of(st.integers(-10**12, 10**12), st.floats(-1e9, 1e9, allow_nan=False)))

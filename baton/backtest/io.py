@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from baton.backtest.replay import paused_gc
+from chalicelib.attributes import custom_key, stored_names
 from chalicelib.engine import OUTCOMES
 from chalicelib.errors import ValidationFailed
 from chalicelib.events import Event, content_event_id
@@ -83,8 +84,9 @@ def _micros(ts: float) -> int:
 # -- JSON columns ------------------------------------------------------------------------------------
 
 
-def _json_reader() -> Callable[[Any], dict[str, Any]]:
-    """Decode JSON object cells, once per distinct text (many events share the same properties)."""
+def _json_reader(shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable[[Any], dict[str, Any]]:
+    """Decode JSON object cells, once per distinct text (many events share the same properties),
+    each then put in ``shape`` (once as well)."""
     cache: dict[str, dict[str, Any]] = {}
 
     def read(cell: Any) -> dict[str, Any]:
@@ -97,6 +99,8 @@ def _json_reader() -> Callable[[Any], dict[str, Any]]:
             found = json.loads(cell)
             if not isinstance(found, dict):
                 raise ValueError(f"expected a JSON object, got {cell[:80]!r}")
+            if shape is not None:
+                found = shape(found)
             cache[cell] = found
         return found
 
@@ -201,8 +205,17 @@ def read_events(path: str | Path) -> list[Event]:
         return _read_events(path)
 
 
+def _traits(traits: dict[str, Any]) -> dict[str, Any]:
+    """A history event's traits named as a lead stores them (``custom.plan`` and ``custom: {plan}``
+    are ``plan``, as on the live paths: rules read it as ``custom.plan``)."""
+    try:
+        return stored_names(traits, "traits")
+    except ValidationFailed as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _read_events(path: str | Path) -> list[Event]:
-    decode_props, decode_traits = _json_reader(), _json_reader()
+    decode_props, decode_traits = _json_reader(), _json_reader(_traits)
     if _kind(path) == "csv":
         out = []
         time_column: str | None = None
@@ -240,14 +253,18 @@ def _read_events(path: str | Path) -> list[Event]:
     append = out.append
     make = Event
     rows = zip(ids, types, times, emails, anonymous, props, traits, sources, lead_ids, strict=True)
-    for i, (event_id, type_, ts, email, anonymous_id, prop, trait, source, lead_id) in enumerate(rows):
-        if event_id and ts is not None and type_ and source:  # the common, well-formed row
-            append(make(event_id, type_, ts, email or None, anonymous_id or None,
-                        decode_props(prop) if prop else {}, decode_traits(trait) if trait else {}, source,
-                        lead_id or None))
-        else:
-            append(_event(i + 1, event_id, type_, ts, email, anonymous_id, decode_props(prop), decode_traits(trait),
-                          source, lead_id))
+    i = 0
+    try:
+        for i, (event_id, type_, ts, email, anonymous_id, prop, trait, source, lead_id) in enumerate(rows):
+            if event_id and ts is not None and type_ and source:  # the common, well-formed row
+                append(make(event_id, type_, ts, email or None, anonymous_id or None,
+                            decode_props(prop) if prop else {}, decode_traits(trait) if trait else {}, source,
+                            lead_id or None))
+            else:
+                append(_event(i + 1, event_id, type_, ts, email, anonymous_id, decode_props(prop),
+                              decode_traits(trait), source, lead_id))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}" if str(exc).startswith("row") else f"{path}: row {i + 1}: {exc}") from None
     if "repeat" in columns:
         return _expand(out, values("repeat"), values("repeat_every"))
     return out
@@ -329,6 +346,16 @@ def _records(path: str | Path) -> Iterator[dict[str, Any]]:
         yield {name: values[i] for name, values in columns.items()}
 
 
+def _attribute_names(path: str | Path, columns: Iterable[str]) -> dict[str, str]:
+    """A leads file's columns -> the attributes they hold, named as a lead stores them: a column
+    ``custom.plan`` is the custom attribute ``plan`` (rules read ``custom.plan``), like ``plan``."""
+    try:
+        return {name: custom_key(name, f"column {name!r}") if isinstance(name, str) and name not in _NOT_TRAITS
+                else name for name in columns}  # (not a str: the csv module's key for a row's extra fields)
+    except ValidationFailed as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
 def read_outcomes(path: str | Path) -> list[Outcome]:
     out = []
     time_column: str | None = None
@@ -375,6 +402,7 @@ def read_leads(path: str | Path, at: float | str | datetime | None = None) -> li
     """
     default_ts = parse_time(at) if at is not None else None
     out = []
+    names: dict[str, str] = {}  # column -> the attribute it holds, named as a lead stores it (once per column)
     for n, row in enumerate(_records(path), start=2 if _kind(path) == "csv" else 1):
         email = _text(row.get("email"))
         lead_id = _text(row.get("lead_id"))
@@ -387,7 +415,9 @@ def read_leads(path: str | Path, at: float | str | datetime | None = None) -> li
         ts = parse_time(cell) if cell not in (None, "") else default_ts
         if ts is None:
             raise ValueError(f"{path}: row {n}: no occurred_at/created_at value; pass read_leads(path, at=...)")
-        traits = {k: v for k, v in row.items() if k not in _NOT_TRAITS and v not in (None, "")}
+        if len(names) != len(row):
+            names = _attribute_names(path, row)
+        traits = {names[k]: v for k, v in row.items() if k not in _NOT_TRAITS and v not in (None, "")}
         subject = lead_id_for(email) if email else str(lead_id)
         event_id = content_event_id("import", "identify", ts, subject, traits)
         out.append(Event(event_id, "identify", ts, email, None, {}, traits, "import", None if email else lead_id))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.attributes import coerce
+from chalicelib.attributes import coerce_trait
 from chalicelib.errors import Unauthorized
 from chalicelib.events import MEETING_BOOKED, MEETING_CANCELED
 from chalicelib.json_body import load_json
@@ -167,8 +167,6 @@ class CalendlySource:
             qa.append({"question": question, "answer": answer})
             name = mapping.get(_question_key(question))
             if name and answer not in (None, ""):
-                value = (
-                    coerce(name, answer, at(at(qpath, i), "answer"))
-                )
+                name, value = coerce_trait(name, answer, at(at(qpath, i), "answer"))
                 traits.setdefault(name, value)
         return qa, traits

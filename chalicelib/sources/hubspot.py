@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.attributes import coerce
+from chalicelib.attributes import coerce_trait
 from chalicelib.events import IDENTIFY
 from chalicelib.json_body import load_json
 from chalicelib.signing import (
@@ -144,7 +144,8 @@ class HubSpotSource:
                 vpath = at(path, "propertyValue")
                 if trait == "email":
                     email = normalize_email(value, vpath)
-                traits[trait] = coerce(trait, value, vpath)
+                name, value = coerce_trait(trait, value, vpath)
+                traits[name] = value
                 properties["property_name"] = prop
             events.append(
                 make_event(

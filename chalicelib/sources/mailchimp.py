@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.attributes import coerce
+from chalicelib.attributes import coerce_trait
 from chalicelib.errors import Unauthorized
 from chalicelib.events import EMAIL_BOUNCE, IDENTIFY, SPAM_REPORT, UNSUBSCRIBE, content_event_id
 from chalicelib.signing import constant_time_equal
@@ -116,5 +116,6 @@ class MailchimpSource:
                 continue
             name = mapping.get(tag.upper(), tag)
             path = at(at("data", "merges"), tag)
-            traits[name] = coerce(name, value, path)
+            name, value = coerce_trait(name, value, path)
+            traits[name] = value
         return traits

@@ -11,7 +11,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.attributes import coerce
+from chalicelib.attributes import coerce_trait
 from chalicelib.errors import Unauthorized, ValidationFailed
 from chalicelib.events import DEMO_REQUEST, FORM_SUBMITTED
 from chalicelib.json_body import load_json
@@ -153,6 +153,6 @@ class TypeformSource:
                 continue
             name = _trait_name(ref, answer.get("type"), field_map)
             value_path = at(apath, str(answer.get("type")))
-            value = coerce(name, value, value_path)
+            name, value = coerce_trait(name, value, value_path)
             traits.setdefault(name, value)  # the first answer for a trait wins
         return traits

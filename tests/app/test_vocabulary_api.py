@@ -5,6 +5,7 @@ undeclared custom attributes stored as sent."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from chalicelib.rules.loader import default_ruleset
 from tests.app.conftest import ADMIN, FORM_HEADERS, INGEST, Api, table_items
@@ -100,3 +101,30 @@ def test_custom_names_that_cannot_be_stored_are_422s_naming_the_field(api: Api) 
     r = api.post("/v1/forms/chat", raw="email=dee%40acme.io&custom.country=FR", headers=FORM_HEADERS)
     assert r.status_code == 422 and r.json_body["error"]["details"]["field"] == "custom.country"
     assert table_items(os.environ["BATON_LEADS_TABLE"]) == []
+
+
+def test_a_vendor_webhook_names_and_types_custom_attributes_as_the_api_does(api: Api) -> None:
+    # A Segment identify with the team's traits named as its rules read them: stored as /v1/events
+    # stores them, typed by the declarations; a name of Baton's own under custom is a 422 naming it.
+    import hashlib
+    import hmac
+    import json
+
+    import boto3
+
+    boto3.client("ssm").put_parameter(Name="/baton/local/sources/segment/secret", Value="seg", Type="SecureString")
+    publish_declaring(api)
+
+    def identify(traits: dict[str, object]) -> Any:
+        body = json.dumps({"type": "identify", "messageId": f"m{len(traits)}", "userId": "u1",
+                           "timestamp": "2024-05-14T10:00:00Z", "traits": {"email": "eve@acme.io", **traits}}).encode()
+        return api.client.http.post("/v1/webhooks/segment", body=body, headers={
+            "Content-Type": "application/json", "X-Signature": hmac.new(b"seg", body, hashlib.sha1).hexdigest()})
+
+    refused = identify({"custom": {"country": "FR"}})
+    assert refused.status_code == 422 and json.loads(refused.body)["error"]["details"]["field"] == "traits.custom.country"
+    assert table_items(os.environ["BATON_LEADS_TABLE"]) == []
+    r = identify({"custom.time_on_site": "1,200", "custom": {"occupation": "student"}})
+    assert r.status_code == 200, r.body
+    lead = api.get("/v1/leads?email=eve@acme.io", headers=ADMIN).json_body
+    assert lead["attributes"]["custom"] == {"time_on_site": 1200, "occupation": "Student"}

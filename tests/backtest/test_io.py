@@ -23,6 +23,7 @@ from baton.backtest.io import (
 from baton.synth import generate
 from chalicelib.events import Event
 from chalicelib.rules import default_ruleset
+from chalicelib.rules.model import FitRule
 from chalicelib.state import lead_id_for
 from chalicelib.timeline import Outcome
 
@@ -140,6 +141,40 @@ def test_read_leads_from_parquet(tmp_path: Path) -> None:
     pq.write_table(pa.table({"email": ["a@b.io"], "company_size": [40], "industry": [None]}), path)
     (event,) = read_leads(path, at=T0)
     assert event.traits == {"company_size": 40}
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_custom_attributes_in_a_history_are_named_as_rules_read_them(tmp_path: Path, kind: str) -> None:
+    # A column custom.plan, and traits {"custom.seats": ..} or {"custom": {..}}, are the custom
+    # attributes plan and seats (as the live paths store them): a rule on custom.plan reads them.
+    leads = tmp_path / "leads.csv"
+    leads.write_text("email,custom.plan,created_at\nana@acme.io,pro,2026-01-05T00:00:00Z\n", encoding="utf-8")
+    (ana,) = read_leads(leads)
+    assert ana.traits == {"plan": "pro"}
+    events = [Event("e1", "identify", T0, "bo@acme.io", None, {}, {"custom.plan": "pro", "custom": {"seats": 3}}, "crm"),
+              Event("e2", "identify", T0, "cy@acme.io", None, {}, {"custom": {"plan": "free"}}, "crm")]
+    path = tmp_path / f"events.{kind}"
+    write_events(path, events)
+    bo, cy = read_events(path)
+    assert bo.traits == {"plan": "pro", "seats": 3} and cy.traits == {"plan": "free"}
+    rules = default_ruleset().model_copy(update={"fit": [*default_ruleset().fit, FitRule.model_validate(
+        {"id": "pro", "label": "Pro plan", "when": {"field": "custom.plan", "op": "eq", "value": "pro"},
+         "points": 7})]})
+    result = backtest([ana, bo, cy], rules)
+    ana_fit, bo_fit, cy_fit = (result.get(lead_id_for(e)).fit for e in ("ana@acme.io", "bo@acme.io", "cy@acme.io"))  # type: ignore[union-attr]
+    assert ana_fit == bo_fit == cy_fit + 7  # (the same business domain; the plan is the difference)
+
+
+def test_a_custom_name_of_batons_own_in_a_history_is_refused_naming_where(tmp_path: Path) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text("email,custom.company_size\nana@acme.io,50\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"leads.csv: column 'custom.company_size': company_size is Baton's own"):
+        read_leads(leads, at=T0)
+    path = tmp_path / "events.parquet"
+    write_events(path, [Event("e1", "identify", T0, "a@acme.io", None, {}, {}, "crm"),
+                        Event("e2", "identify", T0, "b@acme.io", None, {}, {"custom": {"country": "FR"}}, "crm")])
+    with pytest.raises(ValueError, match=r"events.parquet: row 2: traits.custom.country: country is Baton's own"):
+        read_events(path)
 
 
 @pytest.mark.parametrize(

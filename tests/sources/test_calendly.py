@@ -133,6 +133,13 @@ def test_field_map_maps_booking_questions():
     assert event.traits["discussion_topic"] == "Pricing for 40 seats"
 
 
+def test_field_map_to_a_custom_attribute_named_as_rules_read_it():
+    body = payload_json("calendly", "invitee_canceled_demo.json")
+    settings = {"field_map": {"What would you like to discuss": "custom.topic"}}
+    [event] = source.parse(request(body), settings).events
+    assert event.traits["topic"] == "Pricing for 40 seats" and "custom.topic" not in event.traits
+
+
 def test_other_calendly_events_are_ignored():
     body = {
         **payload_json("calendly", "invitee_created_docs_sample.json"),

@@ -155,6 +155,14 @@ def test_field_map_setting():
     assert custom.traits == {"department": "teal"}
 
 
+def test_field_map_to_a_custom_attribute_named_as_rules_read_it():
+    [*_, custom] = source.parse(request(BODY), {"field_map": {"favorite_color": "custom.color"}}).events
+    assert custom.traits == {"color": "teal"}  # (rules read it as custom.color)
+    with pytest.raises(ValidationFailed) as caught:
+        source.parse(request(BODY), {"field_map": {"favorite_color": "custom.company_size"}})
+    assert caught.value.field.endswith("propertyValue") and "Baton's own attribute" in str(caught.value)
+
+
 def test_cleared_property_is_ignored():
     body = [
         {

@@ -103,6 +103,13 @@ def test_lead_merge_fields_and_field_map():
     assert event.traits["GROUPINGS"] == {"0": {"id": "1", "groups": "Newsletter"}}
 
 
+def test_field_map_to_a_custom_attribute_named_as_rules_read_it():
+    settings = {"field_map": {"MMERGE6": "custom.signup_source"}}
+    [event] = source.parse(post(form("subscribe_lead_with_merge_fields.txt")), settings).events
+    assert event.traits["signup_source"] == "Webinar: Frequency hopping"
+    assert "custom.signup_source" not in event.traits and "MMERGE6" not in event.traits
+
+
 def test_upemail_identifies_the_new_address():
     [event] = source.parse(post(form("upemail_docs_sample.txt")), {}).events
     assert event.type == IDENTIFY

@@ -192,6 +192,21 @@ def test_identify_maps_reserved_traits():
     }
 
 
+def test_custom_attributes_are_named_as_rules_read_them():
+    """``custom.plan`` and ``custom: {plan}`` are the custom attribute ``plan`` (rules read
+    ``custom.plan``), as /v1/events stores them; Baton's own names are refused under custom."""
+    body = {"type": "identify", "messageId": "m1", "timestamp": "2024-05-14T10:00:00Z", "userId": "u1",
+            "traits": {"custom.plan": "pro", "custom": {"seats": 12}, "employees": "50-200"}}
+    [event] = parse(body).events
+    assert event.traits == {"plan": "pro", "seats": 12, "company_size": 50}
+    for traits, field in (({"custom.company_size": 5}, "traits.custom.company_size"),
+                          ({"custom": {"country": "FR"}}, "traits.custom.country"),
+                          ({"custom": "pro"}, "traits.custom")):
+        with pytest.raises(ValidationFailed) as caught:
+            parse({**body, "traits": traits})
+        assert caught.value.field == field
+
+
 def test_screen_is_a_page_view():
     body = {"type": "screen", "name": "Pricing", "userId": "u", "timestamp": "2024-05-14T10:00:00Z"}
     assert parse(body).events[0].properties == {"screen": "Pricing"}

@@ -108,6 +108,12 @@ def test_lead_form_maps_known_traits_field_map_and_utm():
     assert event.properties["form_title"] == "Download: The 2024 Lead Scoring Playbook"
 
 
+def test_field_map_to_a_custom_attribute_named_as_rules_read_it():
+    settings = {"field_map": {"employees": "custom.headcount", "role": "job_title"}}
+    [event] = source.parse(request(payload("typeform", "form_response_lead_form.json")), settings).events
+    assert event.traits["headcount"] == 250 and "company_size" not in event.traits
+
+
 def test_offer_and_demo_forms_come_from_settings():
     settings = {"offers": {"Gx7dKq2R": "lead-scoring-playbook"}, "demo_forms": ["Gx7dKq2R"]}
     [event] = source.parse(request(payload("typeform", "form_response_lead_form.json")), settings).events
