@@ -77,6 +77,9 @@ def verified(source: str | None) -> bool:
 BY_NAME: dict[str, Attribute] = {a.name: a for a in ATTRIBUTES}
 # The attributes a rule condition may name directly (anything else is ``custom.<name>``).
 LEAD_FIELDS = frozenset(BY_NAME)
+# The longest name a custom attribute may have (a form's field name, an API trait's; a longer one a
+# vendor sends is not kept: every name is stored with the lead, twice).
+MAX_CUSTOM_NAME = 64
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _ALIASES: dict[str, str] = {
     alias: a.name for a in ATTRIBUTES if not a.derived for alias in (a.name, *a.aliases)
@@ -152,6 +155,10 @@ def coerce_all(traits: dict[str, Any], path: str, declared: dict[str, Declared] 
     out: dict[str, Any] = {}
     for field, value in _flattened(traits, prefix):
         key = custom_key(field, prefix + field)
+        if len(key) > MAX_CUSTOM_NAME:
+            cut = prefix + field[:len(field) - len(key) + MAX_CUSTOM_NAME]  # (custom. kept, the name cut)
+            raise ValidationFailed(f"{cut}…: a custom attribute's name is at most {MAX_CUSTOM_NAME} characters",
+                                   field=cut)
         if value in (None, ""):  # (blank: not given; it never erases, nor clashes with a value)
             out.setdefault(key, value)
             continue

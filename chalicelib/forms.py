@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.attributes import UTM_KEYS, Declared, attribute_for, coerce, coerce_declared, custom_key
+from chalicelib.attributes import (
+    MAX_CUSTOM_NAME,
+    UTM_KEYS,
+    Declared,
+    attribute_for,
+    coerce,
+    coerce_declared,
+    custom_key,
+)
 from chalicelib.emails import normalize_email
 from chalicelib.errors import (
     BadRequest,
@@ -72,8 +80,9 @@ def _check_values(fields: dict[str, Any]) -> None:
     if len(fields) > MAX_FIELDS:
         raise PayloadTooLarge(f"a form may have at most {MAX_FIELDS} fields", details={"field": "body"})
     for name, value in fields.items():
-        if len(name) > 64:
-            raise ValidationFailed(f"field name {name[:64]!r}… is longer than 64 characters", field=name[:64])
+        if len(name) > MAX_CUSTOM_NAME:
+            raise ValidationFailed(f"field name {name[:MAX_CUSTOM_NAME]!r}… is longer than {MAX_CUSTOM_NAME} characters",
+                                   field=name[:MAX_CUSTOM_NAME])
         values = value if isinstance(value, list) else [value]
         for v in values:
             if v is not None and not isinstance(v, (str, int, float, bool)):

@@ -7,17 +7,21 @@ stage plan, made from its attributes, is refreshed or dropped with them (``stage
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
-from chalicelib.attributes import ATTRIBUTES, LEAD_FIELDS, verified
+from chalicelib.attributes import ATTRIBUTES, LEAD_FIELDS, MAX_CUSTOM_NAME, verified
 from chalicelib.emails import scored_domain
 from chalicelib.rules.compile import CompiledRuleset
 from chalicelib.rules.conditions import Context
 from chalicelib.state import LeadState
 
-MAX_CUSTOM = 100  # custom attributes kept per lead (bounded state)
-MAX_TEXT = 500
+# What one lead's attributes may hold, whichever path they came by (a vendor's fields, a replay of
+# events stored long ago): its item must stay within DynamoDB's 400 KB however often senders repeat.
+MAX_CUSTOM = 100  # custom attributes kept per lead
+MAX_TEXT = 500  # characters of a text value (longer ones are cut)
+MAX_STRUCTURED = 1000  # bytes of a list or an object (as JSON; larger ones are not kept)
 _NUMERIC = frozenset({"company_size", "annual_revenue"})
 
 
@@ -43,6 +47,9 @@ def _set_email(state: LeadState, email: str) -> None:
 
 
 def _clean(key: str, value: Any) -> Any:
+    """The value as a lead keeps it; None when it is not kept (a list or object too large)."""
+    if isinstance(value, (dict, list)):
+        return value if len(json.dumps(value, default=str)) <= MAX_STRUCTURED else None
     if isinstance(value, str):
         value = value.strip()[:MAX_TEXT]
         if key in _NUMERIC:
@@ -87,6 +94,8 @@ def merge_traits(state: LeadState, traits: dict[str, Any] | Any, source: str | N
                     _vouch(sources, key, entry)
                 continue
             value = _clean(key, raw)
+            if value is None:
+                continue
             if held != value:
                 attrs[key] = value
                 changed.add(key)
@@ -96,6 +105,8 @@ def merge_traits(state: LeadState, traits: dict[str, Any] | Any, source: str | N
                 _vouch(sources, key, entry)
         else:
             value = _clean(key, raw)
+            if value is None or len(key) > MAX_CUSTOM_NAME:
+                continue
             custom = attrs.setdefault("custom", {})
             if key in custom and not trusted:
                 continue

@@ -7,6 +7,7 @@ JSON path (``form_response.answers[2]``), so no ``KeyError`` / ``TypeError`` eve
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import urllib.parse
@@ -198,6 +199,32 @@ def compact(data: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if value is not None and value != ""}
 
 
+# An event's properties, and its traits, as stored (JSON bytes). A vendor's payload may be far larger
+# (a webhook body may be 1 MB): the event is one DynamoDB item of at most 400 KB, and a lead's
+# attributes come from these traits. (The API refuses more than 8 KB; a vendor's long answers are kept.)
+MAX_STORED_BYTES = 16 * 1024
+
+
+def bounded(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` within ``MAX_STORED_BYTES``: when it is larger, its largest values are left out, so the
+    event is kept with everything else the vendor said. (Any real sender stays far below.)"""
+    size = _json_size(data)
+    if size <= MAX_STORED_BYTES:
+        return data
+    sizes = {key: _json_size(key) + 1 + _json_size(value) + 1 for key, value in data.items()}
+    kept = dict(data)
+    for key in sorted(sizes, key=sizes.__getitem__, reverse=True):
+        if size <= MAX_STORED_BYTES:
+            break
+        del kept[key]
+        size -= sizes[key]
+    return kept
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), default=str).encode())
+
+
 def make_event(
     source: str,
     vendor_id: str,
@@ -215,8 +242,8 @@ def make_event(
         ts=ts,
         email=email,
         anonymous_id=bounded_id(anonymous_id) if anonymous_id else None,
-        properties=compact(properties or {}),
-        traits=dict(traits or {}),
+        properties=bounded(compact(properties or {})),
+        traits=bounded(dict(traits or {})),
         source=source,
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.attributes import coerce, coerce_all, coerce_trait
+from chalicelib.attributes import coerce, coerce_trait, stored_names
 from chalicelib.errors import ValidationFailed
 from chalicelib.events import (
     CONTENT_DOWNLOAD,
@@ -109,7 +109,7 @@ def _traits(raw: Mapping[str, Any], path: str) -> dict[str, Any]:
             traits["address"] = value
             continue
         if key == "custom":  # custom attributes as one object, as /v1/events takes them
-            traits.update(coerce_all({key: value}, path))
+            traits.update(stored_names({key: value}, path))
             continue
         name, value = coerce_trait(_TRAIT_NAMES.get(key, key), value, at(path, key))
         traits[name] = value

@@ -94,6 +94,8 @@ def test_custom_names_that_cannot_be_stored_are_422s_naming_the_field(api: Api) 
         ({"custom": "pro"}, "traits.custom", "custom must be an object of custom attributes"),
         ({"custom.email_domain": "x.io"}, "traits.custom.email_domain", "Baton sets it from the email"),
         ({"custom.time_on_site": "long"}, "traits.custom.time_on_site", "must be a number"),  # (as sent)
+        ({"k" * 65: "x"}, "traits." + "k" * 64, "a custom attribute's name is at most 64 characters"),
+        ({"custom": {"k" * 7900: "x"}}, "traits.custom." + "k" * 64, "at most 64 characters"),
     ]:
         r = api.post("/v1/events", {"type": "page_view", "email": "dee@acme.io", "traits": traits}, headers=INGEST)
         assert r.status_code == 422, (traits, r.json_body)

@@ -84,3 +84,33 @@ def test_unknown_source_and_unconfigured_secret(api: Api) -> None:
     assert r.status_code == 404 and "segment" in r.json_body["error"]["message"]
     r = api.post("/v1/webhooks/typeform", {"event_id": "x"})
     assert r.status_code == 401
+
+
+def test_a_signed_sender_cannot_grow_a_lead_or_an_event_past_dynamodbs_limit(api: Api, secrets: None) -> None:
+    # Segment forwards what a website's visitors call identify and track with: long trait names,
+    # large objects, a 900 KB property. Every delivery is a 2xx, the lead's item stays bounded, and
+    # the lead keeps scoring (before, the fifth delivery was a 503 and so was every one after it).
+    import json
+
+    from chalicelib.sources.payload import MAX_STORED_BYTES
+    from tests.itemsize import ITEM_LIMIT, item_size
+
+    def deliver(message: dict[str, object]) -> object:
+        body = json.dumps({"userId": "u1", "timestamp": "2024-05-14T10:00:00Z", **message}).encode()
+        r = _segment(api, body, hmac.new(b"seg-secret", body, hashlib.sha1).hexdigest())
+        assert r.status_code == 200, r.json_body  # type: ignore[attr-defined]
+        return r
+
+    for n in range(12):
+        deliver({"type": "identify", "messageId": f"i{n}", "traits": {
+            "email": "big@acme.io", "custom": {f"{n}-{i}-" + "x" * 4000: "v" for i in range(10)},
+            f"notes{n}": ["y" * 900] * 10, "company": "Acme" + "z" * 2000}})
+    deliver({"type": "track", "event": "Demo Requested", "messageId": "t1", "context": {"traits": {"email": "big@acme.io"}},
+             "properties": {"blob": "x" * 900_000, "plan": "pro"}})
+    lead = api.get("/v1/leads?email=big@acme.io", headers=ADMIN).json_body
+    assert lead["attributes"]["company"].startswith("Acme") and len(lead["attributes"]["company"]) == 500
+    assert all(len(name) <= 64 for name in lead["attributes"].get("custom", {}))
+    assert lead["events"]["items"][0]["type"] == "demo_request"  # (stored, the blob left out)
+    items = table_items(os.environ["BATON_LEADS_TABLE"])
+    sizes = [item_size(item) for item in items]
+    assert max(sizes) < 3 * MAX_STORED_BYTES < ITEM_LIMIT, sizes

@@ -128,3 +128,30 @@ def test_the_dedupe_memory_trims_where_counting_every_id_does(lengths: list[int]
         assert list(state.recent_ids) == expected, n
         if n == stored_at:  # a stored state goes on the same way
             state = LeadState.from_dict(json.loads(json.dumps(state.to_dict())))
+
+
+_TRAIT_VALUES = st.one_of(st.text(max_size=1000), st.integers(), st.lists(st.text(min_size=200, max_size=300), max_size=6),
+                          st.dictionaries(st.text(max_size=8), st.text(min_size=300, max_size=400), max_size=4))
+_TRAIT_NAMES = st.one_of(st.sampled_from(["company", "country", "job_title", "address"]), st.text(min_size=1, max_size=8),
+                         st.text(min_size=60, max_size=100))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.dictionaries(_TRAIT_NAMES, _TRAIT_VALUES, max_size=12), max_size=8),
+       st.sampled_from([None, "api", "form"]))
+def test_a_leads_attributes_stay_bounded_whatever_traits_arrive(batches: list[dict[str, object]],
+                                                                source: str | None) -> None:
+    # Every path's traits end in merge_traits: however many, however large, the attributes (and the
+    # record of their sources) fit a bound that leaves room in DynamoDB's 400 KB item for the rest.
+    from chalicelib.attributes import LEAD_FIELDS, MAX_CUSTOM_NAME
+    from chalicelib.engine.fit import MAX_CUSTOM, MAX_STRUCTURED, MAX_TEXT, merge_traits
+
+    state = new_lead("L1", "pat@acme.io")
+    for n, traits in enumerate(batches):
+        merge_traits(state, traits, source, T0 + n)
+    custom = state.attributes.get("custom", {})
+    assert len(custom) <= MAX_CUSTOM and all(len(name) <= MAX_CUSTOM_NAME for name in custom)
+    # Its name twice (the value, its source), UTF-8 bytes (4 a character at most), and the value.
+    per_value = 2 * 4 * MAX_CUSTOM_NAME + max(MAX_STRUCTURED, 4 * MAX_TEXT) + 64
+    size = len(json.dumps([state.attributes, state.attribute_sources], ensure_ascii=False).encode())
+    assert size <= (MAX_CUSTOM + len(LEAD_FIELDS)) * per_value < 320 * 1024  # (the rest of a state: < 80 KB)

@@ -22,3 +22,28 @@ def test_plain_ids_are_kept_as_sent_and_long_ones_digested() -> None:
     assert bounded_id("msg-42") == "msg-42"
     assert bounded_id("x" * 2000) != bounded_id("x" * 2001)
     assert bounded_id("x" * 2000).startswith("h_") and len(bounded_id("x" * 2000)) == 34
+
+
+def test_a_vendor_events_properties_and_traits_are_bounded_by_leaving_out_the_largest() -> None:
+    from chalicelib.sources.payload import bounded
+
+    small = {"plan": "pro", "seats": 3}
+    assert bounded(small) is small  # (the usual case: nothing copied)
+    large = {"plan": "pro", "blob": "x" * 900_000, "notes": ["y" * 900] * 30, "email": "a@b.io"}
+    assert bounded(large) == {"plan": "pro", "email": "a@b.io"}
+    event = make_event("segment", "m1", "page_view", 0.0, properties=large, traits=large)
+    assert event.properties == event.traits == {"plan": "pro", "email": "a@b.io"}
+
+
+@given(st.dictionaries(st.text(max_size=300), st.one_of(st.text(max_size=6000), st.lists(st.text(max_size=900))),
+                       max_size=40))
+def test_whatever_a_vendor_sends_an_event_keeps_at_most_the_bound(data: dict[str, object]) -> None:
+    import json
+
+    from chalicelib.sources.payload import MAX_STORED_BYTES, bounded
+
+    kept = bounded(data)
+    assert len(json.dumps(kept, separators=(",", ":")).encode()) <= MAX_STORED_BYTES
+    assert kept.items() <= data.items()  # (values left out, none changed)
+    if len(json.dumps(data, separators=(",", ":")).encode()) <= MAX_STORED_BYTES:
+        assert kept == data
