@@ -56,6 +56,10 @@ from chalicelib.timeline import (
 )
 
 MAX_ATTEMPTS = 8
+# The waiting events a visitor brings to its lead when identified: its newest. A bot (or a script
+# calling analytics.track) can pile up any number under one anonymous id; adopting them all would be
+# one write per 45 of them in the identify's request, past any timeout. The rest expire unread.
+MAX_ADOPTED = 500
 log = logging.getLogger(__name__)
 
 
@@ -168,7 +172,10 @@ class LeadService:
                 if not link.verified:
                     unverified.add(visitor)
             elif visitor in identified:
-                stored[visitor] = self.leads.anonymous_events(visitor)
+                waiting = self.leads.anonymous_events(visitor)  # (in time order)
+                if len(waiting) > MAX_ADOPTED:
+                    metric("AnonymousEventsLeftOut", len(waiting) - MAX_ADOPTED)
+                stored[visitor] = waiting[-MAX_ADOPTED:]
         return links, unverified, stored
 
     def _apply(self, timeline: Timeline, stored: Mapping[str, Sequence[Event]]) -> LeadResult:

@@ -81,6 +81,22 @@ def test_stored_visits_are_adopted_and_consumed_within_a_transaction_s_limits(
     assert stored_ids(store, ANA)[-1] == "i1"
 
 
+def test_a_visitor_brings_at_most_its_newest_waiting_events_to_its_lead(
+    service: LeadService, store: Transactions
+) -> None:
+    # A bot's thousands of page views under one anonymous id: identifying it adopts the newest
+    # MAX_ADOPTED in a bounded number of writes; the others wait unread until they expire.
+    extra = 30
+    visits = [view(f"a{n:04d}", n, visitor="v1") for n in range(leads.MAX_ADOPTED + extra)]
+    for start in range(0, len(visits), 500):
+        service.ingest(visits[start:start + 500])
+    result = service.identify(identify("i1", 10_000, "ana@acme.io", "v1"))
+    assert len(result.scored) == leads.MAX_ADOPTED + 1
+    assert stored_ids(store, ANA)[0] == f"a{extra:04d}" and stored_ids(store, ANA)[-1] == "i1"
+    assert len(store.sizes) == -(-leads.MAX_ADOPTED // 45) and max(store.sizes) <= 100
+    assert [e.event_id for e in store.anonymous_events("v1")] == [f"a{n:04d}" for n in range(extra)]
+
+
 def test_one_batch_may_link_two_visitors_to_one_lead(service: LeadService, store: Transactions) -> None:
     service.ingest([view("a1", 0, visitor="v1"), view("b1", 1, visitor="v2")])
     answer = service.ingest([identify("i1", 10, "ana@acme.io", "v1"), identify("i2", 11, "ana@acme.io", "v2")])
