@@ -109,6 +109,16 @@ class Event:
         )
 
 
+# An event's properties, and its traits, at most, as JSON bytes (``data_size``): the API refuses more,
+# and a vendor's largest values are left out (``chalicelib.sources.payload.bounded``). Each event is an
+# item of at most 400 KB, and a lead page answers up to 200 of them within Lambda's 6 MB.
+MAX_DATA_BYTES = 8192
+
+
+def data_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), default=str).encode())
+
+
 # Ids a sender gives end up in DynamoDB keys (at most 1,024 bytes per sort key) and in the lead's
 # memory of recent ids: each is bounded before it gets there (see ``bounded_id``).
 MAX_ID_LENGTH = 128

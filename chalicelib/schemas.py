@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
@@ -22,17 +21,25 @@ from chalicelib.attributes import Declared, coerce_all
 from chalicelib.emails import normalize_email
 from chalicelib.engine import OUTCOMES
 from chalicelib.errors import ValidationFailed
-from chalicelib.events import IDENTIFY, KNOWN_TYPES, Event, content_event_id, to_epoch, unknown_type
+from chalicelib.events import (
+    IDENTIFY,
+    KNOWN_TYPES,
+    MAX_DATA_BYTES,
+    Event,
+    content_event_id,
+    data_size,
+    to_epoch,
+    unknown_type,
+)
 from chalicelib.rules.loader import format_path
 
 MAX_BATCH = 500
-MAX_PROPERTIES_BYTES = 8192
 _Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 
 
 def _bounded(value: dict[str, Any], name: str) -> dict[str, Any]:
-    if len(json.dumps(value, default=str)) > MAX_PROPERTIES_BYTES:
-        raise ValueError(f"{name} is larger than {MAX_PROPERTIES_BYTES} bytes")
+    if data_size(value) > MAX_DATA_BYTES:
+        raise ValueError(f"{name} is larger than {MAX_DATA_BYTES} bytes")
     return value
 
 

@@ -7,7 +7,6 @@ JSON path (``form_response.answers[2]``), so no ``KeyError`` / ``TypeError`` eve
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import urllib.parse
@@ -18,7 +17,7 @@ from typing import Any
 from chalicelib.attributes import UTM_KEYS
 from chalicelib.emails import normalize_email as shared_normalize_email
 from chalicelib.errors import BadRequest, BatonError, ValidationFailed
-from chalicelib.events import Event, bounded_id
+from chalicelib.events import MAX_DATA_BYTES, Event, bounded_id, data_size
 
 _MAX_FORM_DEPTH = 8
 # Epoch seconds accepted as an event time: 1970 .. year 3000 (keeps datetime arithmetic safe).
@@ -199,30 +198,21 @@ def compact(data: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if value is not None and value != ""}
 
 
-# An event's properties, and its traits, as stored (JSON bytes). A vendor's payload may be far larger
-# (a webhook body may be 1 MB): the event is one DynamoDB item of at most 400 KB, and a lead's
-# attributes come from these traits. (The API refuses more than 8 KB; a vendor's long answers are kept.)
-MAX_STORED_BYTES = 16 * 1024
-
-
 def bounded(data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` within ``MAX_STORED_BYTES``: when it is larger, its largest values are left out, so the
-    event is kept with everything else the vendor said. (Any real sender stays far below.)"""
-    size = _json_size(data)
-    if size <= MAX_STORED_BYTES:
+    """``data`` within ``MAX_DATA_BYTES`` (the API's limit): when it is larger, its largest values are
+    left out, so the event is kept with everything else the vendor said. A vendor's webhook body may
+    be 1 MB; a real sender's event stays far below. (A lead keeps 500 characters of a text anyway.)"""
+    size = data_size(data)
+    if size <= MAX_DATA_BYTES:
         return data
-    sizes = {key: _json_size(key) + 1 + _json_size(value) + 1 for key, value in data.items()}
+    sizes = {key: data_size(key) + 1 + data_size(value) + 1 for key, value in data.items()}
     kept = dict(data)
     for key in sorted(sizes, key=sizes.__getitem__, reverse=True):
-        if size <= MAX_STORED_BYTES:
+        if size <= MAX_DATA_BYTES:
             break
         del kept[key]
         size -= sizes[key]
     return kept
-
-
-def _json_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), default=str).encode())
 
 
 def make_event(

@@ -40,10 +40,11 @@ def test_a_vendor_events_properties_and_traits_are_bounded_by_leaving_out_the_la
 def test_whatever_a_vendor_sends_an_event_keeps_at_most_the_bound(data: dict[str, object]) -> None:
     import json
 
-    from chalicelib.sources.payload import MAX_STORED_BYTES, bounded
+    from chalicelib.events import MAX_DATA_BYTES
+    from chalicelib.sources.payload import bounded
 
     kept = bounded(data)
-    assert len(json.dumps(kept, separators=(",", ":")).encode()) <= MAX_STORED_BYTES
+    assert len(json.dumps(kept, separators=(",", ":")).encode()) <= MAX_DATA_BYTES
     assert kept.items() <= data.items()  # (values left out, none changed)
-    if len(json.dumps(data, separators=(",", ":")).encode()) <= MAX_STORED_BYTES:
+    if len(json.dumps(data, separators=(",", ":")).encode()) <= MAX_DATA_BYTES:
         assert kept == data
