@@ -86,6 +86,13 @@ def dig(value: Any, keys: tuple[str, ...]) -> Any:
     return value
 
 
+def _custom_path(custom: Any, keys: tuple[str, ...], flat: str) -> Any:
+    """``custom.crm.tier``: nested (``custom: {crm: {tier: ...}}``), or one attribute named
+    ``crm.tier`` (a sender's ``custom.crm.tier``, kept under that name, which its declaration types)."""
+    found = dig(custom, keys)
+    return custom.get(flat) if found is None and isinstance(custom, dict) else found
+
+
 def _event_path(event: Any) -> Any:
     props = event.properties
     path = props.get("path")
@@ -117,7 +124,9 @@ def getter(name: str) -> Getter:
     head, _, rest = name.partition(".")
     if head == "custom":
         keys = tuple(rest.split("."))
-        return lambda c: dig(c.attrs.get("custom"), keys)
+        if len(keys) == 1:
+            return lambda c: dig(c.attrs.get("custom"), keys)
+        return lambda c: _custom_path(c.attrs.get("custom"), keys, rest)
     if head == "event":
         sub, _, deeper = rest.partition(".")
         if sub == "type":

@@ -130,3 +130,23 @@ def test_a_vendor_webhook_names_and_types_custom_attributes_as_the_api_does(api:
     assert r.status_code == 200, r.body
     lead = api.get("/v1/leads?email=eve@acme.io", headers=ADMIN).json_body
     assert lead["attributes"]["custom"] == {"time_on_site": 1200, "occupation": "Student"}
+
+
+def test_a_nested_custom_attribute_sent_as_rules_name_it_is_read_and_typed(api: Api) -> None:
+    # `custom.crm.tier` in a rule reads custom: {crm: {tier: ...}}; a sender who writes the rule's own
+    # name (traits {"custom.crm.tier": ...}) gets it read too, and typed by its declaration.
+    body = default_ruleset().model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["attributes"] |= {"custom.crm.tier": {"type": "enum", "values": ["Gold", "Silver"]}}
+    body["fit"].append({"id": "crm-gold", "label": "Gold in the CRM", "points": 9,
+                        "when": {"field": "custom.crm.tier", "op": "eq", "value": "Gold"}})
+    created = api.post("/v1/rulesets", body, headers=ADMIN)
+    assert created.status_code == 201, created.json_body
+    assert api.post(f"/v1/rulesets/{created.json_body['version']}/publish", headers=ADMIN).status_code == 200
+    for email, traits in (("flat@acme.io", {"custom.crm.tier": "gold"}), ("nested@acme.io", {"custom": {"crm": {"tier": "Gold"}}})):
+        r = api.post("/v1/events", {"type": "page_view", "email": email, "traits": traits}, headers=INGEST)
+        assert r.status_code == 202, r.json_body
+        lead = api.get(f"/v1/leads?email={email}", headers=ADMIN).json_body
+        assert "crm-gold" in [rule["rule"] for rule in lead["explanation"]["fit"]["rules"]], (email, lead["attributes"])
+    r = api.post("/v1/events", {"type": "page_view", "email": "x@acme.io", "traits": {"custom.crm.tier": "bronze"}},
+                 headers=INGEST)
+    assert r.status_code == 422 and r.json_body["error"]["details"]["field"] == "traits.custom.crm.tier"

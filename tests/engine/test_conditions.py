@@ -280,6 +280,9 @@ def test_custom_dotted_paths() -> None:
     assert not holds(cond, {"custom": {}})
     assert not holds(cond, {})
     assert holds({"field": "custom.inquiry_type", "op": "in", "value": ["job"]}, {"custom": {"inquiry_type": "JOB"}})
+    # Sent as rules name it (traits {"custom.crm.tier": ...}), it is one attribute named crm.tier.
+    assert holds(cond, {"custom": {"crm.tier": "gold"}})
+    assert holds(cond, {"custom": {"crm": {"tier": "gold"}, "crm.tier": "silver"}})  # (nested first)
 
 
 def test_event_type_and_source() -> None:
