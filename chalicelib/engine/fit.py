@@ -7,12 +7,12 @@ stage plan, made from its attributes, is refreshed or dropped with them (``stage
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from chalicelib.attributes import ATTRIBUTES, LEAD_FIELDS, MAX_CUSTOM_NAME, verified
 from chalicelib.emails import scored_domain
+from chalicelib.events import data_size
 from chalicelib.rules.compile import CompiledRuleset
 from chalicelib.rules.conditions import Context
 from chalicelib.state import LeadState
@@ -49,7 +49,7 @@ def _set_email(state: LeadState, email: str) -> None:
 def _clean(key: str, value: Any) -> Any:
     """The value as a lead keeps it; None when it is not kept (a list or object too large)."""
     if isinstance(value, (dict, list)):
-        return value if len(json.dumps(value, default=str)) <= MAX_STRUCTURED else None
+        return value if data_size(value) <= MAX_STRUCTURED else None
     if isinstance(value, str):
         value = value.strip()[:MAX_TEXT]
         if key in _NUMERIC:
