@@ -927,29 +927,43 @@ def import_file(path: str | Path, mapping: Mapping, out_dir: str | Path, *, line
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.0001)
     try:
-        with system_allocator():
+        with import_memory():
             return _import(path, mapping, out_dir, lines=lines, strict=strict, ruleset=ruleset)
     finally:
         sys.setswitchinterval(switch)
 
 
 @contextmanager
-def system_allocator() -> Iterator[None]:
-    """Arrow allocating with the C library's allocator for a while (the import, and the bench's
-    floor, which measures the import's own reading and writing).
+def import_memory() -> Iterator[None]:
+    """Memory for an import (and for the bench's floor, which measures the import's own reading and
+    writing) taken in small pages, from the C library's allocator.
 
-    Arrow's default allocator (mimalloc) commits its arenas eagerly, in huge pages where the kernel
-    allows them: an import allocates and frees a few hundred MB in short-lived columns, and measured
-    on a million rows the kernel spent more time preparing those pages (5-7 s) than the import spent
-    computing (5 s). The C library's allocator hands memory back and forth cheaply."""
+    An import allocates and frees a few hundred MB in short-lived columns. Arrow's default allocator
+    (mimalloc) and numpy (for any array of 4 MB or more) ask the kernel for huge pages, and each
+    first touch of one has the kernel clear 2 MB: measured on a million rows, the kernel spent more
+    time preparing Arrow's pages (5-7 s) than the import spent computing (5 s), and numpy's took a
+    tenth of the import's CPU once Arrow's were gone (a fresh process: 3.67 s -> 3.08 s, median of 5)."""
     import pyarrow as pa
 
     previous = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
+    huge = _numpy_huge_pages(False)
     try:
         yield
     finally:
+        _numpy_huge_pages(huge)
         pa.set_memory_pool(previous)
+
+
+def _numpy_huge_pages(enabled: bool) -> bool:
+    """Whether numpy advises huge pages for its large arrays, set; the previous setting returned.
+    (numpy's own switch, also read from NUMPY_MADVISE_HUGEPAGE at start; private, hence the guard:
+    without it an import is only slower.)"""
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]
+    except ImportError:
+        return enabled
+    return bool(_set_madvise_hugepage(enabled))
 
 
 def _import(path: str | Path, mapping: Mapping, out_dir: str | Path, *, lines: Lines | None,

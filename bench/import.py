@@ -150,7 +150,7 @@ def floor_seconds(export: Path, history: Path, mapping: importer.Mapping, repeat
 
     reads: list[float] = []
     writes: list[float] = []
-    with importer.system_allocator():  # (the allocator the importer uses)
+    with importer.import_memory():  # (the memory the importer uses)
         for _ in range(repeat):
             t = time.perf_counter()
             importer._read(export, mapping, layout, columns)

@@ -167,6 +167,36 @@ def test_tricky_csv(tmp_path: Path) -> None:
     assert leads["a1"]["lead_id"] == lead_id_for_key("import", "a1")
 
 
+def test_an_import_leaves_the_process_as_it_found_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import takes small pages from the C library's allocator and a short GIL switch interval
+    (import_file, baton.importer.import_memory), and gives all three back, also when it fails."""
+    import sys
+
+    import pyarrow as pa
+
+    from baton import importer
+
+    def settings() -> tuple[str, bool, float]:
+        huge = importer._numpy_huge_pages(True)
+        importer._numpy_huge_pages(huge)
+        return pa.default_memory_pool().backend_name, huge, sys.getswitchinterval()
+
+    during: list[tuple[str, bool, float]] = []
+    real = importer._import
+
+    def spy(*args: Any, **kwargs: Any) -> ImportSummary:
+        during.append(settings())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importer, "_import", spy)
+    before = settings()
+    run(tmp_path, TRICKY, TRICKY_MAPPING)
+    with pytest.raises(ImportRefused, match="no such file"):
+        import_file(tmp_path / "missing.csv", parse_mapping_text(TRICKY_MAPPING)[0], tmp_path / "out2")
+    assert during == [("system", False, pytest.approx(0.0001))] * 2
+    assert settings() == before != during[0]
+
+
 @pytest.mark.parametrize("numbers", [(10, 11, 12, 13), (13, 12, 11, 10), (12, 10, 13, 10)],
                          ids=["ascending", "descending", "shuffled with a tie"])
 def test_created_between_follows_order_by_in_any_file_order(tmp_path: Path, numbers: tuple[int, ...]) -> None:
