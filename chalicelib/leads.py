@@ -5,7 +5,8 @@ anonymous visits, time order), with what the store knows of its visitors (links,
 Per lead and per write: one read of the state, one conditional write of state + events + outbox.
 Scores follow event time: an event older than the newest event or outcome the lead has seen (a
 late one) costs one more read, the lead's stored history, which is replayed with it
-(``timeline.replay_late``: stages forward-only, a changed past noted in the stage history).
+(``timeline.replay_late``: stages forward-only, a changed past noted in the stage history), up to
+``MAX_REPLAYED`` events; a longer history takes late events in arrival order.
 Redelivered events are dropped (by the timeline within the batch, by the state's recent-id memory,
 or by the store's per-event condition for older ones); a concurrent writer makes us re-read and
 re-apply, a bounded number of times.
@@ -60,6 +61,11 @@ MAX_ATTEMPTS = 8
 # calling analytics.track) can pile up any number under one anonymous id; adopting them all would be
 # one write per 45 of them in the identify's request, past any timeout. The rest expire unread.
 MAX_ADOPTED = 500
+# The longest history a late event replays. Each late event reads the whole of it, and a sender can
+# grow one lead's history and then date every event in the past: measured on the local stack, a late
+# event for a lead of 10,000 events took 3.2-4.5 s, growing with the history, to the Lambda's timeout
+# and the vendor's retries. A lead past this takes late events in arrival order, as it takes the rest.
+MAX_REPLAYED = 1000
 log = logging.getLogger(__name__)
 
 
@@ -218,9 +224,12 @@ class LeadService:
                             and not state.predates_erasure(e.ts)), key=store_order)
             if self.form_limit is not None:
                 self.form_limit.admit(state, fresh, now)  # (before anything is applied or stored)
-            if stored is not None and fresh and is_late(state, fresh[0]):
+            late = stored is not None and bool(fresh) and is_late(state, fresh[0])
+            if late and state.event_count <= MAX_REPLAYED:
                 state, transitions, fresh = self._replay_late(state, fresh, rs, now)
             else:
+                if late:
+                    metric("LateEventsInArrivalOrder", len(fresh))
                 transitions = apply(state, fresh, rs, now)
             fresh_ids = {e.event_id for e in fresh}
             dupes = [e.event_id for e in events if e.event_id not in fresh_ids]

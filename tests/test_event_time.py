@@ -317,3 +317,35 @@ def test_a_late_event_after_an_erasure_keeps_the_tombstone(service: LeadService,
     assert state.erased_at == T0 + 2 * DAY
     assert [e.event_id for e in store.events(ANA)] == ["late", "new"]
     assert state.event_count == 2
+
+
+def test_a_history_past_the_replay_bound_takes_late_events_in_arrival_order(
+    service: LeadService, store: InMemoryLeads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender can grow one lead's history and date every further event in the past: each would
+    read and replay all of it. Past ``MAX_REPLAYED`` events a late event is applied as it comes
+    (no history read), still scored, still stored once, and counted in a metric."""
+    from chalicelib import leads
+
+    counted: list[tuple[str, float]] = []
+    monkeypatch.setattr(leads, "MAX_REPLAYED", 4)
+    monkeypatch.setattr(leads, "metric", lambda name, value, *a, **k: counted.append((name, value)))
+    for n in range(4):
+        service.ingest([ev(f"v{n}", 5 + n, traits=VP if n == 0 else None)])
+    assert calls_for(store, lambda: service.ingest([ev("late1", 1)])) == 3, "at the bound: replayed"
+    assert ("LateEvents", 1) in counted and store.get(ANA).state.event_count == 5  # type: ignore[union-attr]
+    before = service.get(ANA)["engagement"]
+    assert calls_for(store, lambda: service.ingest([ev("late2", 2, "webinar_attended")])) == 2, "past it: no read"
+    state = store.get(ANA).state  # type: ignore[union-attr]
+    assert service.get(ANA)["engagement"] > before
+    assert state.event_count == 6 and state.last_seen == T0 + 8 * DAY
+    assert ("LateEventsInArrivalOrder", 1) in counted
+    assert [e.event_id for e in store.events(ANA)][:2] == ["late1", "late2"]  # stored in event time all the same
+    for n in range(600):  # push "late2" out of the state's recent-id memory
+        service.ingest([ev(f"w{n}", 9 + n / 1000)])
+    settled = store.get(ANA)
+    assert settled is not None and not settled.state.seen("late2")
+    answer = service.ingest([ev("late2", 2, "webinar_attended")])  # a redelivery: the store stops it
+    assert (answer["accepted"], answer["duplicates"]) == (0, 1)
+    after = store.get(ANA)
+    assert after is not None and after.version == settled.version
