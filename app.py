@@ -16,7 +16,7 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib.bootstrap import container
 from chalicelib.config import Settings
-from chalicelib.errors import BatonError, PayloadTooLarge, aws_unavailable
+from chalicelib.errors import BatonError, Misconfigured, PayloadTooLarge, aws_unavailable
 from chalicelib.observability import configure_logging
 
 app = Chalice(app_name="baton")
@@ -68,6 +68,9 @@ def _api(path: str, methods: list[str], *, auth: tuple[str, ...] = (), content_t
 
                     require_token(_headers(), container().secrets, *auth)
                 return view(**params)
+            except Misconfigured as exc:  # (ours to fix: the log says what, naming the setting)
+                log.error("misconfigured", extra={"error": exc.message})
+                return _error(exc, _cors_headers())
             except BatonError as exc:
                 return _error(exc, _cors_headers())
             except Exception as exc:  # an AWS dependency down is the client's 503 to retry, not our 500

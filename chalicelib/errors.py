@@ -59,6 +59,15 @@ class Conflict(BatonError):
     status = 409
 
 
+class Misconfigured(BatonError):
+    """This deployment's own settings are wrong (a source's settings in SSM, a key): the sender did
+    nothing wrong. A 5xx, so vendors retry the delivery once the setting is fixed, where a 4xx would
+    have them drop it; app.py logs the message, which names the setting and holds no lead data."""
+
+    code = "misconfigured"
+    status = 500
+
+
 class PayloadTooLarge(BatonError):
     code = "payload_too_large"
     status = 413

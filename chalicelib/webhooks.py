@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from chalicelib.errors import Unauthorized, ValidationFailed
+from chalicelib.attributes import MAX_CUSTOM_NAME, custom_key
+from chalicelib.errors import Misconfigured, Unauthorized, ValidationFailed
 from chalicelib.leads import LeadService
 from chalicelib.sources import WebhookRequest, WebhookResult, get_source
+from chalicelib.sources.payload import setting_map
 
 
 class SecretSource(Protocol):
@@ -33,15 +35,33 @@ def webhook_request(
 
 
 def source_settings(secrets: SecretSource, name: str) -> dict[str, Any]:
-    """Per-source settings (field maps, demo forms...): JSON in ``sources/<name>/settings``."""
-    raw = secrets.get(f"sources/{name}/settings")
+    """Per-source settings (field maps, demo forms...): JSON in ``sources/<name>/settings``, written
+    by hand into SSM. A mistake there is ours, not the sender's (``Misconfigured``, naming it): a
+    field map naming a trait no lead could store would otherwise refuse every delivery with a 422
+    about the vendor's field, which the vendor drops."""
+    parameter = f"sources/{name}/settings"
+    raw = secrets.get(parameter)
     if not raw:
         return {}
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError:
-        raise ValidationFailed(f"the settings of source {name} are not valid JSON", field="settings") from None
-    return value if isinstance(value, dict) else {}
+    except json.JSONDecodeError as exc:
+        raise Misconfigured(f"{parameter} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                            details={"setting": parameter}) from None
+    if not isinstance(value, dict):
+        raise Misconfigured(f"{parameter} must be a JSON object", details={"setting": parameter})
+    for field, target in setting_map(value, "field_map").items():
+        where = f"{parameter}: field_map[{json.dumps(field)}]"
+        if not isinstance(target, str) or not target.strip():
+            raise Misconfigured(f"{where} must name a trait", details={"setting": parameter})
+        try:
+            stored = custom_key(target, where)
+        except ValidationFailed as exc:
+            raise Misconfigured(exc.message, details={"setting": parameter}) from None
+        if len(stored) > MAX_CUSTOM_NAME:
+            raise Misconfigured(f"{where}: a custom attribute's name is at most {MAX_CUSTOM_NAME} characters",
+                                details={"setting": parameter})
+    return value
 
 
 def receive(name: str, request: WebhookRequest, secrets: SecretSource, leads: LeadService, now: float

@@ -16,7 +16,7 @@ from typing import Any
 
 from chalicelib.attributes import UTM_KEYS
 from chalicelib.emails import normalize_email as shared_normalize_email
-from chalicelib.errors import BadRequest, BatonError, ValidationFailed
+from chalicelib.errors import BadRequest, Misconfigured, ValidationFailed
 from chalicelib.events import MAX_DATA_BYTES, Event, bounded_id, data_size
 
 _MAX_FORM_DEPTH = 8
@@ -243,12 +243,12 @@ def make_event(
 
 def setting_map(settings: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     """A mapping-valued setting. A wrongly typed setting is our misconfiguration, not the
-    sender's fault, hence a plain BatonError (500) rather than a 4xx."""
+    sender's fault, hence ``Misconfigured`` (500) rather than a 4xx."""
     value = settings.get(key)
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise BatonError(f"source setting {key!r} must be an object", details={"setting": key})
+        raise Misconfigured(f"source setting {key!r} must be an object", details={"setting": key})
     return value
 
 
@@ -257,5 +257,5 @@ def setting_set(settings: Mapping[str, Any], key: str) -> frozenset[str]:
     if value is None:
         return frozenset()
     if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
-        raise BatonError(f"source setting {key!r} must be a list", details={"setting": key})
+        raise Misconfigured(f"source setting {key!r} must be a list", details={"setting": key})
     return frozenset(str(item) for item in value)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.errors import BatonError, Unauthorized
+from chalicelib.errors import Misconfigured, Unauthorized
 from chalicelib.events import EMAIL_BOUNCE, EMAIL_CLICK, EMAIL_OPEN, SPAM_REPORT, UNSUBSCRIBE
 from chalicelib.json_body import load_json
 from chalicelib.signing import check_window, parse_unix_timestamp, require_header
@@ -82,9 +82,9 @@ def _public_key(secret: str) -> EllipticCurvePublicKey:
             key = load_der_public_key(base64.b64decode(text, validate=True))
     except (ValueError, TypeError, binascii.Error, UnicodeEncodeError) as exc:
         # The configured key is wrong: our misconfiguration, so not a 401 that makes SendGrid retry.
-        raise BatonError(f"sendgrid verification key is not a valid public key: {exc}") from None
+        raise Misconfigured(f"sendgrid verification key is not a valid public key: {exc}") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise BatonError("sendgrid verification key must be an ECDSA P-256 public key")
+        raise Misconfigured("sendgrid verification key must be an ECDSA P-256 public key")
     return key
 
 

@@ -79,6 +79,33 @@ def test_mailchimp_validation_get_and_keyed_post(api: Api, secrets: None) -> Non
     assert lead["attributes"]["first_name"] == "Hedy"
 
 
+@pytest.mark.parametrize(("settings", "named"), [
+    ('{"field_map": {"COMPANY": "custom.company_size"}}',
+     'sources/mailchimp/settings: field_map["COMPANY"]: company_size is Baton\'s own attribute'),
+    ('{"field_map": {"COMPANY": ""}}', 'sources/mailchimp/settings: field_map["COMPANY"] must name a trait'),
+    ('{"field_map": {"COMPANY": "' + "k" * 65 + '"}}', "a custom attribute's name is at most 64 characters"),
+    ('{"field_map": ["COMPANY"]}', "source setting 'field_map' must be an object"),
+    ('{"field_map": {"COMPANY": "plan",}}', "sources/mailchimp/settings is not valid JSON: Expecting property name"),
+    ("[]", "sources/mailchimp/settings must be a JSON object"),
+], ids=["baton's own name", "empty", "too long", "a list", "a stray comma", "not an object"])
+def test_a_wrong_source_setting_is_a_5xx_naming_it_and_stores_nothing(
+    api: Api, secrets: None, settings: str, named: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Settings are written by hand into SSM: a mistake there is ours. A 5xx (the vendor retries
+    once it is fixed; a 4xx about its own field would have it drop the delivery), logged."""
+    import boto3
+
+    boto3.client("ssm").put_parameter(Name="/baton/local/sources/mailchimp/settings", Value=settings, Type="String")
+    body = (PAYLOADS / "mailchimp" / "subscribe_lead_with_merge_fields.txt").read_text().strip()
+    with caplog.at_level("ERROR", logger="baton.api"):
+        r = api.client.http.post("/v1/webhooks/mailchimp?key=mc-key",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"}, body=body)
+    assert r.status_code == 500 and r.json_body["error"]["code"] == "misconfigured"
+    assert named in r.json_body["error"]["message"]
+    assert any(named in str(getattr(record, "error", "")) for record in caplog.records)
+    assert table_items(os.environ["BATON_LEADS_TABLE"]) == []
+
+
 def test_unknown_source_and_unconfigured_secret(api: Api) -> None:
     r = api.post("/v1/webhooks/zapier", {"a": 1})
     assert r.status_code == 404 and "segment" in r.json_body["error"]["message"]
