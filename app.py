@@ -69,7 +69,7 @@ def _api(path: str, methods: list[str], *, auth: tuple[str, ...] = (), content_t
                     require_token(_headers(), container().secrets, *auth)
                 return view(**params)
             except Misconfigured as exc:  # (ours to fix: the log says what, naming the setting)
-                log.error("misconfigured", extra={"error": exc.message})
+                log.error("misconfigured: %s", exc.message)
                 return _error(exc, _cors_headers())
             except BatonError as exc:
                 return _error(exc, _cors_headers())
