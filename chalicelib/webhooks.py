@@ -12,7 +12,6 @@ from chalicelib.attributes import MAX_CUSTOM_NAME, custom_key
 from chalicelib.errors import Misconfigured, Unauthorized, ValidationFailed
 from chalicelib.leads import LeadService
 from chalicelib.sources import WebhookRequest, WebhookResult, get_source
-from chalicelib.sources.payload import setting_map
 
 
 class SecretSource(Protocol):
@@ -50,7 +49,10 @@ def source_settings(secrets: SecretSource, name: str) -> dict[str, Any]:
                             details={"setting": parameter}) from None
     if not isinstance(value, dict):
         raise Misconfigured(f"{parameter} must be a JSON object", details={"setting": parameter})
-    for field, target in setting_map(value, "field_map").items():
+    if not isinstance(value.get("field_map", {}), dict):
+        raise Misconfigured(f"{parameter}: field_map must be an object (a vendor's field -> a trait)",
+                            details={"setting": parameter})
+    for field, target in value.get("field_map", {}).items():
         where = f"{parameter}: field_map[{json.dumps(field)}]"
         if not isinstance(target, str) or not target.strip():
             raise Misconfigured(f"{where} must name a trait", details={"setting": parameter})

@@ -84,7 +84,7 @@ def test_mailchimp_validation_get_and_keyed_post(api: Api, secrets: None) -> Non
      'sources/mailchimp/settings: field_map["COMPANY"]: company_size is Baton\'s own attribute'),
     ('{"field_map": {"COMPANY": ""}}', 'sources/mailchimp/settings: field_map["COMPANY"] must name a trait'),
     ('{"field_map": {"COMPANY": "' + "k" * 65 + '"}}', "a custom attribute's name is at most 64 characters"),
-    ('{"field_map": ["COMPANY"]}', "source setting 'field_map' must be an object"),
+    ('{"field_map": ["COMPANY"]}', "sources/mailchimp/settings: field_map must be an object"),
     ('{"field_map": {"COMPANY": "plan",}}', "sources/mailchimp/settings is not valid JSON: Expecting property name"),
     ("[]", "sources/mailchimp/settings must be a JSON object"),
 ], ids=["baton's own name", "empty", "too long", "a list", "a stray comma", "not an object"])
