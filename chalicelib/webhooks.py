@@ -49,10 +49,11 @@ def source_settings(secrets: SecretSource, name: str) -> dict[str, Any]:
                             details={"setting": parameter}) from None
     if not isinstance(value, dict):
         raise Misconfigured(f"{parameter} must be a JSON object", details={"setting": parameter})
-    if not isinstance(value.get("field_map", {}), dict):
+    field_map = value.get("field_map") or {}
+    if not isinstance(field_map, dict):
         raise Misconfigured(f"{parameter}: field_map must be an object (a vendor's field -> a trait)",
                             details={"setting": parameter})
-    for field, target in value.get("field_map", {}).items():
+    for field, target in field_map.items():
         where = f"{parameter}: field_map[{json.dumps(field)}]"
         if not isinstance(target, str) or not target.strip():
             raise Misconfigured(f"{where} must name a trait", details={"setting": parameter})
